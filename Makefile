@@ -1,0 +1,40 @@
+# The two commands a new user runs: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test venv lint typecheck pytest bench-append clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## make run: set up, load the demo catalog if the store is empty, serve at http://127.0.0.1:8000
+run: venv
+	$(BIN)/appstore demo --if-empty
+	$(BIN)/appstore serve
+
+## make test: lint, type-check, start PostgreSQL and Kafka, run every test, stop them again
+test: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	PYTHON=$(BIN)/python scripts/with-services.sh $(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+bench-append: venv
+	PYTHON=$(BIN)/python scripts/with-services.sh $(BIN)/python bench/append.py
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Composition root: settings, CLI and the wiring of the store's processes."""

@@ -1,0 +1,50 @@
+"""Builds the store's objects from settings: the event store for SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from domain.clock import Clock
+from domain.credentials import Passwords
+from domain.store import AppStore
+
+from appstore.settings import Settings
+
+
+def event_store_env(database_url: str) -> dict[str, str]:
+    """The `eventsourcing` environment for a database URL."""
+    parts = urlsplit(database_url)
+    scheme = parts.scheme.split("+")[0]
+    if scheme == "sqlite":
+        # sqlite:///relative/path.db  or  sqlite:////absolute/path.db
+        path = database_url.split("://", 1)[1][1:] if "://" in database_url else ""
+        if not path:
+            raise ValueError(f"no file in {database_url!r}")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path if path != ":memory:" else "file::memory:?mode=memory&cache=shared",
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+    if scheme in ("postgresql", "postgres"):
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": parts.path.lstrip("/") or "appstore",
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            # Writers serialise on a table lock; a stuck one must not block the rest forever.
+            "POSTGRES_LOCK_TIMEOUT": "10",
+            "POSTGRES_POOL_SIZE": "5",
+            "POSTGRES_MAX_OVERFLOW": "10",
+        }
+    raise ValueError(f"unsupported APPSTORE_DATABASE_URL scheme {parts.scheme!r}")
+
+
+def build_store(settings: Settings, *, clock: Clock | None = None) -> AppStore:
+    """The write side (event store + commands) for these settings."""
+    passwords = Passwords.fast() if settings.fast_password_hashing else Passwords()
+    return AppStore(event_store_env(settings.database_url), clock=clock, passwords=passwords)

@@ -1,0 +1,152 @@
+"""Domain errors: each has one meaning, and the API maps each kind to one HTTP status."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    title = "Domain error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+# --- bad input (HTTP 422) -------------------------------------------------------------------
+class InvalidInput(DomainError):
+    """A command argument is not acceptable; `field` names it."""
+
+    title = "Invalid input"
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+        self.reason = detail
+
+
+class InvalidDuration(InvalidInput):
+    title = "Invalid duration"
+
+
+class InvalidEmail(InvalidInput):
+    title = "Invalid e-mail address"
+
+
+class InvalidPhone(InvalidInput):
+    title = "Invalid phone number"
+
+
+class InvalidUrl(InvalidInput):
+    title = "Invalid URL"
+
+
+class UnknownScope(InvalidInput):
+    title = "Unknown scope"
+
+
+class UnknownCategory(InvalidInput):
+    title = "Unknown category"
+
+
+class UnknownPlatform(InvalidInput):
+    title = "Unknown platform"
+
+
+class WeakPassword(InvalidInput):
+    title = "Password too weak"
+
+
+# --- not found / not yours (HTTP 404) ---------------------------------------------------------
+class NotFound(DomainError):
+    title = "Not found"
+
+
+class AccountNotFound(NotFound):
+    title = "Account not found"
+
+
+class AppNotFound(NotFound):
+    title = "App not found"
+
+
+class InstallationNotFound(NotFound):
+    title = "Installation not found"
+
+
+class IncidentNotFound(NotFound):
+    title = "Incident not found"
+
+
+# --- authentication and role (HTTP 401 / 403) ---------------------------------------------
+class InvalidCredentials(DomainError):
+    title = "Invalid credentials"
+
+
+class WrongRole(DomainError):
+    title = "Wrong account role"
+
+
+# --- state conflicts (HTTP 409) -------------------------------------------------------------
+class Conflict(DomainError):
+    title = "Conflict"
+
+
+class EmailTaken(Conflict):
+    title = "E-mail already registered"
+
+
+class SlugTaken(Conflict):
+    title = "Slug already taken"
+
+
+class DuplicateInstallation(Conflict):
+    title = "App already installed"
+
+
+class AppDelisted(Conflict):
+    title = "App is delisted"
+
+
+class NotPendingAuthorization(Conflict):
+    title = "Installation is not pending authorization"
+
+
+class AuthorizationLapsed(Conflict):
+    title = "Authorization window lapsed"
+
+
+class AlreadyCancelled(Conflict):
+    title = "Installation already cancelled"
+
+
+class NotRenewable(Conflict):
+    title = "Installation cannot be renewed"
+
+
+class NotCancellable(Conflict):
+    title = "Installation cannot be cancelled"
+
+
+class NotExpirable(Conflict):
+    title = "Installation cannot expire now"
+
+
+class InstallationNotActive(Conflict):
+    title = "Installation is not active"
+
+
+class InstallationCancelled(InstallationNotActive):
+    title = "Installation is cancelled"
+
+
+class IncidentNotOpen(Conflict):
+    title = "Incident is not open"
+
+
+class IncidentAlreadyResolved(Conflict):
+    title = "Incident already resolved"
+
+
+class ConcurrentUpdate(Conflict):
+    title = "Concurrent update"

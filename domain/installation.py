@@ -1,0 +1,361 @@
+"""Installation: one seller's authorization of one app, its lifecycle and its incidents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import (
+    AlreadyCancelled,
+    AuthorizationLapsed,
+    IncidentAlreadyResolved,
+    IncidentNotFound,
+    IncidentNotOpen,
+    InstallationCancelled,
+    InstallationNotActive,
+    NotCancellable,
+    NotExpirable,
+    NotPendingAuthorization,
+    NotRenewable,
+)
+from domain.values import Duration, IncidentStatus, InstallationStatus
+
+# A seller who leaves the authorization step open longer than this must start again.
+AUTHORIZATION_WINDOW = timedelta(minutes=30)
+# Affected object ids kept per incident (the newest win); connectors may send thousands.
+MAX_OBJECT_IDS = 100
+
+
+@dataclass
+class Incident:
+    """A sync problem reported by the app, grouped by area + error code while unresolved."""
+
+    id: UUID
+    area: str
+    error_code: str
+    message: str
+    object_ids: list[str]
+    first_seen: datetime
+    last_seen: datetime
+    count: int = 1
+    status: IncidentStatus = IncidentStatus.OPEN
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+
+    @property
+    def is_unresolved(self) -> bool:
+        return self.status is not IncidentStatus.RESOLVED
+
+
+class Installation(Aggregate):
+    """One seller × one app. Created pending authorization by `Installed`."""
+
+    @event("Installed")
+    def __init__(
+        self,
+        seller_id: UUID,
+        app_id: UUID,
+        duration: str,
+        contact_email: str,
+        contact_phone: str,
+        scopes: list[str],
+        installed_at: datetime,
+        via: str = "store",
+    ) -> None:
+        self.seller_id = seller_id
+        self.app_id = app_id
+        self.duration = Duration(duration)
+        self.contact_email = contact_email
+        self.contact_phone = contact_phone
+        self.scopes = list(scopes)
+        self.installed_at = installed_at
+        self.via = via
+        self.status = InstallationStatus.PENDING_AUTHORIZATION
+        self.authorized_at: datetime | None = None
+        self.expires_at: datetime | None = None
+        self.ended_at: datetime | None = None
+        self.end_reason: str | None = None
+        self.incidents: dict[UUID, Incident] = {}
+
+    # --- queries on state -------------------------------------------------------------
+    def is_live(self, now: datetime) -> bool:
+        """Active and not past its expiry (the sweeper may not have run yet)."""
+        return self.status is InstallationStatus.ACTIVE and not self._past_expiry(now)
+
+    def is_pending(self, now: datetime) -> bool:
+        """Pending authorization and still inside the authorization window."""
+        return (
+            self.status is InstallationStatus.PENDING_AUTHORIZATION
+            and now <= self.installed_at + AUTHORIZATION_WINDOW
+        )
+
+    def effective_status(self, now: datetime) -> InstallationStatus:
+        """The status as of `now`, applying an expiry or lapse not yet recorded."""
+        if self.status is InstallationStatus.ACTIVE and self._past_expiry(now):
+            return InstallationStatus.EXPIRED
+        if self.status is InstallationStatus.PENDING_AUTHORIZATION and not self.is_pending(now):
+            return InstallationStatus.DECLINED
+        return self.status
+
+    def _past_expiry(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    # --- lifecycle commands -------------------------------------------------------------
+    def authorize(self, now: datetime) -> None:
+        """The seller reviewed the conditions and authorized: the app becomes active."""
+        if self.status is not InstallationStatus.PENDING_AUTHORIZATION:
+            raise NotPendingAuthorization(f"installation is {self.status.value}")
+        if not self.is_pending(now):
+            raise AuthorizationLapsed("the authorization step was left open for over 30 minutes")
+        self._authorized(now, self.duration.expiry_from(now))
+
+    @event("Authorized")
+    def _authorized(self, authorized_at: datetime, expires_at: datetime | None) -> None:
+        self.status = InstallationStatus.ACTIVE
+        self.authorized_at = authorized_at
+        self.expires_at = expires_at
+
+    def decline(self, now: datetime, reason: str = "seller") -> None:
+        """The seller declined (or the window lapsed, or a new install superseded it)."""
+        if self.status is not InstallationStatus.PENDING_AUTHORIZATION:
+            raise NotPendingAuthorization(f"installation is {self.status.value}")
+        self._declined(now, reason)
+
+    def lapse(self, now: datetime) -> None:
+        """Records that the authorization window passed without an answer."""
+        if self.status is not InstallationStatus.PENDING_AUTHORIZATION or self.is_pending(now):
+            raise NotPendingAuthorization("installation has not lapsed")
+        self._declined(now, "lapsed")
+
+    @event("Declined")
+    def _declined(self, declined_at: datetime, reason: str) -> None:
+        self.status = InstallationStatus.DECLINED
+        self.ended_at = declined_at
+        self.end_reason = reason
+
+    def renew(self, duration: Duration, now: datetime) -> None:
+        """Extends the authorization from max(now, expires_at); an expired one comes back."""
+        if self.status is InstallationStatus.CANCELLED:
+            raise AlreadyCancelled("a cancelled installation cannot be renewed; install again")
+        if self.status not in (InstallationStatus.ACTIVE, InstallationStatus.EXPIRED):
+            raise NotRenewable(f"an installation that is {self.status.value} cannot be renewed")
+        if self.status is InstallationStatus.ACTIVE and self.expires_at is None:
+            raise NotRenewable("an unlimited installation never expires")
+        start = max(now, self.expires_at) if self.expires_at is not None else now
+        self._renewed(duration.value, now, duration.expiry_from(start))
+
+    @event("Renewed")
+    def _renewed(self, duration: str, renewed_at: datetime, expires_at: datetime | None) -> None:
+        self.duration = Duration(duration)
+        self.status = InstallationStatus.ACTIVE
+        self.expires_at = expires_at
+        self.ended_at = None
+        self.end_reason = None
+
+    def cancel(self, now: datetime, reason: str = "seller") -> None:
+        """Revokes the app's access at once; final."""
+        if self.status is InstallationStatus.CANCELLED:
+            raise AlreadyCancelled("installation is already cancelled")
+        if self.status not in (InstallationStatus.ACTIVE, InstallationStatus.EXPIRED):
+            raise NotCancellable(f"an installation that is {self.status.value} cannot be cancelled")
+        self._cancelled(now, reason)
+
+    @event("Cancelled")
+    def _cancelled(self, cancelled_at: datetime, reason: str) -> None:
+        self.status = InstallationStatus.CANCELLED
+        self.ended_at = cancelled_at
+        self.end_reason = reason
+
+    def expire(self, now: datetime) -> None:
+        """Records that an active installation reached its expiry."""
+        if self.status is not InstallationStatus.ACTIVE or not self._past_expiry(now):
+            raise NotExpirable("installation is not active past its expiry")
+        self._expired(self.expires_at or now)
+
+    @event("Expired")
+    def _expired(self, expired_at: datetime) -> None:
+        self.status = InstallationStatus.EXPIRED
+        self.ended_at = expired_at
+        self.end_reason = "expired"
+
+    # --- incidents -----------------------------------------------------------------------
+    def open_incident_for(self, area: str, error_code: str) -> Incident | None:
+        """The unresolved incident grouping this area + error code, if any."""
+        for incident in self.incidents.values():
+            if incident.is_unresolved and (incident.area, incident.error_code) == (area, error_code):
+                return incident
+        return None
+
+    def report_failure(
+        self,
+        event_id: str,
+        area: str,
+        error_code: str,
+        message: str,
+        object_ids: list[str],
+        occurred_at: datetime,
+        now: datetime,
+    ) -> UUID:
+        """A sync of `area` failed: raises an incident or groups into the open one."""
+        self._require_live(now)
+        existing = self.open_incident_for(area, error_code)
+        if existing is not None:
+            self._incident_recurred(existing.id, event_id, message, object_ids, occurred_at)
+            return existing.id
+        incident_id = incident_id_for(self.id, event_id)
+        self._incident_raised(
+            incident_id, event_id, area, error_code, message, object_ids, occurred_at
+        )
+        return incident_id
+
+    def report_success(self, event_id: str, area: str, occurred_at: datetime, now: datetime) -> list[UUID]:
+        """A sync of `area` worked: resolves the unresolved incidents it supersedes."""
+        self._require_live(now)
+        resolved = [
+            i.id
+            for i in self.incidents.values()
+            if i.is_unresolved and i.area == area and i.last_seen <= occurred_at
+        ]
+        for incident_id in resolved:
+            self._incident_resolved(incident_id, occurred_at, "sync_succeeded", event_id)
+        return resolved
+
+    def acknowledge_incident(self, incident_id: UUID, now: datetime) -> None:
+        """The seller has seen the incident; it stays unresolved and keeps grouping."""
+        incident = self._incident(incident_id)
+        if incident.status is not IncidentStatus.OPEN:
+            raise IncidentNotOpen(f"incident is {incident.status.value}")
+        self._incident_acknowledged(incident_id, now)
+
+    def resolve_incident(self, incident_id: UUID, now: datetime) -> None:
+        """The seller marks the incident resolved."""
+        incident = self._incident(incident_id)
+        if not incident.is_unresolved:
+            raise IncidentAlreadyResolved("incident is already resolved")
+        self._incident_resolved(incident_id, now, "seller", None)
+
+    def _incident(self, incident_id: UUID) -> Incident:
+        try:
+            return self.incidents[incident_id]
+        except KeyError:
+            raise IncidentNotFound(f"incident {incident_id} not found") from None
+
+    def _require_live(self, now: datetime) -> None:
+        if self.status is InstallationStatus.CANCELLED:
+            raise InstallationCancelled("installation is cancelled")
+        if not self.is_live(now):
+            raise InstallationNotActive(f"installation is {self.effective_status(now).value}")
+
+    @event("IncidentRaised")
+    def _incident_raised(
+        self,
+        incident_id: UUID,
+        event_id: str,
+        area: str,
+        error_code: str,
+        message: str,
+        object_ids: list[str],
+        occurred_at: datetime,
+    ) -> None:
+        self.incidents[incident_id] = Incident(
+            id=incident_id,
+            area=area,
+            error_code=error_code,
+            message=message,
+            object_ids=_bounded(object_ids),
+            first_seen=occurred_at,
+            last_seen=occurred_at,
+        )
+
+    @event("IncidentRecurred")
+    def _incident_recurred(
+        self,
+        incident_id: UUID,
+        event_id: str,
+        message: str,
+        object_ids: list[str],
+        occurred_at: datetime,
+    ) -> None:
+        incident = self.incidents[incident_id]
+        incident.count += 1
+        incident.message = message
+        incident.object_ids = _bounded(incident.object_ids + object_ids)
+        incident.first_seen = min(incident.first_seen, occurred_at)
+        incident.last_seen = max(incident.last_seen, occurred_at)
+
+    @event("IncidentAcknowledged")
+    def _incident_acknowledged(self, incident_id: UUID, acknowledged_at: datetime) -> None:
+        incident = self.incidents[incident_id]
+        incident.status = IncidentStatus.ACKNOWLEDGED
+        incident.acknowledged_at = acknowledged_at
+
+    @event("IncidentResolved")
+    def _incident_resolved(
+        self, incident_id: UUID, resolved_at: datetime, resolution: str, event_id: str | None
+    ) -> None:
+        incident = self.incidents[incident_id]
+        incident.status = IncidentStatus.RESOLVED
+        incident.resolved_at = resolved_at
+        incident.resolution = resolution
+
+
+class InstallationSlot(Aggregate):
+    """Points at the current installation of one app by one seller.
+
+    Every install (and every comeback of an expired installation) moves this aggregate
+    in the same transaction as the installation, so two racing installs collide on its
+    version: one active installation per seller and app, enforced by the event store.
+    """
+
+    @staticmethod
+    def create_id(seller_id: UUID, app_id: UUID) -> UUID:
+        return installation_slot_id(seller_id, app_id)
+
+    @event("Opened")
+    def __init__(self, seller_id: UUID, app_id: UUID) -> None:
+        self.seller_id = seller_id
+        self.app_id = app_id
+        self.installation_id: UUID | None = None
+
+    @event("Claimed")
+    def claim(self, installation_id: UUID) -> None:
+        self.installation_id = installation_id
+
+
+class SyncEventReceipt(Aggregate):
+    """Marks a connector's sync event as applied, so a redelivery has no second effect.
+
+    Saved with the installation's events; its id is derived from the event_id, so a
+    duplicate racing the original collides on the event store's unique key.
+    """
+
+    @staticmethod
+    def create_id(installation_id: UUID, event_id: str) -> UUID:
+        return sync_receipt_id(installation_id, event_id)
+
+    @event("Received")
+    def __init__(self, installation_id: UUID, event_id: str, received_at: datetime) -> None:
+        self.installation_id = installation_id
+        self.event_id = event_id
+        self.received_at = received_at
+
+
+def installation_slot_id(seller_id: UUID, app_id: UUID) -> UUID:
+    return uuid5(NAMESPACE_URL, f"appstore:slot:{seller_id}:{app_id}")
+
+
+def sync_receipt_id(installation_id: UUID, event_id: str) -> UUID:
+    return uuid5(NAMESPACE_URL, f"appstore:sync:{installation_id}:{event_id}")
+
+
+def incident_id_for(installation_id: UUID, event_id: str) -> UUID:
+    """An incident's id, derived from the event that raised it (stable across replays)."""
+    return uuid5(NAMESPACE_URL, f"appstore:incident:{installation_id}:{event_id}")
+
+
+def _bounded(object_ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(object_ids))[-MAX_OBJECT_IDS:]

@@ -1,0 +1,238 @@
+"""Value types and the closed vocabularies of the store (durations, scopes, categories, platforms)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from domain.errors import (
+    InvalidDuration,
+    InvalidEmail,
+    InvalidInput,
+    InvalidPhone,
+    InvalidUrl,
+    UnknownCategory,
+    UnknownPlatform,
+    UnknownScope,
+)
+
+
+class Duration(StrEnum):
+    """How long an authorization lasts."""
+
+    D30 = "30d"
+    D90 = "90d"
+    D180 = "180d"
+    D365 = "365d"
+    UNLIMITED = "unlimited"
+
+    @property
+    def days(self) -> int | None:
+        """Length in days, or None for unlimited."""
+        return None if self is Duration.UNLIMITED else int(self.value[:-1])
+
+    def expiry_from(self, start: datetime) -> datetime | None:
+        """The expiry of an authorization of this length starting at `start`."""
+        days = self.days
+        return None if days is None else start + timedelta(days=days)
+
+    @classmethod
+    def parse(cls, value: object, field: str = "duration") -> Duration:
+        """Reads a duration such as "90d" or "unlimited"; raises InvalidDuration otherwise."""
+        try:
+            return cls(str(value))
+        except ValueError:
+            allowed = ", ".join(d.value for d in cls)
+            raise InvalidDuration(field, f"must be one of {allowed}, got {value!r}") from None
+
+
+class Role(StrEnum):
+    SELLER = "seller"
+    DEVELOPER = "developer"
+
+
+class AccountType(StrEnum):
+    """A seller's account type, as in the seed's "select your account type"."""
+
+    LOCAL = "local"
+    CROSS_BORDER = "cross_border"
+
+
+class InstallationStatus(StrEnum):
+    PENDING_AUTHORIZATION = "pending_authorization"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    DECLINED = "declined"
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+CATEGORIES: dict[str, str] = {
+    "integrations": "Integrations",
+    "connectors": "Connectors",
+    "multi-channel-management": "Multi-channel management",
+    "print-on-demand": "Print on demand",
+    "shipping-fulfillment": "Shipping and fulfillment",
+    "product-listing": "Product listing",
+    "customer-engagement": "Customer engagement",
+    "optimization": "Optimization",
+    "inventory-management": "Inventory management",
+    "analytics": "Analytics",
+    "marketing": "Marketing",
+    "customer-service": "Customer service",
+}
+
+PLATFORMS: dict[str, str] = {
+    "shopify": "Shopify",
+    "amazon": "Amazon",
+    "etsy": "Etsy",
+    "walmart": "Walmart",
+    "woocommerce": "WooCommerce",
+    "ebay": "eBay",
+    "bigcommerce": "BigCommerce",
+    "magento": "Magento",
+    "wix": "Wix",
+    "squarespace": "Squarespace",
+}
+
+SCOPES: dict[str, str] = {
+    "shop.read": "See your shop's name, region, currency and settings",
+    "products.read": "See your products, variants and prices",
+    "products.write": "Create, change and delete your products and prices",
+    "orders.read": "See your orders, including buyer shipping addresses",
+    "orders.write": "Change your orders: cancel, split, add notes",
+    "fulfillment.read": "See shipments, tracking numbers and fulfillment status",
+    "fulfillment.write": "Ship orders and upload tracking numbers",
+    "inventory.read": "See stock levels in your warehouses",
+    "inventory.write": "Change stock levels in your warehouses",
+    "customers.read": "See your customers' names and contact details",
+    "finance.read": "See your settlements, payouts and fees",
+}
+
+SYNC_AREAS: tuple[str, ...] = (
+    "orders",
+    "fulfillment",
+    "inventory",
+    "products",
+    "refunds",
+    "returns",
+    "customers",
+    "finance",
+)
+
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def email_address(value: object, field: str = "email") -> str:
+    """A syntactically valid e-mail address, lower-cased for comparison."""
+    text = str(value).strip() if value is not None else ""
+    if len(text) > 254 or not _EMAIL.match(text):
+        raise InvalidEmail(field, f"{text!r} is not a valid e-mail address")
+    return text.lower()
+
+
+def phone_number(value: object, field: str = "phone") -> str:
+    """A phone number in E.164 form (+ and 7–15 digits); spaces, dots and dashes are dropped."""
+    text = re.sub(r"[\s.\-()]", "", str(value)) if value is not None else ""
+    if not _E164.match(text):
+        raise InvalidPhone(field, f"{value!r} is not an E.164 phone number such as +14155550100")
+    return text
+
+
+def https_url(value: object, field: str) -> str:
+    """An absolute https URL (loopback http allowed for development)."""
+    text = str(value).strip() if value is not None else ""
+    parts = urlsplit(text)
+    if parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS:
+        return text
+    if parts.scheme != "https" or not parts.hostname or len(text) > 2048:
+        raise InvalidUrl(field, f"{text!r} is not an absolute https URL")
+    return text
+
+
+def redirect_uri(value: object, field: str = "redirect_uris") -> str:
+    """An OAuth redirect URI: https (or http on loopback), no fragment (RFC 6749 §3.1.2)."""
+    text = https_url(value, field)
+    if urlsplit(text).fragment:
+        raise InvalidUrl(field, f"{text!r} must not contain a fragment")
+    return text
+
+
+def slug(value: object, field: str = "slug") -> str:
+    """A URL slug: lower-case letters, digits and single dashes, 2–64 characters."""
+    text = str(value) if value is not None else ""
+    if not (2 <= len(text) <= 64) or not _SLUG.match(text):
+        raise InvalidInput(field, f"{text!r} must be 2-64 lower-case letters, digits or dashes")
+    return text
+
+
+def slugify(name: str) -> str:
+    """A slug made from a display name."""
+    text = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return text[:64].strip("-") or "app"
+
+
+def scopes(values: object, field: str = "scopes", *, allow_empty: bool = False) -> list[str]:
+    """A de-duplicated, ordered list of known scopes."""
+    items = _string_list(values, field)
+    for item in items:
+        if item not in SCOPES:
+            raise UnknownScope(field, f"{item!r} is not one of {', '.join(SCOPES)}")
+    if not items and not allow_empty:
+        raise InvalidInput(field, "at least one scope is required")
+    return sorted(set(items), key=list(SCOPES).index)
+
+
+def categories(values: object, field: str = "categories") -> list[str]:
+    """A non-empty, de-duplicated list of known categories."""
+    items = _string_list(values, field)
+    for item in items:
+        if item not in CATEGORIES:
+            raise UnknownCategory(field, f"{item!r} is not one of {', '.join(CATEGORIES)}")
+    if not items:
+        raise InvalidInput(field, "at least one category is required")
+    return list(dict.fromkeys(items))
+
+
+def platforms(values: object, field: str = "platforms") -> list[str]:
+    """A de-duplicated list of known platforms (may be empty for TikTok-only apps)."""
+    items = _string_list(values, field)
+    for item in items:
+        if item not in PLATFORMS:
+            raise UnknownPlatform(field, f"{item!r} is not one of {', '.join(PLATFORMS)}")
+    return list(dict.fromkeys(items))
+
+
+def text(value: object, field: str, *, max_length: int, required: bool = True) -> str:
+    """A stripped string of at most `max_length` characters."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidInput(field, "must be a string")
+    result = value.strip()
+    if required and not result:
+        raise InvalidInput(field, "must not be empty")
+    if len(result) > max_length:
+        raise InvalidInput(field, f"must be at most {max_length} characters")
+    return result
+
+
+def _string_list(values: object, field: str) -> list[str]:
+    if values is None:
+        return []
+    if isinstance(values, str) or not isinstance(values, list | tuple):
+        raise InvalidInput(field, "must be a list of strings")
+    for item in values:
+        if not isinstance(item, str):
+            raise InvalidInput(field, "must be a list of strings")
+    return list(values)

@@ -1,0 +1,62 @@
+"""Builders of valid domain input, so each test states only what it is about."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+from uuid import UUID
+
+from domain.store import AppStore
+
+_counter = itertools.count(1)
+PASSWORD = "correct horse battery staple"
+
+
+def listing(**overrides: Any) -> dict[str, Any]:
+    """A complete, valid app listing."""
+    n = next(_counter)
+    data: dict[str, Any] = {
+        "name": f"Order Sync {n}",
+        "tagline": "Keep orders in sync between your shops",
+        "description": "Imports orders every minute and pushes tracking numbers back.",
+        "benefits": ["Real-time order import", "Automatic tracking upload"],
+        "categories": ["connectors"],
+        "platforms": ["shopify", "amazon"],
+        "media": [{"type": "image", "url": "https://cdn.example.com/shot.png"}],
+        "compatibility": ["Shopify Basic and above"],
+        "partner_url": "https://ordersync.example.com",
+        "faqs": [{"question": "Is there a trial?", "answer": "Yes, 14 days."}],
+        "contact": {"email": "support@ordersync.example.com", "phone": "+14155550100"},
+        "scopes": ["orders.read", "fulfillment.write"],
+        "redirect_uris": ["https://ordersync.example.com/oauth/callback"],
+        "durations": ["30d", "90d", "180d", "365d", "unlimited"],
+    }
+    data.update(overrides)
+    return data
+
+
+def developer(store: AppStore) -> UUID:
+    n = next(_counter)
+    return store.register_account("developer", f"dev{n}@example.com", PASSWORD, f"Dev {n}").id
+
+
+def seller(store: AppStore, account_type: str = "local") -> UUID:
+    n = next(_counter)
+    return store.register_account(
+        "seller", f"seller{n}@example.com", PASSWORD, f"Seller {n}", account_type
+    ).id
+
+
+def app(store: AppStore, developer_id: UUID | None = None, **overrides: Any) -> UUID:
+    developer_id = developer_id or developer(store)
+    return store.list_app(developer_id, listing(**overrides)).id
+
+
+def active_installation(
+    store: AppStore, seller_id: UUID, app_id: UUID, duration: str = "30d"
+) -> UUID:
+    installation_id = store.install(
+        seller_id, app_id, duration, "ops@shop.example.com", "+14155550101"
+    ).id
+    store.authorize(seller_id, installation_id)
+    return installation_id
