@@ -186,7 +186,10 @@ class Installation(Aggregate):
     def open_incident_for(self, area: str, error_code: str) -> Incident | None:
         """The unresolved incident grouping this area + error code, if any."""
         for incident in self.incidents.values():
-            if incident.is_unresolved and (incident.area, incident.error_code) == (area, error_code):
+            if incident.is_unresolved and (incident.area, incident.error_code) == (
+                area,
+                error_code,
+            ):
                 return incident
         return None
 
@@ -212,7 +215,9 @@ class Installation(Aggregate):
         )
         return incident_id
 
-    def report_success(self, event_id: str, area: str, occurred_at: datetime, now: datetime) -> list[UUID]:
+    def report_success(
+        self, event_id: str, area: str, occurred_at: datetime, now: datetime
+    ) -> list[UUID]:
         """A sync of `area` worked: resolves the unresolved incidents it supersedes."""
         self._require_live(now)
         resolved = [

@@ -17,7 +17,12 @@ class Session(Aggregate):
 
     @event("Started")
     def __init__(
-        self, token_hash: str, account_id: UUID, role: str, started_at: datetime, expires_at: datetime
+        self,
+        token_hash: str,
+        account_id: UUID,
+        role: str,
+        started_at: datetime,
+        expires_at: datetime,
     ) -> None:
         self.account_id = account_id
         self.role = role

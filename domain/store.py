@@ -6,6 +6,8 @@ one global, gapless log (positions) that projections and audits read.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -58,7 +60,7 @@ R = TypeVar("R")
 
 SESSION_LIFETIME = timedelta(hours=12)
 # Attempts of a command that lost an optimistic-concurrency race before answering 409.
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 12
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ class AppStore(Application[UUID]):
     # --- plumbing ---------------------------------------------------------------------
     def _get(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: Any = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
         return aggregate if isinstance(aggregate, kind) else None
@@ -139,11 +141,12 @@ class AppStore(Application[UUID]):
 
     def _retrying(self, attempt: Callable[[], R]) -> R:
         """Runs a read-decide-append attempt again when another writer got there first."""
-        for _ in range(MAX_ATTEMPTS):
+        for tries in range(1, MAX_ATTEMPTS + 1):
             try:
                 return attempt()
             except IntegrityError:
-                continue
+                # Jittered backoff so hot writers stop colliding in lock-step.
+                time.sleep(random.uniform(0, 0.005 * tries))
         raise ConcurrentUpdate("too many concurrent changes, try again")
 
     # --- accounts and sessions ------------------------------------------------------------
@@ -407,7 +410,12 @@ class AppStore(Application[UUID]):
 
         return self._retrying(attempt)
 
-    def _act(self, seller_id: UUID | None, installation_id: UUID, act: Callable[[Installation, datetime], None]) -> Outcome:
+    def _act(
+        self,
+        seller_id: UUID | None,
+        installation_id: UUID,
+        act: Callable[[Installation, datetime], None],
+    ) -> Outcome:
         """Loads the installation (the seller's own, if given), acts, appends; retried on races."""
 
         def attempt() -> Outcome:
@@ -476,7 +484,9 @@ class AppStore(Application[UUID]):
             seller_id, installation_id, lambda i, now: i.acknowledge_incident(incident_id, now)
         )
 
-    def resolve_incident(self, seller_id: UUID, installation_id: UUID, incident_id: UUID) -> Outcome:
+    def resolve_incident(
+        self, seller_id: UUID, installation_id: UUID, incident_id: UUID
+    ) -> Outcome:
         return self._act(
             seller_id, installation_id, lambda i, now: i.resolve_incident(incident_id, now)
         )
@@ -547,9 +557,13 @@ class AppStore(Application[UUID]):
                 incident_ids = _apply_sync(installation, sync, now)
                 if len(installation.pending_events) > before:
                     receipts[receipt_id] = SyncEventReceipt(
-                        installation_id=sync.installation_id, event_id=sync.event_id, received_at=now
+                        installation_id=sync.installation_id,
+                        event_id=sync.event_id,
+                        received_at=now,
                     )
-                results.append(SyncResult(sync.event_id, sync.installation_id, False, incident_ids, None))
+                results.append(
+                    SyncResult(sync.event_id, sync.installation_id, False, incident_ids, None)
+                )
             except DomainError as error:  # a refused item must not sink the batch
                 results.append(error)
         position = self._commit(*[i for i in installations.values() if i], *receipts.values())
@@ -560,7 +574,9 @@ class AppStore(Application[UUID]):
             for r in results
         ]
 
-    def incident_installation(self, seller_id: UUID, installation_id: UUID, incident_id: UUID) -> Installation:
+    def incident_installation(
+        self, seller_id: UUID, installation_id: UUID, incident_id: UUID
+    ) -> Installation:
         """The seller's installation holding this incident, or IncidentNotFound."""
         try:
             installation = self._own_installation(seller_id, installation_id)

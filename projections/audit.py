@@ -90,7 +90,7 @@ def aggregate_history(
     rows: list[tuple[int, Any, int, str, bytes]]
     if isinstance(recorder, PostgresApplicationRecorder):
         sql = (
-            f"SELECT notification_id, originator_id, originator_version, topic, state "  # noqa: S608
+            f"SELECT notification_id, originator_id, originator_version, topic, state "
             f"FROM {table} WHERE originator_id = %s ORDER BY originator_version"
         )
         with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -107,7 +107,7 @@ def aggregate_history(
             ]
     elif isinstance(recorder, SQLiteApplicationRecorder):
         sql = (
-            f"SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
+            f"SELECT rowid, originator_id, originator_version, topic, state "
             f"FROM {table} WHERE originator_id = ? ORDER BY originator_version"
         )
         with recorder.datastore.transaction(commit=False) as curs:
@@ -137,17 +137,18 @@ def iter_log(store: AppStore, after: int = 0, limit: int | None = None) -> Itera
     emitted = 0
     position = after
     while limit is None or emitted < limit:
-        page = read_log(store, position, LOG_PAGE if limit is None else min(LOG_PAGE, limit - emitted))
+        page = read_log(
+            store, position, LOG_PAGE if limit is None else min(LOG_PAGE, limit - emitted)
+        )
         if not page:
             return
-        for event in page:
-            yield event
+        yield from page
         emitted += len(page)
         position = page[-1].position
 
 
 def state_at(store: AppStore, aggregate_id: UUID, version: int) -> Any:
-    """The aggregate as it was at `version` (historical state), or None if it has no such version."""
+    """The aggregate as it was at `version`, or None if it has no such version."""
     from eventsourcing.application import AggregateNotFoundError
 
     try:

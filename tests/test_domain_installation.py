@@ -1,0 +1,302 @@
+"""The install → authorize → renew → cancel lifecycle and incidents, on both backends."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from domain.clock import FixedClock
+from domain.errors import (
+    AlreadyCancelled,
+    AppDelisted,
+    AuthorizationLapsed,
+    DuplicateInstallation,
+    IncidentAlreadyResolved,
+    IncidentNotOpen,
+    InstallationCancelled,
+    InstallationNotFound,
+    InvalidDuration,
+    NotExpirable,
+    NotPendingAuthorization,
+    NotRenewable,
+    WrongRole,
+)
+from domain.store import AppStore, SyncEvent
+from domain.values import IncidentStatus, InstallationStatus
+from tests import factories as f
+
+
+def failure(installation_id, event_id, clock, area="orders", code="ORDER_SYNC_TIMEOUT", ids=()):
+    return SyncEvent(
+        event_id=event_id,
+        installation_id=installation_id,
+        kind="failure",
+        area=area,
+        occurred_at=clock.now(),
+        error_code=code,
+        message="upstream timed out",
+        object_ids=list(ids),
+    )
+
+
+def success(installation_id, event_id, clock, area="orders"):
+    return SyncEvent(event_id, installation_id, "success", area, clock.now())
+
+
+def test_install_is_pending_until_authorized(store: AppStore, clock: FixedClock) -> None:
+    seller, app = f.seller(store), f.app(store)
+    outcome = store.install(seller, app, "90d", "me@shop.example.com", "+1 415 555 0101")
+    installation = store.installation(outcome.id)
+    assert installation.status is InstallationStatus.PENDING_AUTHORIZATION
+    assert installation.contact_phone == "+14155550101"
+    assert installation.expires_at is None
+    store.authorize(seller, outcome.id)
+    installation = store.installation(outcome.id)
+    assert installation.status is InstallationStatus.ACTIVE
+    assert installation.authorized_at == clock.now()
+    assert installation.expires_at == clock.now() + timedelta(days=90)
+
+
+def test_unlimited_never_expires(store: AppStore, clock: FixedClock) -> None:
+    seller, app = f.seller(store), f.app(store)
+    installation_id = f.active_installation(store, seller, app, "unlimited")
+    clock.advance(timedelta(days=3650))
+    assert store.installation(installation_id).is_live(clock.now())
+    with pytest.raises(NotExpirable):
+        store.expire(installation_id)
+    with pytest.raises(NotRenewable):
+        store.renew(seller, installation_id, "30d")
+
+
+def test_renew_extends_from_the_later_of_now_and_expiry(store: AppStore, clock: FixedClock) -> None:
+    seller, app = f.seller(store), f.app(store)
+    installation_id = f.active_installation(store, seller, app, "30d")
+    start = clock.now()
+    clock.advance(timedelta(days=10))
+    store.renew(seller, installation_id, "90d")
+    assert store.installation(installation_id).expires_at == start + timedelta(days=30 + 90)
+
+
+def test_expired_installation_can_be_renewed_from_now(store: AppStore, clock: FixedClock) -> None:
+    seller, app = f.seller(store), f.app(store)
+    installation_id = f.active_installation(store, seller, app, "30d")
+    clock.advance(timedelta(days=45))
+    store.expire(installation_id)
+    assert store.installation(installation_id).status is InstallationStatus.EXPIRED
+    store.renew(seller, installation_id, "30d")
+    installation = store.installation(installation_id)
+    assert installation.status is InstallationStatus.ACTIVE
+    assert installation.expires_at == clock.now() + timedelta(days=30)
+
+
+def test_expiry_not_yet_swept_is_still_renewed_from_now(store: AppStore, clock: FixedClock) -> None:
+    seller, app = f.seller(store), f.app(store)
+    installation_id = f.active_installation(store, seller, app, "30d")
+    clock.advance(timedelta(days=40))
+    store.renew(seller, installation_id, "30d")
+    installation = store.installation(installation_id)
+    assert installation.expires_at == clock.now() + timedelta(days=30)
+    assert installation.is_live(clock.now())
+
+
+def test_cancel_is_final(store: AppStore) -> None:
+    seller, app = f.seller(store), f.app(store)
+    installation_id = f.active_installation(store, seller, app)
+    store.cancel(seller, installation_id)
+    assert store.installation(installation_id).status is InstallationStatus.CANCELLED
+    with pytest.raises(AlreadyCancelled):
+        store.renew(seller, installation_id, "30d")
+    with pytest.raises(AlreadyCancelled):
+        store.cancel(seller, installation_id)
+
+
+def test_one_active_installation_per_seller_and_app(store: AppStore) -> None:
+    seller, app = f.seller(store), f.app(store)
+    f.active_installation(store, seller, app)
+    with pytest.raises(DuplicateInstallation):
+        store.install(seller, app, "30d", "me@shop.example.com", "+14155550101")
+    other_seller = f.seller(store)
+    assert f.active_installation(store, other_seller, app)
+
+
+def test_after_cancel_the_app_can_be_installed_again(store: AppStore) -> None:
+    seller, app = f.seller(store), f.app(store)
+    first = f.active_installation(store, seller, app)
+    store.cancel(seller, first)
+    second = f.active_installation(store, seller, app)
+    assert second != first
+
+
+def test_a_new_install_supersedes_a_pending_one(store: AppStore) -> None:
+    seller, app = f.seller(store), f.app(store)
+    pending = store.install(seller, app, "30d", "me@shop.example.com", "+14155550101").id
+    newer = store.install(seller, app, "90d", "me@shop.example.com", "+14155550101").id
+    old = store.installation(pending)
+    assert old.status is InstallationStatus.DECLINED and old.end_reason == "superseded"
+    with pytest.raises(NotPendingAuthorization):
+        store.authorize(seller, pending)
+    store.authorize(seller, newer)
+
+
+def test_authorization_lapses_after_thirty_minutes(store: AppStore, clock: FixedClock) -> None:
+    seller, app = f.seller(store), f.app(store)
+    installation_id = store.install(seller, app, "30d", "me@shop.example.com", "+14155550101").id
+    clock.advance(timedelta(minutes=31))
+    with pytest.raises(AuthorizationLapsed):
+        store.authorize(seller, installation_id)
+    store.lapse(installation_id)
+    installation = store.installation(installation_id)
+    assert installation.status is InstallationStatus.DECLINED
+    assert installation.end_reason == "lapsed"
+
+
+def test_renewing_an_old_installation_superseded_by_a_new_one_is_refused(
+    store: AppStore, clock: FixedClock
+) -> None:
+    seller, app = f.seller(store), f.app(store)
+    old = f.active_installation(store, seller, app, "30d")
+    clock.advance(timedelta(days=31))
+    store.expire(old)
+    f.active_installation(store, seller, app, "30d")
+    with pytest.raises(NotRenewable):
+        store.renew(seller, old, "30d")
+
+
+def test_another_sellers_installation_is_not_found(store: AppStore) -> None:
+    seller, intruder, app = f.seller(store), f.seller(store), f.app(store)
+    installation_id = f.active_installation(store, seller, app)
+    for command in (store.cancel, store.authorize, store.decline):
+        with pytest.raises(InstallationNotFound):
+            command(intruder, installation_id)
+    with pytest.raises(InstallationNotFound):
+        store.renew(intruder, installation_id, "30d")
+    assert store.installation(installation_id).status is InstallationStatus.ACTIVE
+
+
+def test_developers_cannot_install_and_delisted_apps_cannot_be_installed(store: AppStore) -> None:
+    developer = f.developer(store)
+    app = f.app(store, developer)
+    with pytest.raises(WrongRole):
+        store.install(developer, app, "30d", "me@shop.example.com", "+14155550101")
+    seller = f.seller(store)
+    existing = f.active_installation(store, seller, app)
+    store.delist_app(developer, app)
+    with pytest.raises(AppDelisted):
+        store.install(f.seller(store), app, "30d", "me@shop.example.com", "+14155550101")
+    # Existing installations keep working until cancelled or expired.
+    store.renew(seller, existing, "30d")
+
+
+def test_duration_must_be_offered_by_the_app(store: AppStore) -> None:
+    seller, app = f.seller(store), f.app(store, durations=["30d", "365d"])
+    with pytest.raises(InvalidDuration):
+        store.install(seller, app, "unlimited", "me@shop.example.com", "+14155550101")
+
+
+def test_failures_group_by_area_and_code_while_open(store: AppStore, clock: FixedClock) -> None:
+    seller, app = f.seller(store), f.app(store)
+    installation_id = f.active_installation(store, seller, app)
+    first_seen = clock.now()
+    a = store.record_sync_event(failure(installation_id, "e1", clock, ids=["o1"]))
+    clock.advance(timedelta(minutes=5))
+    b = store.record_sync_event(failure(installation_id, "e2", clock, ids=["o2", "o1"]))
+    c = store.record_sync_event(failure(installation_id, "e3", clock, code="AUTH_EXPIRED"))
+    d = store.record_sync_event(failure(installation_id, "e4", clock, area="fulfillment"))
+    assert a.incident_ids == b.incident_ids
+    assert len({a.incident_ids[0], c.incident_ids[0], d.incident_ids[0]}) == 3
+    incident = store.installation(installation_id).incidents[a.incident_ids[0]]
+    assert incident.count == 2
+    assert incident.first_seen == first_seen
+    assert incident.last_seen == clock.now()
+    assert incident.object_ids == ["o1", "o2"]
+
+
+def test_a_later_success_resolves_every_open_incident_of_its_area(
+    store: AppStore, clock: FixedClock
+) -> None:
+    seller, app = f.seller(store), f.app(store)
+    installation_id = f.active_installation(store, seller, app)
+    orders = store.record_sync_event(failure(installation_id, "e1", clock)).incident_ids[0]
+    other = store.record_sync_event(failure(installation_id, "e2", clock, code="X")).incident_ids[0]
+    shipping = store.record_sync_event(failure(installation_id, "e3", clock, area="fulfillment"))
+    clock.advance(timedelta(seconds=1))
+    resolved = store.record_sync_event(success(installation_id, "e4", clock))
+    assert sorted(resolved.incident_ids) == sorted([orders, other])
+    incidents = store.installation(installation_id).incidents
+    assert incidents[orders].status is IncidentStatus.RESOLVED
+    assert incidents[shipping.incident_ids[0]].status is IncidentStatus.OPEN
+    # After resolution the same failure opens a new incident.
+    again = store.record_sync_event(failure(installation_id, "e5", clock)).incident_ids[0]
+    assert again != orders
+
+
+def test_a_success_older_than_the_last_failure_resolves_nothing(
+    store: AppStore, clock: FixedClock
+) -> None:
+    seller, app = f.seller(store), f.app(store)
+    installation_id = f.active_installation(store, seller, app)
+    stale = success(installation_id, "s0", clock)
+    clock.advance(timedelta(seconds=5))
+    store.record_sync_event(failure(installation_id, "e1", clock))
+    assert store.record_sync_event(stale).incident_ids == []
+
+
+def test_sync_events_are_idempotent_by_event_id(store: AppStore, clock: FixedClock) -> None:
+    seller, app = f.seller(store), f.app(store)
+    installation_id = f.active_installation(store, seller, app)
+    event = failure(installation_id, "same", clock)
+    first = store.record_sync_event(event)
+    head = store.recorder.max_notification_id()
+    again = store.record_sync_event(event)
+    batch = store.record_sync_events([event, event])
+    assert again.duplicate and all(r.duplicate for r in batch)  # type: ignore[union-attr]
+    assert store.recorder.max_notification_id() == head
+    assert store.installation(installation_id).incidents[first.incident_ids[0]].count == 1
+
+
+def test_a_batch_applies_each_event_once_and_reports_refusals(
+    store: AppStore, clock: FixedClock
+) -> None:
+    seller, app = f.seller(store), f.app(store)
+    live = f.active_installation(store, seller, app)
+    cancelled = f.active_installation(store, f.seller(store), app)
+    store.cancel(store.installation(cancelled).seller_id, cancelled)
+    results = store.record_sync_events(
+        [
+            failure(live, "b1", clock),
+            failure(live, "b1", clock),
+            failure(live, "b2", clock),
+            failure(cancelled, "b3", clock),
+        ]
+    )
+    assert isinstance(results[3], InstallationCancelled)
+    assert results[1].duplicate  # type: ignore[union-attr]
+    incident = next(iter(store.installation(live).incidents.values()))
+    assert incident.count == 2
+
+
+def test_sync_events_for_cancelled_installations_are_refused(
+    store: AppStore, clock: FixedClock
+) -> None:
+    seller, app = f.seller(store), f.app(store)
+    installation_id = f.active_installation(store, seller, app)
+    store.cancel(seller, installation_id)
+    with pytest.raises(InstallationCancelled):
+        store.record_sync_event(failure(installation_id, "e1", clock))
+
+
+def test_seller_acknowledges_then_resolves_an_incident(store: AppStore, clock: FixedClock) -> None:
+    seller, app = f.seller(store), f.app(store)
+    installation_id = f.active_installation(store, seller, app)
+    incident_id = store.record_sync_event(failure(installation_id, "e1", clock)).incident_ids[0]
+    store.acknowledge_incident(seller, installation_id, incident_id)
+    with pytest.raises(IncidentNotOpen):
+        store.acknowledge_incident(seller, installation_id, incident_id)
+    # Acknowledged incidents still group new failures.
+    store.record_sync_event(failure(installation_id, "e2", clock))
+    incident = store.installation(installation_id).incidents[incident_id]
+    assert incident.status is IncidentStatus.ACKNOWLEDGED and incident.count == 2
+    store.resolve_incident(seller, installation_id, incident_id)
+    with pytest.raises(IncidentAlreadyResolved):
+        store.resolve_incident(seller, installation_id, incident_id)
