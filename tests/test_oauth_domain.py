@@ -1,0 +1,310 @@
+"""OAuth 2.0 in the domain: codes, PKCE, rotating refresh tokens, revocation, typed reasons."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import timedelta
+
+import pytest
+
+from domain import oauth
+from domain.app_listing import AppListing
+from domain.clock import FixedClock
+from domain.oauth import OAuthError
+from domain.store import AppStore
+from tests import factories as f
+
+REDIRECT = "https://ordersync.example.com/oauth/callback"
+
+
+def challenge_for(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+VERIFIER = "v" * 50
+
+
+class World:
+    """A listed app, a seller with a live installation of it, and the client credentials."""
+
+    def __init__(self, store: AppStore) -> None:
+        self.store = store
+        developer = f.developer(store)
+        listed = store.list_app(developer, f.listing())
+        self.app_id = listed.id
+        self.client_id = listed.client_id
+        self.client_secret = listed.client_secret
+        self.seller = f.seller(store)
+        self.installation = f.active_installation(store, self.seller, self.app_id)
+
+    @property
+    def client(self) -> AppListing:
+        return oauth.authenticate_client(self.store, self.client_id, self.client_secret)
+
+    def request(self, **overrides: str | None) -> oauth.AuthorizationRequest:
+        params: dict[str, str | None] = {
+            "client_id": self.client_id,
+            "redirect_uri": REDIRECT,
+            "response_type": "code",
+            "scope": "orders.read",
+            "state": "xyz",
+            "code_challenge": challenge_for(VERIFIER),
+            "code_challenge_method": "S256",
+        }
+        params.update(overrides)
+        return oauth.check_authorization_request(self.store, **params)
+
+    def code(self, **overrides: str | None) -> str:
+        return oauth.issue_code(
+            self.store, self.seller, self.installation, self.request(**overrides)
+        ).code
+
+    def tokens(self) -> oauth.TokenSet:
+        return oauth.exchange_code(self.store, self.client, self.code(), REDIRECT, VERIFIER)
+
+
+@pytest.fixture
+def world(store: AppStore) -> World:
+    return World(store)
+
+
+def test_code_exchange_issues_tokens_for_the_installation(world: World) -> None:
+    tokens = world.tokens()
+    assert tokens.installation_id == world.installation
+    assert tokens.scopes == ["orders.read"]
+    assert tokens.expires_in == 3600
+    check = oauth.check_access_token(world.store, tokens.access_token, "orders.read")
+    assert check.active and check.installation_id == world.installation
+    assert check.seller_id == world.seller
+
+
+def test_unknown_client_and_wrong_redirect_uri_are_not_redirectable(world: World) -> None:
+    with pytest.raises(OAuthError) as unknown:
+        world.request(client_id="app_" + "0" * 32)
+    assert not unknown.value.redirectable
+    with pytest.raises(OAuthError) as wrong:
+        world.request(redirect_uri=REDIRECT + "/other")
+    assert not wrong.value.redirectable
+    with pytest.raises(OAuthError) as prefix:
+        world.request(redirect_uri=REDIRECT + "?x=1")
+    assert not prefix.value.redirectable
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"scope": "finance.read"}, "invalid_scope"),
+        ({"scope": "nonsense"}, "invalid_scope"),
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge": "short"}, "invalid_request"),
+    ],
+)
+def test_bad_requests_are_redirectable_errors(
+    world: World, overrides: dict[str, str], error: str
+) -> None:
+    with pytest.raises(OAuthError) as raised:
+        world.request(**overrides)
+    assert raised.value.error == error and raised.value.redirectable
+
+
+def test_code_is_single_use_and_a_replay_revokes_what_it_issued(world: World) -> None:
+    code = world.code()
+    tokens = oauth.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER)
+    with pytest.raises(OAuthError) as replay:
+        oauth.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER)
+    assert replay.value.error == "invalid_grant"
+    assert oauth.check_access_token(world.store, tokens.access_token).reason == "revoked"
+    assert oauth.check_token(world.store, tokens.refresh_token).reason == "revoked"
+
+
+def test_expired_code_is_refused(world: World, clock: FixedClock) -> None:
+    code = world.code()
+    clock.advance(timedelta(minutes=10))
+    with pytest.raises(OAuthError, match="expired") as raised:
+        oauth.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER)
+    assert raised.value.error == "invalid_grant"
+
+
+def test_code_is_bound_to_redirect_uri_client_and_pkce(world: World) -> None:
+    code = world.code()
+    with pytest.raises(OAuthError, match="redirect_uri"):
+        oauth.exchange_code(world.store, world.client, code, REDIRECT + "x", VERIFIER)
+    with pytest.raises(OAuthError, match="code_verifier"):
+        oauth.exchange_code(world.store, world.client, code, REDIRECT, "w" * 50)
+    with pytest.raises(OAuthError, match="code_verifier"):
+        oauth.exchange_code(world.store, world.client, code, REDIRECT, None)
+    other = World(world.store)
+    with pytest.raises(OAuthError, match="unknown"):
+        oauth.exchange_code(world.store, other.client, code, REDIRECT, VERIFIER)
+    # none of the failures spent the code
+    assert oauth.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER).access_token
+
+
+def test_verifier_without_challenge_is_a_downgrade(world: World) -> None:
+    code = world.code(code_challenge=None, code_challenge_method=None)
+    with pytest.raises(OAuthError, match="no code_challenge"):
+        oauth.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER)
+    assert oauth.exchange_code(world.store, world.client, code, REDIRECT, None).access_token
+
+
+def test_wrong_client_secret_is_invalid_client(world: World) -> None:
+    with pytest.raises(OAuthError) as raised:
+        oauth.authenticate_client(world.store, world.client_id, "cs_wrong")
+    assert raised.value.error == "invalid_client" and raised.value.status == 401
+
+
+def test_refresh_rotates_and_grace_then_reuse_revokes_the_chain(
+    world: World, clock: FixedClock
+) -> None:
+    first = world.tokens()
+    second = oauth.refresh_tokens(world.store, world.client, first.refresh_token)
+    assert second.refresh_token != first.refresh_token
+    # inside the grace window the previous refresh token still works (lost response)
+    clock.advance(timedelta(seconds=30))
+    third = oauth.refresh_tokens(world.store, world.client, first.refresh_token)
+    assert oauth.check_token(world.store, third.refresh_token).active
+    # after it, reusing an old refresh token revokes every token of the chain
+    clock.advance(timedelta(minutes=5))
+    with pytest.raises(OAuthError, match="already used"):
+        oauth.refresh_tokens(world.store, world.client, second.refresh_token)
+    for token in (third.access_token, third.refresh_token, first.access_token):
+        assert oauth.check_token(world.store, token).reason == "revoked"
+    with pytest.raises(OAuthError):
+        oauth.refresh_tokens(world.store, world.client, third.refresh_token)
+
+
+def test_refresh_can_narrow_scope_but_not_widen(world: World) -> None:
+    listed = world.store.list_app(f.developer(world.store), f.listing())
+    seller = f.seller(world.store)
+    installation = f.active_installation(world.store, seller, listed.id)
+    client = oauth.authenticate_client(world.store, listed.client_id, listed.client_secret)
+    request = oauth.check_authorization_request(
+        world.store,
+        client_id=listed.client_id,
+        redirect_uri=REDIRECT,
+        response_type="code",
+        scope=None,
+        state=None,
+        code_challenge=None,
+        code_challenge_method=None,
+    )
+    code = oauth.issue_code(world.store, seller, installation, request).code
+    tokens = oauth.exchange_code(world.store, client, code, REDIRECT, None)
+    assert tokens.scopes == ["orders.read", "fulfillment.write"]
+    narrowed = oauth.refresh_tokens(world.store, client, tokens.refresh_token, "orders.read")
+    assert narrowed.scopes == ["orders.read"]
+    with pytest.raises(OAuthError) as widened:
+        oauth.refresh_tokens(world.store, client, narrowed.refresh_token, "finance.read")
+    assert widened.value.error == "invalid_scope"
+
+
+def test_access_token_expires_after_an_hour(world: World, clock: FixedClock) -> None:
+    tokens = world.tokens()
+    clock.advance(timedelta(minutes=59))
+    assert oauth.check_access_token(world.store, tokens.access_token).active
+    clock.advance(timedelta(minutes=1))
+    assert oauth.check_access_token(world.store, tokens.access_token).reason == "expired"
+    # the refresh token still works
+    assert oauth.refresh_tokens(world.store, world.client, tokens.refresh_token).access_token
+
+
+def test_cancel_revokes_every_token_at_once(world: World) -> None:
+    tokens = world.tokens()
+    more = oauth.refresh_tokens(world.store, world.client, tokens.refresh_token)
+    world.store.cancel(world.seller, world.installation)
+    for token in (tokens.access_token, more.access_token, more.refresh_token):
+        assert oauth.check_token(world.store, token).reason == "cancelled"
+    with pytest.raises(OAuthError):
+        oauth.refresh_tokens(world.store, world.client, more.refresh_token)
+
+
+def test_expiry_stops_tokens_and_renewal_restores_them(world: World, clock: FixedClock) -> None:
+    tokens = world.tokens()
+    clock.advance(timedelta(days=30))
+    assert oauth.check_token(world.store, tokens.refresh_token).reason == "installation_expired"
+    with pytest.raises(OAuthError):
+        oauth.refresh_tokens(world.store, world.client, tokens.refresh_token)
+    world.store.renew(world.seller, world.installation, "90d")
+    fresh = oauth.refresh_tokens(world.store, world.client, tokens.refresh_token)
+    assert oauth.check_access_token(world.store, fresh.access_token).active
+
+
+def test_missing_scope_is_a_typed_failure(world: World) -> None:
+    tokens = world.tokens()
+    check = oauth.check_access_token(world.store, tokens.access_token, "orders.write")
+    assert not check.active and check.reason == "insufficient_scope"
+    assert oauth.check_access_token(world.store, tokens.refresh_token).reason == "unknown"
+    assert oauth.check_access_token(world.store, "at_nope").reason == "unknown"
+    assert oauth.check_access_token(world.store, None).reason == "unknown"
+
+
+def test_revoking_an_access_token_or_a_refresh_token(world: World) -> None:
+    tokens = world.tokens()
+    other = world.tokens()
+    oauth.revoke_token(world.store, world.client, tokens.access_token)
+    assert oauth.check_token(world.store, tokens.access_token).reason == "revoked"
+    assert oauth.check_token(world.store, tokens.refresh_token).active
+    oauth.revoke_token(world.store, world.client, tokens.refresh_token)
+    assert oauth.check_token(world.store, tokens.refresh_token).reason == "revoked"
+    assert oauth.check_token(world.store, other.access_token).active
+    # unknown tokens and another client's tokens are ignored (RFC 7009 §2.2)
+    assert oauth.revoke_token(world.store, world.client, "rt_unknown") is None
+    stranger = World(world.store)
+    assert oauth.revoke_token(world.store, stranger.client, other.access_token) is None
+    assert oauth.check_token(world.store, other.access_token).active
+
+
+def test_introspection_hides_other_clients_tokens(world: World) -> None:
+    tokens = world.tokens()
+    stranger = World(world.store)
+    assert (
+        oauth.check_token(world.store, tokens.access_token, client=stranger.client) == oauth.UNKNOWN
+    )
+    body = oauth.check_token(world.store, tokens.access_token, client=world.client).introspection(
+        world.client_id
+    )
+    assert body["active"] is True and body["installation_id"] == str(world.installation)
+    assert body["scope"] == "orders.read" and body["client_id"] == world.client_id
+
+
+def test_authorization_record_lists_token_activity(world: World) -> None:
+    tokens = world.tokens()
+    oauth.refresh_tokens(world.store, world.client, tokens.refresh_token)
+    oauth.revoke_token(world.store, world.client, tokens.access_token)
+    record = oauth.authorization_record(world.store, world.seller, world.installation)
+    assert [a["action"] for a in record["token_activity"]] == ["issued", "refreshed", "revoked"]
+    assert [h["event"] for h in record["history"]] == ["Installed", "Authorized"]
+    assert record["scopes"][0]["scope"] == "orders.read"
+    assert record["authorized_by"]["seller_id"] == str(world.seller)
+
+
+def test_no_token_or_code_is_stored_in_clear(world: World) -> None:
+    code = world.code()
+    tokens = oauth.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER)
+    refreshed = oauth.refresh_tokens(world.store, world.client, tokens.refresh_token)
+    secrets = [
+        code,
+        tokens.access_token,
+        tokens.refresh_token,
+        refreshed.access_token,
+        refreshed.refresh_token,
+        world.client_secret,
+    ]
+    stored = world.store.recorder.select_notifications(1, 10_000)
+    assert stored
+    blob = b"".join(n.state for n in stored)
+    for secret in secrets:
+        assert secret.encode() not in blob
+
+
+def test_code_only_for_the_sellers_own_live_installation(world: World) -> None:
+    intruder = f.seller(world.store)
+    with pytest.raises(Exception, match="not found"):
+        oauth.issue_code(world.store, intruder, world.installation, world.request())
+    world.store.cancel(world.seller, world.installation)
+    with pytest.raises(OAuthError) as raised:
+        world.code()
+    assert raised.value.error == "access_denied"
