@@ -1,0 +1,118 @@
+"""Benchmark: install+authorize commands through the domain and event store on PostgreSQL,
+against raw psycopg single-row INSERT + COMMIT into a comparable table, in the same run.
+
+    make bench-append            # starts a throw-away PostgreSQL, runs this, stops it
+    python bench/append.py --database-url postgresql://... [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+from rich.console import Console
+from rich.progress import Progress
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from appstore.settings import Settings
+from appstore.wiring import build_store
+from domain.store import AppStore
+from tests import factories as f
+
+console = Console()
+
+
+def fresh_database(admin_url: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def raw_inserts(url: str, seconds: float, progress: Progress) -> tuple[int, float]:
+    """Single-row INSERT + COMMIT of event-sized rows: the floor any event store pays."""
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "CREATE TABLE raw_events (originator_id uuid, originator_version int, topic text,"
+            " state bytea, notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
+        )
+        conn.commit()
+        state = b'{"seller_id":"' + b"x" * 200 + b'"}'
+        task = progress.add_task("raw INSERT+COMMIT", total=seconds)
+        n, start = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - start) < seconds:
+            conn.execute(
+                "INSERT INTO raw_events VALUES (%s, 1, 'domain.installation:Installation.Installed', %s)",
+                (uuid.uuid4(), state),
+            )
+            conn.commit()
+            n += 1
+            if n % 50 == 0:
+                progress.update(task, completed=min(elapsed, seconds))
+        progress.update(task, completed=seconds)
+        return n, time.perf_counter() - start
+
+
+def store_commands(store: AppStore, seconds: float, progress: Progress) -> tuple[int, int, float]:
+    """install + authorize through the domain, each a separate command and transaction."""
+    developer = f.developer(store)
+    apps = [f.app(store, developer) for _ in range(40)]
+    sellers: list[uuid.UUID] = []
+    head = store.recorder.max_notification_id()
+    task = progress.add_task("install+authorize", total=seconds)
+    commands, start, i = 0, time.perf_counter(), 0
+    while (elapsed := time.perf_counter() - start) < seconds:
+        if i % len(apps) == 0:
+            sellers.append(f.seller(store))
+        seller, app = sellers[-1], apps[i % len(apps)]
+        installation = store.install(seller, app, "90d", "ops@shop.example.com", "+14155550101")
+        store.authorize(seller, installation.id)
+        commands += 2
+        i += 1
+        if i % 20 == 0:
+            progress.update(task, completed=min(elapsed, seconds))
+    elapsed = time.perf_counter() - start
+    progress.update(task, completed=seconds)
+    # Sign-ups of the sellers happen inside the timed loop too; count only install events.
+    events = sum(
+        1
+        for n in store.recorder.select_notifications(head + 1, 10_000_000)
+        if ":Installation." in n.topic or ":InstallationSlot." in n.topic
+    )
+    return commands, events, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", default=os.environ.get("APPSTORE_TEST_POSTGRES_URL"))
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    if not args.database_url or not args.database_url.startswith("postgres"):
+        sys.exit("need --database-url postgresql://... (or run `make bench-append`)")
+    url = fresh_database(args.database_url)
+    store = build_store(Settings(database_url=url, fast_password_hashing=True))
+    with Progress(console=console) as progress:
+        raw_n, raw_s = raw_inserts(url, args.seconds, progress)
+        commands, events, store_s = store_commands(store, args.seconds, progress)
+    raw_rate = raw_n / raw_s
+    event_rate = events / store_s
+    console.print(f"raw psycopg INSERT+COMMIT : {raw_rate:8.0f} rows/s   ({raw_n} in {raw_s:.1f}s)")
+    console.print(
+        f"domain install+authorize : {event_rate:8.0f} events/s ({events} events, "
+        f"{commands} commands = {commands / store_s:.0f} commands/s, in {store_s:.1f}s)"
+    )
+    console.print(f"ratio events/s vs raw rows/s: {event_rate / raw_rate:.2f}   (goal >= 0.5)")
+    console.print(f"ratio commands/s vs raw rows/s: {commands / store_s / raw_rate:.2f}")
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
