@@ -21,6 +21,7 @@
 #   APPSTORE_KAFKA_START_TIMEOUT  seconds to wait for readiness (default 90)
 #   APPSTORE_KAFKA_STOP_TIMEOUT   seconds before SIGKILL on stop (default 30)
 #   APPSTORE_KAFKA_JAVA_OPTS      extra JVM options for the broker
+#   APPSTORE_KAFKA_DEBUG=1        print each failed readiness attempt
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,6 +32,10 @@ DEFAULT_VERSION="4.4.0"
 FALLBACK_VERSION="4.3.1"
 KAFKA_VERSION="${APPSTORE_KAFKA_VERSION:-$DEFAULT_VERSION}"
 PY="${PYTHON:-python3}"
+# Python runs from / (see wait_ready), so make a relative interpreter path absolute.
+if [[ "$PY" == */* && "$PY" != /* ]]; then
+    PY="$PWD/$PY"
+fi
 START_TIMEOUT="${APPSTORE_KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${APPSTORE_KAFKA_STOP_TIMEOUT:-30}"
 JAVA_BIN="java"
@@ -68,12 +73,22 @@ fetch_version() { # <version>
     fi
     command -v mvn >/dev/null || die "mvn not found (Maven is needed once to fetch the Kafka jars)"
     mkdir -p "$cache"
+    # One fetch at a time per cache dir (parallel make targets, pytest sessions).
+    exec 9>"$cache/.fetch.lock"
+    flock 9
+    if lib_ready "$version"; then
+        exec 9>&-
+        return 0
+    fi
     tmp="$(mktemp -d "$cache/lib.tmp.XXXXXX")"
     log "fetching Kafka $version jars into $lib (first time only) ..."
+    # (sed: Maven 3.8 prints stray colour codes even with -B and style.color=never)
     if ! mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
             -Dkafka.version="$version" \
-            -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
+            -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1 \
+            | sed 's/\x1b\[[0-9;]*m//g' >&2; then
         rm -rf "$tmp"
+        exec 9>&-
         return 1
     fi
     ls "$tmp"/kafka_2.13-"$version".jar >/dev/null 2>&1 \
@@ -81,11 +96,36 @@ fetch_version() { # <version>
     marker_content "$version" >"$tmp/.fetched"
     # Swap in atomically-ish so a half-done fetch never looks complete.
     rm -rf "$lib"
-    mv "$tmp" "$lib"
-    log "fetched $(ls "$lib"/*.jar | wc -l) jars for Kafka $version"
+    mv -T "$tmp" "$lib"
+    exec 9>&-
+    log "fetched $(find "$lib" -name '*.jar' | wc -l) jars for Kafka $version"
+}
+
+# Versions start may use, preferred first: the fallback only when no version
+# was asked for explicitly.
+candidate_versions() {
+    echo "$KAFKA_VERSION"
+    if [[ -z "${APPSTORE_KAFKA_VERSION:-}" && "$KAFKA_VERSION" != "$FALLBACK_VERSION" ]]; then
+        echo "$FALLBACK_VERSION"
+    fi
+}
+
+# Prints the lib dir of an already fetched candidate version, or fails.
+fetched_lib_dir() {
+    local v
+    for v in $(candidate_versions); do
+        if lib_ready "$v"; then
+            echo "$(cache_dir_for "$v")/lib"
+            return 0
+        fi
+    done
+    return 1
 }
 
 cmd_fetch() {
+    if fetched_lib_dir >/dev/null; then
+        return 0  # cached: no Maven call at all
+    fi
     if fetch_version "$KAFKA_VERSION"; then
         return 0
     fi
@@ -98,16 +138,9 @@ cmd_fetch() {
 
 # Prints the lib dir of a fetched version; fetches if nothing is there yet.
 lib_dir() {
-    local v
-    for v in "$KAFKA_VERSION" "$FALLBACK_VERSION"; do
-        [[ -n "${APPSTORE_KAFKA_VERSION:-}" && "$v" != "$KAFKA_VERSION" ]] && continue
-        if lib_ready "$v"; then
-            echo "$(cache_dir_for "$v")/lib"
-            return 0
-        fi
-    done
+    fetched_lib_dir && return 0
     cmd_fetch
-    lib_dir
+    fetched_lib_dir
 }
 
 abs_workdir() { # <workdir> -> absolute path, created
@@ -128,6 +161,13 @@ running_pid() { # <workdir>
     state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo X)"
     [[ "$state" != "Z" && "$state" != "X" ]] || return 1
     echo "$pid"
+}
+
+port_from() { # <workdir> PORT|CTRL_PORT -> the port stored in <workdir>/ports
+    local p
+    p="$(sed -n "s/^$2=//p" "$1/ports")"
+    [[ "$p" =~ ^[0-9]+$ ]] || die "no $2 in $1/ports"
+    echo "$p"
 }
 
 pick_ports() { # prints "<port> <ctrl port>", two distinct free loopback ports
@@ -183,31 +223,38 @@ while True:
 }
 
 # Blocks until the broker answers a produce/consume round trip (kafka-python),
-# the broker process dies, or the timeout expires.
-wait_ready() { # <workdir> <bootstrap> <pid>
-    local wd="$1" bootstrap="$2" pid="$3"
-    if ! "$PY" -c 'import kafka' >/dev/null 2>&1; then
+# the broker process dies (returns 2), or the timeout expires (returns 3).
+wait_ready() { # <workdir> <bootstrap> <pid> <broker.log offset of this launch>
+    local wd="$1" bootstrap="$2" pid="$3" log_offset="$4"
+    # Python is run from / on purpose: from the repo root, "import kafka" would
+    # find this very kafka/ directory (a namespace package) when kafka-python
+    # is missing.
+    if ! (cd / && "$PY" -c 'from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer') \
+            >/dev/null 2>&1; then
         log "warning: '$PY' has no kafka-python; readiness = 'Kafka Server started' in the log + open port"
         local deadline=$((SECONDS + START_TIMEOUT))
         while ((SECONDS < deadline)); do
             running_pid "$wd" >/dev/null || return 2
-            if grep -q "Kafka Server started" "$wd/broker.log" 2>/dev/null \
+            if tail -c "+$((log_offset + 1))" "$wd/broker.log" 2>/dev/null \
+                    | grep "Kafka Server started" >/dev/null \
                 && python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1).close()" \
                     "${bootstrap##*:}" 2>/dev/null; then
                 return 0
             fi
             sleep 0.5
         done
-        return 1
+        return 3
     fi
-    "$PY" - "$bootstrap" "$pid" "$START_TIMEOUT" <<'PY'
-import logging, os, sys, time, uuid
+    (cd / && "$PY" - "$bootstrap" "$pid" "$START_TIMEOUT") <<'PY'
+import logging, os, socket, sys, time, uuid
 
 logging.disable(logging.CRITICAL)  # kafka-python is noisy while the broker boots
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 bootstrap, pid, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-deadline = time.monotonic() + timeout
+debug = os.environ.get("APPSTORE_KAFKA_DEBUG") == "1"
+t0 = time.monotonic()
+deadline = t0 + timeout
 topic = "_appstore_broker_ready"
 
 
@@ -219,21 +266,35 @@ def alive():
         return False
 
 
+# Short reconnect backoff: kafka-python's default grows to 30 s while the port is
+# still closed, which made readiness lag the broker by 5+ s.
+common = dict(bootstrap_servers=bootstrap, request_timeout_ms=5000,
+              reconnect_backoff_ms=50, reconnect_backoff_max_ms=500)
+host, port = bootstrap.rsplit(":", 1)
+
+
+def port_open():
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def round_trip():
     token = uuid.uuid4().hex.encode()
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    admin = KafkaAdminClient(bootstrap_timeout_ms=5000, **common)
     try:
         admin.list_topics()
     finally:
         admin.close()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                             request_timeout_ms=5000, max_block_ms=10000)
+    producer = KafkaProducer(acks="all", max_block_ms=10000, **common)
     try:
         meta = producer.send(topic, token).get(timeout=10)
     finally:
         producer.close(timeout=5)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             request_timeout_ms=6000, consumer_timeout_ms=5000)
+    consumer = KafkaConsumer(enable_auto_commit=False, consumer_timeout_ms=5000,
+                             **dict(common, request_timeout_ms=6000))
     try:
         tp = TopicPartition(topic, meta.partition)
         consumer.assign([tp])
@@ -246,7 +307,7 @@ def round_trip():
         consumer.close()
     # Leave no trace for tests that list topics; failure here is harmless.
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        admin = KafkaAdminClient(bootstrap_timeout_ms=5000, **common)
         try:
             admin.delete_topics([topic], timeout_ms=5000)
         finally:
@@ -259,23 +320,29 @@ last = None
 while time.monotonic() < deadline:
     if not alive():
         sys.exit(2)
+    if not port_open():
+        time.sleep(0.1)
+        continue
     try:
         round_trip()
+        if debug:
+            print(f"broker.sh: +{time.monotonic() - t0:.1f}s ready", file=sys.stderr)
         sys.exit(0)
     except Exception as exc:  # broker still booting
         last = exc
+        if debug:
+            print(f"broker.sh: +{time.monotonic() - t0:.1f}s not ready: {exc!r}", file=sys.stderr)
         time.sleep(0.5)
 print(f"broker.sh: readiness check never passed; last error: {last!r}", file=sys.stderr)
-sys.exit(1)
+sys.exit(3)
 PY
 }
 
 # Starts the JVM on an already written config + formatted storage, waits for it.
 launch() { # <workdir>
-    local wd="$1" lib pid bootstrap port rc=0
+    local wd="$1" lib pid bootstrap port log_offset rc=0
     lib="$(lib_dir)"
-    # shellcheck disable=SC1091
-    port="$(. "$wd/ports"; echo "$PORT")"
+    port="$(port_from "$wd" PORT)"
     bootstrap="127.0.0.1:$port"
     local -a jvm_opts=(-Xmx512m -Xms256m -Djava.awt.headless=true
         "-Dlog4j2.configurationFile=$LOG4J_CONF")
@@ -283,6 +350,7 @@ launch() { # <workdir>
         # shellcheck disable=SC2206
         jvm_opts+=($APPSTORE_KAFKA_JAVA_OPTS)
     fi
+    log_offset="$(stat -c %s "$wd/broker.log" 2>/dev/null || echo 0)"
     # All three std fds redirected: the JVM must not hold the caller's pipes open.
     "$JAVA_BIN" "${jvm_opts[@]}" -cp "$lib/*" kafka.Kafka "$wd/server.properties" \
         </dev/null >>"$wd/broker.log" 2>&1 &
@@ -290,13 +358,13 @@ launch() { # <workdir>
     echo "$pid" >"$wd/broker.pid"
     echo "$bootstrap" >"$wd/bootstrap"
     log "broker pid $pid starting on $bootstrap (log: $wd/broker.log)"
-    wait_ready "$wd" "$bootstrap" "$pid" || rc=$?
+    wait_ready "$wd" "$bootstrap" "$pid" "$log_offset" || rc=$?
     if ((rc != 0)); then
-        if ((rc == 2)); then
-            log "broker process exited during startup"
-        else
-            log "broker not ready after ${START_TIMEOUT}s"
-        fi
+        case "$rc" in
+            2) log "broker process exited during startup" ;;
+            3) log "broker not ready after ${START_TIMEOUT}s" ;;
+            *) log "readiness check failed (exit $rc) with '$PY'" ;;
+        esac
         log "last lines of $wd/broker.log:"
         tail -n 40 "$wd/broker.log" >&2 || true
         cmd_stop "$wd" >/dev/null 2>&1 || true
@@ -360,13 +428,12 @@ cmd_restart() {
     cmd_stop "$wd"
     # Same ports, same data dir, no re-format. Rewriting the config keeps it
     # in step with this script; the ports come from <workdir>/ports.
-    # shellcheck disable=SC1091
-    write_config "$wd" "$(. "$wd/ports"; echo "$PORT")" "$(. "$wd/ports"; echo "$CTRL_PORT")"
+    write_config "$wd" "$(port_from "$wd" PORT)" "$(port_from "$wd" CTRL_PORT)"
     launch "$wd"
 }
 
 usage() {
-    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
 }
 
 case "${1:-}" in

@@ -19,7 +19,8 @@ Typical use from ``conftest.py`` (session-scoped, one broker for the whole run):
 
 If the environment variable ``APPSTORE_TEST_KAFKA_BOOTSTRAP`` is set (e.g.
 ``127.0.0.1:9092``), that existing broker is used instead: ``start()`` and
-``stop()`` do nothing and ``restart()`` raises :class:`RestartUnsupported`.
+``stop()`` do nothing and ``restart()`` raises :class:`RestartUnsupported`
+(``KafkaBroker(d, use_env=False)`` gets a private broker that can restart).
 
 The jars come from ``kafka/broker.sh fetch`` (run once; ``start()`` fetches
 them itself if they are missing). The readiness check in ``broker.sh`` runs
@@ -28,12 +29,20 @@ with the same Python interpreter as the tests, which must have kafka-python.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["KafkaBroker", "KafkaBrokerError", "RestartUnsupported", "BROKER_SH", "ENV_BOOTSTRAP"]
+__all__ = [
+    "BROKER_SH",
+    "ENV_BOOTSTRAP",
+    "KafkaBroker",
+    "KafkaBrokerError",
+    "RestartUnsupported",
+]
 
 ENV_BOOTSTRAP = "APPSTORE_TEST_KAFKA_BOOTSTRAP"
 BROKER_SH = Path(__file__).resolve().parent.parent / "kafka" / "broker.sh"
@@ -52,10 +61,13 @@ class RestartUnsupported(KafkaBrokerError):
 
 
 class KafkaBroker:
-    def __init__(self, workdir: str | os.PathLike[str]) -> None:
+    def __init__(self, workdir: str | os.PathLike[str], *, use_env: bool = True) -> None:
+        """``use_env=False`` ignores APPSTORE_TEST_KAFKA_BOOTSTRAP and always runs a
+        private broker (e.g. for a test that must restart it)."""
         self.workdir = Path(workdir)
-        self.external_bootstrap = os.environ.get(ENV_BOOTSTRAP) or None
+        self.external_bootstrap = (os.environ.get(ENV_BOOTSTRAP) or None) if use_env else None
         self._bootstrap: str | None = self.external_bootstrap
+        self._atexit_registered = False
 
     @property
     def external(self) -> bool:
@@ -86,7 +98,8 @@ class KafkaBroker:
             raise KafkaBrokerError(f"broker.sh {command} timed out after {timeout}s") from exc
         if proc.returncode != 0:
             raise KafkaBrokerError(
-                f"broker.sh {command} {self.workdir} failed (exit {proc.returncode}):\n{proc.stderr}"
+                f"broker.sh {command} {self.workdir} failed (exit {proc.returncode}):\n"
+                f"{proc.stderr}"
             )
         return proc.stdout.strip()
 
@@ -95,6 +108,10 @@ class KafkaBroker:
         if self.external:
             return self.bootstrap_servers
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if not self._atexit_registered:
+            # Safety net: never leave a JVM behind if the fixture teardown is skipped.
+            atexit.register(self._stop_at_exit)
+            self._atexit_registered = True
         out = self._run("start", _START_TIMEOUT_S)
         self._bootstrap = out.splitlines()[-1].strip() if out else self._read_bootstrap()
         return self._bootstrap
@@ -109,11 +126,17 @@ class KafkaBroker:
         """Stop and start again on the same ports and data (data survives)."""
         if self.external:
             raise RestartUnsupported(
-                f"cannot restart the external broker given by {ENV_BOOTSTRAP}={self.external_bootstrap}"
+                "cannot restart the external broker given by "
+                f"{ENV_BOOTSTRAP}={self.external_bootstrap}"
             )
         out = self._run("restart", _START_TIMEOUT_S + _STOP_TIMEOUT_S)
         self._bootstrap = out.splitlines()[-1].strip() if out else self._read_bootstrap()
         return self._bootstrap
+
+    def _stop_at_exit(self) -> None:
+        if (self.workdir / "broker.pid").exists():
+            with contextlib.suppress(Exception):
+                self._run("stop", _STOP_TIMEOUT_S)
 
     @property
     def log_path(self) -> Path:
@@ -122,7 +145,7 @@ class KafkaBroker:
     def _read_bootstrap(self) -> str:
         return (self.workdir / "bootstrap").read_text().strip()
 
-    def __enter__(self) -> "KafkaBroker":
+    def __enter__(self) -> KafkaBroker:
         self.start()
         return self
 
