@@ -67,7 +67,9 @@ def expire() -> None:
 
 @cli.command()
 def demo(
-    if_empty: Annotated[bool, typer.Option("--if-empty", help="only load into an empty store")] = False,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="only load into an empty store")
+    ] = False,
     apps: Annotated[int, typer.Option(help="number of apps (at least 60)")] = 72,
 ) -> None:
     """Load a realistic demo catalog, developers, sellers and installations."""

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from appstore.settings import Settings
 from domain.clock import Clock
 from domain.credentials import Passwords
 from domain.store import AppStore
-
-from appstore.settings import Settings
 
 
 def event_store_env(database_url: str) -> dict[str, str]:
@@ -25,7 +24,9 @@ def event_store_env(database_url: str) -> dict[str, str]:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": path if path != ":memory:" else "file::memory:?mode=memory&cache=shared",
+            "SQLITE_DBNAME": path
+            if path != ":memory:"
+            else "file::memory:?mode=memory&cache=shared",
             "SQLITE_LOCK_TIMEOUT": "10",
         }
     if scheme in ("postgresql", "postgres"):
