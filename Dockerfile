@@ -1,0 +1,13 @@
+# One image for every process of the store: api, projector, consumer (see compose.yaml).
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY domain domain
+COPY projections projections
+COPY api api
+COPY consumers consumers
+COPY appstore appstore
+RUN pip install --no-cache-dir .
+ENV APPSTORE_HOST=0.0.0.0
+EXPOSE 8000
+CMD ["appstore", "serve"]
