@@ -1,0 +1,1 @@
+"""HTTP API: Starlette routes, pydantic models at the boundary, problem+json errors."""

@@ -1,0 +1,1 @@
+"""Kafka consumers of connector sync events, the DLQ, and a producer helper for connectors."""
