@@ -1,0 +1,522 @@
+"""OAuth 2.0 endpoints and the seller's authorization pages (server-rendered, Jinja2).
+
+`GET/POST /oauth/authorize` walks the seller through log in (or sign up) → installation
+information → confirm → review conditions → authorize, then redirects to the client's
+redirect_uri with `code` and `state`. `POST /oauth/token`, `/oauth/introspect` (RFC 7662)
+and `/oauth/revoke` (RFC 7009) serve the developer's back end. `GET /v1/me/apps/{id}`
+is the seller's authorization record of one installation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import secrets
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from uuid import UUID
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from domain import oauth
+from domain import values as v
+from domain.account import Account
+from domain.errors import (
+    DomainError,
+    DuplicateInstallation,
+    InstallationNotFound,
+    InvalidCredentials,
+    InvalidInput,
+)
+from domain.installation import Installation, InstallationSlot, installation_slot_id
+from domain.oauth import OAuthError
+from domain.store import AppStore
+
+SESSION_COOKIE = "appstore_oauth_session"
+CSRF_COOKIE = "appstore_oauth_csrf"
+OAUTH_PARAMS = (
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+)
+DURATION_LABELS = {
+    "30d": "30 days",
+    "90d": "90 days",
+    "180d": "180 days",
+    "365d": "1 year",
+    "unlimited": "Unlimited (until you cancel)",
+}
+# Pages must not be framed (clickjacking, RFC 9700 §4.16) nor cached.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+
+
+def _store(request: Request) -> AppStore:
+    store: AppStore = request.app.state.store
+    return store
+
+
+# --- the authorization pages ---------------------------------------------------------------
+class Flow:
+    """One request to the authorization endpoint: its parameters, CSRF token and seller."""
+
+    def __init__(self, request: Request, params: Mapping[str, Any]) -> None:
+        self.request = request
+        self.store = _store(request)
+        self.params = {k: str(params.get(k) or "") for k in OAUTH_PARAMS}
+        self.csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+        self.new_session: str | None = None
+        self.clear_session = False
+
+    def check(self) -> oauth.AuthorizationRequest:
+        p = self.params
+        return oauth.check_authorization_request(
+            self.store,
+            client_id=p["client_id"] or None,
+            redirect_uri=p["redirect_uri"] or None,
+            response_type=p["response_type"] or None,
+            scope=p["scope"] or None,
+            state=p["state"] or None,
+            code_challenge=p["code_challenge"] or None,
+            code_challenge_method=p["code_challenge_method"] or None,
+        )
+
+    def seller(self) -> Account | None:
+        token = self.new_session or (
+            None if self.clear_session else self.request.cookies.get(SESSION_COOKIE)
+        )
+        session = self.store.session_for(token) if token else None
+        if session is None or session.role != v.Role.SELLER.value:
+            return None
+        return self.store.account(session.account_id)
+
+    def page(self, template: str, status: int = 200, **context: Any) -> Response:
+        html = _templates.get_template(f"oauth/{template}").render(
+            csrf_token=self.csrf,
+            oauth_params={k: val for k, val in self.params.items() if val},
+            duration_labels=DURATION_LABELS,
+            **context,
+        )
+        return self.finish(HTMLResponse(html, status_code=status, headers=PAGE_HEADERS))
+
+    def finish(self, response: Response) -> Response:
+        secure = self.request.url.scheme == "https"
+        response.set_cookie(
+            CSRF_COOKIE, self.csrf, httponly=True, samesite="strict", secure=secure, path="/oauth"
+        )
+        if self.new_session:
+            response.set_cookie(
+                SESSION_COOKIE,
+                self.new_session,
+                max_age=12 * 3600,
+                httponly=True,
+                samesite="lax",
+                secure=secure,
+                path="/oauth",
+            )
+        elif self.clear_session:
+            response.delete_cookie(SESSION_COOKIE, path="/oauth")
+        return response
+
+    def error_page(self, error: OAuthError) -> Response:
+        return self.page(
+            "error.html", status=400, error=error.error, error_description=error.description
+        )
+
+    def redirect(self, request: oauth.AuthorizationRequest, **answer: str) -> Response:
+        """Back to the client (RFC 6749 §4.1.2): the answer plus the state, unchanged."""
+        if request.state:
+            answer["state"] = request.state
+        return self.finish(RedirectResponse(_with_query(request.redirect_uri, answer), 302))
+
+
+def _with_query(uri: str, params: Mapping[str, str]) -> str:
+    parts = urlsplit(uri)
+    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _redirect_error(flow: Flow, error: OAuthError) -> Response:
+    """An error the client must hear about, or an error page when it must not be redirected."""
+    if not error.redirectable:
+        return flow.error_page(error)
+    app = oauth.client_app(flow.store, flow.params["client_id"])
+    assert app is not None  # a redirectable error means the client and redirect_uri checked out
+    uri = flow.params["redirect_uri"] or app.details["redirect_uris"][0]
+    answer = {"error": error.error, "error_description": error.description}
+    if flow.params["state"]:
+        answer["state"] = flow.params["state"]
+    return flow.finish(RedirectResponse(_with_query(uri, answer), 302))
+
+
+async def authorize(request: Request) -> Response:
+    """GET and POST /oauth/authorize: the seller's pages of the authorization-link flow."""
+    if request.method == "GET":
+        flow = Flow(request, request.query_params)
+        form: Mapping[str, Any] = {}
+    else:
+        form = await request.form()
+        flow = Flow(request, form)
+        sent = str(form.get("csrf_token") or "")
+        cookie = request.cookies.get(CSRF_COOKIE) or ""
+        if not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
+            error = OAuthError("invalid_request", "the form expired; open the link again")
+            return flow.page(
+                "error.html", status=403, error=error.error, error_description=error.description
+            )
+    try:
+        checked = flow.check()
+    except OAuthError as error:
+        return _redirect_error(flow, error)
+    step = str(form.get("step") or "") if request.method == "POST" else ""
+    if request.method == "GET" and request.query_params.get("screen") == "signup":
+        step = "show_signup"
+    try:
+        return _step(flow, checked, step, form)
+    except OAuthError as error:
+        return _redirect_error(flow, error)
+
+
+def _step(
+    flow: Flow, request: oauth.AuthorizationRequest, step: str, form: Mapping[str, Any]
+) -> Response:
+    app = request.app
+    store = flow.store
+    if step == "switch":
+        flow.clear_session = True
+        return flow.page("login.html", app=app, step="login")
+    if step == "show_signup":
+        return flow.page("signup.html", app=app, step="login")
+    if step == "show_login":
+        return flow.page("login.html", app=app, step="login")
+    if step == "login":
+        email = str(form.get("email") or "")
+        account_type = str(form.get("account_type") or "local")
+        try:
+            started = store.start_session(email, str(form.get("password") or ""))
+        except InvalidCredentials:
+            return flow.page(
+                "login.html",
+                status=401,
+                app=app,
+                step="login",
+                email=email,
+                account_type=account_type,
+                message="The e-mail or password is wrong.",
+            )
+        account = store.account(started.session.account_id)
+        if account.role != v.Role.SELLER.value or account.account_type != account_type:
+            store.end_session(started.token)
+            kind = "a developer" if account.role != v.Role.SELLER.value else "another type of"
+            return flow.page(
+                "login.html",
+                status=403,
+                app=app,
+                step="login",
+                email=email,
+                account_type=account_type,
+                message=f"This is {kind} account; log in with your seller account type.",
+            )
+        flow.new_session = started.token
+        return _next_page(flow, request, account)
+    if step == "signup":
+        fields = {k: str(form.get(k) or "") for k in ("name", "email", "account_type")}
+        try:
+            store.register_account(
+                "seller",
+                fields["email"],
+                str(form.get("password") or ""),
+                fields["name"],
+                fields["account_type"] or "local",
+            )
+            started = store.start_session(fields["email"], str(form.get("password") or ""))
+        except DomainError as error:
+            return flow.page(
+                "signup.html", status=422, app=app, step="login", message=error.detail, **fields
+            )
+        flow.new_session = started.token
+        return _next_page(flow, request, store.account(started.session.account_id))
+
+    seller = flow.seller()
+    if seller is None:
+        return flow.page("login.html", app=app, step="login")
+    if step in ("info", "confirm"):
+        entered = {
+            k: str(form.get(k) or "") for k in ("duration", "contact_email", "contact_phone")
+        }
+        try:
+            duration = v.Duration.parse(entered["duration"]).value
+            if duration not in app.durations:
+                raise InvalidInput("duration", "this app does not offer this duration")
+            contact_email = v.email_address(entered["contact_email"], "contact_email")
+            contact_phone = v.phone_number(entered["contact_phone"], "contact_phone")
+        except InvalidInput as error:
+            return _info_page(flow, request, seller, entered, status=422, message=error.detail)
+        if step == "info":
+            return flow.page(
+                "confirm.html",
+                app=app,
+                step="confirm",
+                duration=duration,
+                contact_email=contact_email,
+                contact_phone=contact_phone,
+            )
+        try:
+            outcome = store.install(
+                seller.id,
+                app.id,
+                duration,
+                contact_email,
+                contact_phone,
+                scopes=request.scopes,
+                via="oauth",
+            )
+        except DuplicateInstallation:
+            return _next_page(flow, request, seller)
+        except DomainError as error:
+            return _info_page(flow, request, seller, entered, status=409, message=error.detail)
+        return _conditions_page(flow, request, store.installation(outcome.id))
+    if step == "edit":
+        entered = {
+            k: str(form.get(k) or "") for k in ("duration", "contact_email", "contact_phone")
+        }
+        return _info_page(flow, request, seller, entered)
+    if step == "decide":
+        return _decide(flow, request, seller, form)
+    return _next_page(flow, request, seller)
+
+
+def _live_installation(
+    flow: Flow, request: oauth.AuthorizationRequest, seller: Account
+) -> Installation | None:
+    slot = flow.store._get(installation_slot_id(seller.id, request.app.id), InstallationSlot)
+    if slot is None or slot.installation_id is None:
+        return None
+    installation = flow.store._get(slot.installation_id, Installation)
+    now = flow.store.clock.now()
+    return installation if installation is not None and installation.is_live(now) else None
+
+
+def _next_page(flow: Flow, request: oauth.AuthorizationRequest, seller: Account) -> Response:
+    """After log-in: re-authorize a live installation, or start a new one."""
+    live = _live_installation(flow, request, seller)
+    if live is not None:
+        return _conditions_page(flow, request, live)
+    return _info_page(flow, request, seller, {"contact_email": seller.email})
+
+
+def _info_page(
+    flow: Flow,
+    request: oauth.AuthorizationRequest,
+    seller: Account,
+    entered: dict[str, str],
+    status: int = 200,
+    message: str | None = None,
+) -> Response:
+    durations = request.app.durations
+    context = {**entered, "message": message}
+    if not context.get("duration"):
+        context["duration"] = durations[0]
+    return flow.page(
+        "info.html",
+        status=status,
+        app=request.app,
+        step="info",
+        seller=seller,
+        durations=durations,
+        **context,
+    )
+
+
+def _conditions_page(
+    flow: Flow, request: oauth.AuthorizationRequest, installation: Installation
+) -> Response:
+    now = flow.store.clock.now()
+    if installation.is_live(now):
+        expires = installation.expires_at
+    else:
+        expires = installation.duration.expiry_from(now)
+    scopes = [s for s in request.scopes if s in installation.scopes]
+    return flow.page(
+        "conditions.html",
+        app=request.app,
+        step="conditions",
+        installation_id=str(installation.id),
+        scopes=[(s, v.SCOPES[s]) for s in scopes],
+        duration=installation.duration.value,
+        expires_text=_when(expires),
+    )
+
+
+def _when(moment: datetime | None) -> str:
+    return "Never (until you cancel)" if moment is None else moment.strftime("%d %B %Y, %H:%M UTC")
+
+
+def _decide(
+    flow: Flow, request: oauth.AuthorizationRequest, seller: Account, form: Mapping[str, Any]
+) -> Response:
+    store = flow.store
+    try:
+        installation = store._own_installation(seller.id, UUID(str(form.get("installation_id"))))
+    except (ValueError, InstallationNotFound):
+        return flow.error_page(
+            OAuthError("invalid_request", "unknown installation", redirectable=False)
+        )
+    if installation.app_id != request.app.id:
+        return flow.error_page(
+            OAuthError("invalid_request", "unknown installation", redirectable=False)
+        )
+    now = store.clock.now()
+    if form.get("decision") != "allow":
+        if installation.is_pending(now):
+            store.decline(seller.id, installation.id)
+        return flow.redirect(
+            request, error="access_denied", error_description="the seller denied access"
+        )
+    try:
+        if installation.is_pending(now):
+            store.authorize(seller.id, installation.id)
+    except DomainError as error:
+        raise OAuthError("access_denied", error.detail) from error
+    issued = oauth.issue_code(store, seller.id, installation.id, request)
+    return flow.redirect(request, code=issued.code)
+
+
+# --- the developer's endpoints ----------------------------------------------------------------
+def _oauth_error(error: OAuthError) -> JSONResponse:
+    headers = dict(NO_STORE)
+    if error.status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="appstore"'
+    return JSONResponse(error.as_json(), status_code=error.status, headers=headers)
+
+
+async def _client(request: Request) -> tuple[Any, Mapping[str, Any]]:
+    """The authenticated client (client_secret_basic or client_secret_post) and the form."""
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        raise OAuthError("invalid_request", "send application/x-www-form-urlencoded")
+    form = await request.form()
+    header = request.headers.get("authorization", "")
+    client_id: str | None = None
+    secret: str | None = None
+    if header[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(header[6:], validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise OAuthError("invalid_client", "malformed Basic credentials", status=401) from None
+        raw_id, _, raw_secret = decoded.partition(":")
+        client_id, secret = unquote(raw_id), unquote(raw_secret)
+        if form.get("client_secret"):
+            raise OAuthError("invalid_request", "use one client authentication method only")
+    else:
+        client_id = str(form.get("client_id") or "") or None
+        secret = str(form.get("client_secret") or "") or None
+    client = oauth.authenticate_client(_store(request), client_id, secret)
+    return client, form
+
+
+async def token(request: Request) -> Response:
+    """POST /oauth/token: authorization_code and refresh_token grants."""
+    try:
+        client, form = await _client(request)
+        grant_type = form.get("grant_type")
+        store = _store(request)
+        if grant_type == "authorization_code":
+            issued = oauth.exchange_code(
+                store,
+                client,
+                _opt(form, "code"),
+                _opt(form, "redirect_uri"),
+                _opt(form, "code_verifier"),
+            )
+        elif grant_type == "refresh_token":
+            issued = oauth.refresh_tokens(
+                store, client, _opt(form, "refresh_token"), _opt(form, "scope")
+            )
+        elif not grant_type:
+            raise OAuthError("invalid_request", "grant_type is required")
+        else:
+            raise OAuthError("unsupported_grant_type", f"{grant_type} is not supported")
+    except OAuthError as error:
+        return _oauth_error(error)
+    return JSONResponse(issued.as_json(), headers=NO_STORE)
+
+
+async def introspect(request: Request) -> Response:
+    """POST /oauth/introspect (RFC 7662), with a typed `reason` when inactive."""
+    try:
+        client, form = await _client(request)
+    except OAuthError as error:
+        return _oauth_error(error)
+    check = oauth.check_token(_store(request), _opt(form, "token"), client=client)
+    return JSONResponse(check.introspection(client.client_id), headers=NO_STORE)
+
+
+async def revoke(request: Request) -> Response:
+    """POST /oauth/revoke (RFC 7009): 200 even for unknown tokens."""
+    try:
+        client, form = await _client(request)
+        oauth.revoke_token(_store(request), client, _opt(form, "token"))
+    except OAuthError as error:
+        return _oauth_error(error)
+    return Response(status_code=200, headers=NO_STORE)
+
+
+def _opt(form: Mapping[str, Any], key: str) -> str | None:
+    value = form.get(key)
+    return str(value) if value else None
+
+
+# --- the seller's authorization record ---------------------------------------------------------
+def _problem(status: int, title: str, detail: str) -> JSONResponse:
+    return JSONResponse(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail},
+        status_code=status,
+        media_type="application/problem+json",
+    )
+
+
+async def authorization_record(request: Request) -> Response:
+    """GET /v1/me/apps/{installation_id}: who authorized what, when, and the token activity."""
+    store = _store(request)
+    header = request.headers.get("authorization", "")
+    session = store.session_for(header[7:]) if header[:7].lower() == "bearer " else None
+    if session is None:
+        return _problem(401, "Unauthorized", "a seller session token is required")
+    if session.role != v.Role.SELLER.value:
+        return _problem(403, "Wrong account role", "this needs a seller account")
+    try:
+        installation_id = UUID(request.path_params["installation_id"])
+        record = oauth.authorization_record(store, session.account_id, installation_id)
+    except (ValueError, InstallationNotFound):
+        return _problem(404, "Installation not found", "no such installation")
+    return JSONResponse(record)
+
+
+routes = [
+    Route("/oauth/authorize", authorize, methods=["GET", "POST"]),
+    Route("/oauth/token", token, methods=["POST"]),
+    Route("/oauth/introspect", introspect, methods=["POST"]),
+    Route("/oauth/revoke", revoke, methods=["POST"]),
+    Route("/v1/me/apps/{installation_id}", authorization_record, methods=["GET"]),
+]
