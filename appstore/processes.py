@@ -1,0 +1,161 @@
+"""The store's processes: serve, project, replay, expire, migrate, consume.
+
+Each function builds what it needs from the settings and runs until done or signalled.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from appstore.settings import Settings
+from appstore.wiring import build_store
+from domain.errors import DomainError
+from domain.store import AppStore
+from projections import my_apps
+from projections.read_side import all_projections, build_projector
+from projections.runner import Projector
+
+console = Console(stderr=True)
+
+
+class ProjectorSettings(BaseSettings):
+    """Tuning of the projection runner (APPSTORE_PROJECTOR_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="APPSTORE_PROJECTOR_", extra="ignore")
+
+    batch_size: int = 500
+    poll_interval: float = 0.05
+    # Seconds between expiry sweeps in `serve`.
+    sweep_interval: float = 30.0
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    expired: int
+    lapsed: int
+
+
+def sweep(store: AppStore, projector: Projector, now: datetime | None = None) -> SweepResult:
+    """Appends Expired / Declined(lapsed) events for installations the read model finds due."""
+    now = now or store.clock.now()
+    with projector.engine.connect() as conn:
+        expiring = my_apps.due_for_expiry(conn, now)
+        lapsing = my_apps.due_for_lapse(conn, now)
+    expired = lapsed = 0
+    for installation_id in expiring:
+        try:
+            store.expire(installation_id)
+            expired += 1
+        except DomainError:
+            pass  # renewed or cancelled meanwhile: the read model was behind
+    for installation_id in lapsing:
+        try:
+            store.lapse(installation_id)
+            lapsed += 1
+        except DomainError:
+            pass
+    return SweepResult(expired, lapsed)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    """The API with the projections and the expiry sweeper in background threads."""
+    import uvicorn
+    from api.app import create_app
+
+    tuning = ProjectorSettings()
+    app = create_app(settings, run_projections=True, sweep_interval=tuning.sweep_interval)
+    if settings.kafka_bootstrap_servers:
+        thread = threading.Thread(target=run_consumer, args=(settings,), daemon=True)
+        thread.start()
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def run_projector(settings: Settings) -> None:
+    """Runs every projection until SIGTERM/SIGINT (the current batch commits or rolls back)."""
+    tuning = ProjectorSettings()
+    store = build_store(settings)
+    projector = build_projector(store, settings.database_url, batch_size=tuning.batch_size)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    console.print(f"[green]projecting[/green] {', '.join(projector.projections)}")
+    projector.run_forever(stop, interval=tuning.poll_interval)
+    console.print("[dim]projector stopped[/dim]")
+    store.close()
+
+
+def replay(settings: Settings, projection_name: str | None) -> None:
+    """Drops and rebuilds one read model (or all) from position 0, with a progress bar."""
+    tuning = ProjectorSettings()
+    store = build_store(settings)
+    names = [projection_name] if projection_name else [p.name for p in all_projections()]
+    projector = build_projector(
+        store, settings.database_url, names=names, batch_size=tuning.batch_size
+    )
+    head = projector.head()
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>10} ev/s"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        for name in names:
+            projector.reset(name)
+            task = progress.add_task(name, total=head or 1, rate="")
+            begun = time.perf_counter()
+
+            def advance(result: Any, task: Any = task, begun: float = begun) -> None:
+                if result.position >= 0:
+                    rate = result.position / max(time.perf_counter() - begun, 1e-9)
+                    progress.update(task, completed=result.position, rate=f"{rate:,.0f}")
+
+            projector.catch_up([name], on_progress=advance)
+            progress.update(task, completed=head or 1)
+    console.print(
+        f"[green]rebuilt[/green] {', '.join(names)}: {head} events "
+        f"in {time.perf_counter() - started:.2f}s"
+    )
+    store.close()
+
+
+def expire_due(settings: Settings) -> None:
+    """One expiry sweep (run it from cron, or let `serve` run it periodically)."""
+    store = build_store(settings)
+    projector = build_projector(store, settings.database_url)
+    projector.catch_up()
+    result = sweep(store, projector)
+    console.print(f"expired {result.expired}, lapsed {result.lapsed}")
+    store.close()
+
+
+def migrate(settings: Settings) -> None:
+    """Creates the event store tables and every read-model table (idempotent)."""
+    store = build_store(settings)
+    build_projector(store, settings.database_url)
+    store.close()
+
+
+def run_consumer(settings: Settings) -> None:
+    """The Kafka consumer of connector sync events (consumers.worker)."""
+    from consumers.worker import run
+
+    run(settings)

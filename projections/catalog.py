@@ -1,0 +1,455 @@
+"""The public catalog: listed apps, their full-text index, filters, sorts and facets.
+
+Search uses SQLite FTS5 on the embedded store and a tsvector + GIN index on PostgreSQL.
+`installs` counts the app's active installations.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+
+from domain import values as v
+from domain.app_listing import AppListing
+from domain.installation import Installation
+from projections.db import UTCDateTime, metadata
+from projections.runner import Handler, Projection, event_of
+
+apps = sa.Table(
+    "catalog_apps",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    # The Listed event's position: a stable integer key for the full-text index.
+    sa.Column("seq", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("slug", sa.String(64), nullable=False, index=True),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("name_key", sa.String(80), nullable=False, index=True),
+    sa.Column("tagline", sa.String(160), nullable=False),
+    sa.Column("developer_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("listed_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("delisted_at", UTCDateTime, nullable=True),
+    sa.Column("installs", sa.Integer, nullable=False, default=0, index=True),
+)
+
+app_categories = sa.Table(
+    "catalog_app_categories",
+    metadata,
+    sa.Column("app_id", sa.Uuid, primary_key=True),
+    sa.Column("category", sa.String(64), primary_key=True, index=True),
+)
+
+app_platforms = sa.Table(
+    "catalog_app_platforms",
+    metadata,
+    sa.Column("app_id", sa.Uuid, primary_key=True),
+    sa.Column("platform", sa.String(64), primary_key=True, index=True),
+)
+
+# Which app each installation belongs to and whether it counts as an install now.
+app_installations = sa.Table(
+    "catalog_installations",
+    metadata,
+    sa.Column("installation_id", sa.Uuid, primary_key=True),
+    sa.Column("app_id", sa.Uuid, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, default=False),
+)
+
+# PostgreSQL only: the search document (on SQLite the FTS5 table `catalog_fts` instead).
+_pg_metadata = sa.MetaData()
+pg_search = sa.Table(
+    "catalog_search",
+    _pg_metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("document", postgresql.TSVECTOR, nullable=False),
+    sa.Index("catalog_search_document", "document", postgresql_using="gin"),
+)
+
+# bm25 weights of the FTS5 columns: name, tagline, description, benefits, tags.
+_FTS_WEIGHTS = "10.0, 5.0, 1.0, 2.0, 4.0"
+_MAX_TERMS = 12
+SORTS = ("popular", "relevant", "new", "name")
+RELATED_LIMIT = 6
+
+
+class CatalogProjection(Projection):
+    """Builds the catalog from AppListing events and installation activity."""
+
+    name = "catalog"
+    tables = (apps, app_categories, app_platforms, app_installations)
+
+    def handlers(self) -> Mapping[type[Any], Handler]:
+        return {
+            event_of(AppListing, "Listed"): self._listed,
+            event_of(AppListing, "Updated"): self._updated,
+            event_of(AppListing, "Delisted"): self._delisted,
+            event_of(Installation, "Installed"): self._installed,
+            event_of(Installation, "Authorized"): self._activated,
+            event_of(Installation, "Renewed"): self._activated,
+            event_of(Installation, "Cancelled"): self._deactivated,
+            event_of(Installation, "Expired"): self._deactivated,
+        }
+
+    def create(self, conn: Connection) -> None:
+        super().create(conn)
+        if conn.dialect.name == "postgresql":
+            pg_search.create(conn, checkfirst=True)
+        else:
+            conn.exec_driver_sql(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS catalog_fts USING fts5("
+                "name, tagline, description, benefits, tags, tokenize='unicode61')"
+            )
+
+    def drop(self, conn: Connection) -> None:
+        super().drop(conn)
+        if conn.dialect.name == "postgresql":
+            pg_search.drop(conn, checkfirst=True)
+        else:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS catalog_fts")
+
+    # --- handlers ---------------------------------------------------------------------
+    def _listed(self, conn: Connection, e: Any, position: int) -> None:
+        details = dict(e.details)
+        conn.execute(
+            apps.insert().values(
+                id=e.originator_id,
+                seq=position,
+                developer_id=e.developer_id,
+                details=details,
+                listed_at=e.listed_at,
+                updated_at=e.listed_at,
+                delisted_at=None,
+                installs=0,
+                **_columns(details),
+            )
+        )
+        _replace_tags(conn, e.originator_id, details)
+        _index(conn, position, details)
+
+    def _updated(self, conn: Connection, e: Any, position: int) -> None:
+        row = conn.execute(
+            sa.select(apps.c.seq, apps.c.details).where(apps.c.id == e.originator_id)
+        ).one()
+        details = {**row.details, **e.changes}
+        conn.execute(
+            apps.update()
+            .where(apps.c.id == e.originator_id)
+            .values(details=details, updated_at=e.updated_at, **_columns(details))
+        )
+        _replace_tags(conn, e.originator_id, details)
+        _index(conn, row.seq, details)
+
+    def _delisted(self, conn: Connection, e: Any, position: int) -> None:
+        conn.execute(
+            apps.update().where(apps.c.id == e.originator_id).values(delisted_at=e.delisted_at)
+        )
+
+    def _installed(self, conn: Connection, e: Any, position: int) -> None:
+        conn.execute(
+            app_installations.insert().values(
+                installation_id=e.originator_id, app_id=e.app_id, active=False
+            )
+        )
+
+    def _activated(self, conn: Connection, e: Any, position: int) -> None:
+        self._set_active(conn, e.originator_id, True)
+
+    def _deactivated(self, conn: Connection, e: Any, position: int) -> None:
+        self._set_active(conn, e.originator_id, False)
+
+    def _set_active(self, conn: Connection, installation_id: UUID, active: bool) -> None:
+        row = conn.execute(
+            sa.select(app_installations.c.app_id, app_installations.c.active).where(
+                app_installations.c.installation_id == installation_id
+            )
+        ).one()
+        if row.active == active:
+            return
+        conn.execute(
+            app_installations.update()
+            .where(app_installations.c.installation_id == installation_id)
+            .values(active=active)
+        )
+        conn.execute(
+            apps.update()
+            .where(apps.c.id == row.app_id)
+            .values(installs=apps.c.installs + (1 if active else -1))
+        )
+
+
+def _columns(details: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "slug": details["slug"],
+        "name": details["name"],
+        "name_key": str(details["name"]).casefold(),
+        "tagline": details["tagline"],
+    }
+
+
+def _replace_tags(conn: Connection, app_id: UUID, details: Mapping[str, Any]) -> None:
+    conn.execute(app_categories.delete().where(app_categories.c.app_id == app_id))
+    conn.execute(app_platforms.delete().where(app_platforms.c.app_id == app_id))
+    if details["categories"]:
+        conn.execute(
+            app_categories.insert(),
+            [{"app_id": app_id, "category": c} for c in details["categories"]],
+        )
+    if details["platforms"]:
+        conn.execute(
+            app_platforms.insert(),
+            [{"app_id": app_id, "platform": p} for p in details["platforms"]],
+        )
+
+
+def _tags(details: Mapping[str, Any]) -> str:
+    words = [*details["categories"], *details["platforms"]]
+    words += [v.CATEGORIES.get(c, c) for c in details["categories"]]
+    words += [v.PLATFORMS.get(p, p) for p in details["platforms"]]
+    return " ".join(words)
+
+
+def _index(conn: Connection, seq: int, details: Mapping[str, Any]) -> None:
+    """Writes the app's search document (name, tagline, description, benefits, tags)."""
+    doc = {
+        "seq": seq,
+        "name": details["name"],
+        "tagline": details["tagline"],
+        "description": details["description"],
+        "benefits": " ".join(details.get("benefits", [])),
+        "tags": _tags(details),
+    }
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text(
+                "INSERT INTO catalog_search (seq, document) VALUES (:seq,"
+                " setweight(to_tsvector('simple', :name), 'A')"
+                " || setweight(to_tsvector('simple', :tagline), 'B')"
+                " || setweight(to_tsvector('simple', :tags), 'B')"
+                " || setweight(to_tsvector('simple', :benefits), 'C')"
+                " || setweight(to_tsvector('simple', :description), 'D'))"
+                " ON CONFLICT (seq) DO UPDATE SET document = excluded.document"
+            ),
+            doc,
+        )
+    else:
+        conn.execute(sa.text("DELETE FROM catalog_fts WHERE rowid = :seq"), doc)
+        conn.execute(
+            sa.text(
+                "INSERT INTO catalog_fts (rowid, name, tagline, description, benefits, tags)"
+                " VALUES (:seq, :name, :tagline, :description, :benefits, :tags)"
+            ),
+            doc,
+        )
+
+
+# --- queries ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CatalogQuery:
+    """A catalog search. Several categories (or platforms) match any of them."""
+
+    q: str | None = None
+    categories: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    sort: str | None = None
+    page: int = 1
+    page_size: int = 20
+
+    @property
+    def terms(self) -> list[str]:
+        """The words searched for (letters and digits only), at most a dozen."""
+        return re.findall(r"[^\W_]+", (self.q or "").casefold())[:_MAX_TERMS]
+
+    @property
+    def effective_sort(self) -> str:
+        """`relevant` when searching, `popular` otherwise, unless a sort is asked for."""
+        if self.sort == "relevant" and not self.terms:
+            return "popular"
+        return self.sort or ("relevant" if self.terms else "popular")
+
+
+@dataclass(frozen=True)
+class CatalogPage:
+    items: list[dict[str, Any]]
+    total: int
+    page: int
+    page_size: int
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def _matches(conn: Connection, terms: list[str]) -> sa.Subquery:
+    """(seq, rank) of the apps whose search document has every term (as a prefix)."""
+    if conn.dialect.name == "postgresql":
+        return (
+            sa.text(
+                "SELECT seq, ts_rank(document, query) AS rank"
+                " FROM catalog_search, to_tsquery('simple', :match) AS query"
+                " WHERE document @@ query"
+            )
+            .bindparams(match=" & ".join(f"{t}:*" for t in terms))
+            .columns(sa.column("seq", sa.BigInteger), sa.column("rank", sa.Float))
+            .subquery("matches")
+        )
+    return (
+        sa.text(
+            f"SELECT rowid AS seq, -bm25(catalog_fts, {_FTS_WEIGHTS}) AS rank"
+            " FROM catalog_fts WHERE catalog_fts MATCH :match"
+        )
+        .bindparams(match=" ".join(f'"{t}"*' for t in terms))
+        .columns(sa.column("seq", sa.BigInteger), sa.column("rank", sa.Float))
+        .subquery("matches")
+    )
+
+
+def item_of(row: Any) -> dict[str, Any]:
+    """A catalog list item from an `apps` row."""
+    d = row.details
+    return {
+        "id": row.id,
+        "slug": row.slug,
+        "name": row.name,
+        "tagline": row.tagline,
+        "categories": list(d["categories"]),
+        "platforms": list(d["platforms"]),
+        "installs": row.installs,
+        "listed_at": row.listed_at,
+    }
+
+
+def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
+    """One page of listed apps matching the query, with its total and facet counts.
+
+    Facets count under the current query: the category counts apply the text and the
+    platform filter (not the category filter, so other categories can be offered), and
+    the other way round for platforms.
+    """
+    terms = query.terms
+    source: sa.FromClause = apps
+    rank: Any = sa.literal(0.0)
+    if terms:
+        matches = _matches(conn, terms)
+        source = apps.join(matches, matches.c.seq == apps.c.seq)
+        rank = matches.c.rank
+    listed = apps.c.delisted_at.is_(None)
+    in_categories = apps.c.id.in_(
+        sa.select(app_categories.c.app_id).where(app_categories.c.category.in_(query.categories))
+    )
+    on_platforms = apps.c.id.in_(
+        sa.select(app_platforms.c.app_id).where(app_platforms.c.platform.in_(query.platforms))
+    )
+    conditions = [listed]
+    if query.categories:
+        conditions.append(in_categories)
+    if query.platforms:
+        conditions.append(on_platforms)
+
+    total = conn.execute(sa.select(sa.func.count()).select_from(source).where(*conditions))
+    order = {
+        "relevant": [rank.desc(), apps.c.installs.desc(), apps.c.name_key, apps.c.id],
+        "popular": [apps.c.installs.desc(), apps.c.name_key, apps.c.id],
+        "new": [apps.c.listed_at.desc(), apps.c.seq.desc()],
+        "name": [apps.c.name_key, apps.c.id],
+    }[query.effective_sort]
+    rows = conn.execute(
+        sa.select(apps)
+        .select_from(source)
+        .where(*conditions)
+        .order_by(*order)
+        .limit(query.page_size)
+        .offset((query.page - 1) * query.page_size)
+    ).all()
+
+    def facet(table: sa.Table, column: sa.Column[str], extra: list[Any]) -> dict[str, int]:
+        counts = conn.execute(
+            sa.select(column, sa.func.count())
+            .select_from(source.join(table, table.c.app_id == apps.c.id))
+            .where(listed, *extra)
+            .group_by(column)
+        ).all()
+        return {str(name): int(n) for name, n in counts}
+
+    categories = facet(
+        app_categories, app_categories.c.category, [on_platforms] if query.platforms else []
+    )
+    platforms = facet(
+        app_platforms, app_platforms.c.platform, [in_categories] if query.categories else []
+    )
+    return CatalogPage(
+        items=[item_of(r) for r in rows],
+        total=int(total.scalar_one()),
+        page=query.page,
+        page_size=query.page_size,
+        facets={
+            "categories": {c: categories.get(c, 0) for c in v.CATEGORIES},
+            "platforms": {p: platforms.get(p, 0) for p in v.PLATFORMS},
+        },
+    )
+
+
+def find_app(conn: Connection, id_or_slug: str) -> Any | None:
+    """The listed app with this id or slug (a row), or None."""
+    try:
+        condition = apps.c.id == UUID(id_or_slug)
+    except ValueError:
+        condition = apps.c.slug == id_or_slug
+    return conn.execute(sa.select(apps).where(condition, apps.c.delisted_at.is_(None))).first()
+
+
+def find_any_app(conn: Connection, app_id: UUID) -> Any | None:
+    """The app with this id, listed or not (a row), or None."""
+    return conn.execute(sa.select(apps).where(apps.c.id == app_id)).first()
+
+
+def related(conn: Connection, app_id: UUID, limit: int = RELATED_LIMIT) -> list[dict[str, Any]]:
+    """Listed apps sharing a category (worth 2) or platform (worth 1) with this one."""
+    my_categories = sa.select(app_categories.c.category).where(app_categories.c.app_id == app_id)
+    my_platforms = sa.select(app_platforms.c.platform).where(app_platforms.c.app_id == app_id)
+    shared = sa.union_all(
+        sa.select(app_categories.c.app_id, sa.literal(2).label("weight")).where(
+            app_categories.c.category.in_(my_categories), app_categories.c.app_id != app_id
+        ),
+        sa.select(app_platforms.c.app_id, sa.literal(1).label("weight")).where(
+            app_platforms.c.platform.in_(my_platforms), app_platforms.c.app_id != app_id
+        ),
+    ).subquery("shared")
+    score = sa.func.sum(shared.c.weight).label("score")
+    rows = conn.execute(
+        sa.select(apps, score)
+        .select_from(apps.join(shared, shared.c.app_id == apps.c.id))
+        .where(apps.c.delisted_at.is_(None))
+        .group_by(*apps.c)
+        .order_by(score.desc(), apps.c.installs.desc(), apps.c.name_key, apps.c.id)
+        .limit(limit)
+    ).all()
+    return [item_of(r) for r in rows]
+
+
+def detail_of(row: Any) -> dict[str, Any]:
+    """The public detail of an app row (without `related`)."""
+    d = row.details
+    contact = d["contact"]
+    return {
+        **item_of(row),
+        "description": d["description"],
+        "benefits": list(d.get("benefits", [])),
+        "compatibility": list(d.get("compatibility", [])),
+        "media": list(d.get("media", [])),
+        "partner_url": d["partner_url"],
+        "faqs": list(d.get("faqs", [])),
+        "contact": {
+            "email": contact["email"],
+            "phone": contact["phone"],
+            "mailto": f"mailto:{contact['email']}",
+        },
+        "scopes": list(d["scopes"]),
+        "durations": list(d["durations"]),
+        "developer_id": row.developer_id,
+        "updated_at": row.updated_at,
+    }

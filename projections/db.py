@@ -1,0 +1,72 @@
+"""The read side's database: an SQLAlchemy engine on the event store's own database.
+
+The read models live next to the events (same SQLite file or PostgreSQL database), so a
+projection can write its rows and its tracking position in one local transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect, Engine
+
+metadata = sa.MetaData()
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on both backends (SQLite keeps naive UTC text)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """The SQLAlchemy URL of an APPSTORE_DATABASE_URL (psycopg 3 driver on PostgreSQL)."""
+    scheme, _, rest = database_url.partition("://")
+    base = scheme.split("+")[0]
+    if base in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    if base == "sqlite":
+        return f"sqlite://{rest}"
+    raise ValueError(f"unsupported database URL scheme {scheme!r}")
+
+
+def create_read_engine(database_url: str, *, pool_size: int = 5) -> Engine:
+    """An engine on the read-model database.
+
+    On SQLite, transactions opened with `execution_options(immediate=True)` take the write
+    lock at BEGIN, so two projector processes cannot read the same tracking position.
+    """
+    url = sqlalchemy_url(database_url)
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            immediate = conn.get_execution_options().get("immediate", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)

@@ -1,0 +1,351 @@
+"""Installations as sellers see them (my apps) and as developers see them.
+
+Status in answers is computed against the current time as well: an active installation
+past its expiry shows `expired` before the sweeper records it, one expiring within 14 days
+shows `expiring`, and a pending one past the authorization window shows `declined`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from domain.account import Account
+from domain.app_listing import AppListing
+from domain.installation import AUTHORIZATION_WINDOW, Installation
+from projections.db import UTCDateTime, metadata
+from projections.runner import Handler, Projection, event_of
+
+EXPIRING_WITHIN = timedelta(days=14)
+MY_APPS_STATUSES = (
+    "active",
+    "expiring",
+    "expired",
+    "cancelled",
+    "pending_authorization",
+    "declined",
+)
+
+app_names = sa.Table(
+    "my_apps_apps",
+    metadata,
+    sa.Column("app_id", sa.Uuid, primary_key=True),
+    sa.Column("slug", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("developer_id", sa.Uuid, nullable=False),
+)
+
+accounts = sa.Table(
+    "my_apps_accounts",
+    metadata,
+    sa.Column("account_id", sa.Uuid, primary_key=True),
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("email", sa.String(254), nullable=False),
+)
+
+installations = sa.Table(
+    "my_apps_installations",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("app_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("seller_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("developer_id", sa.Uuid, nullable=False, index=True),
+    sa.Column("status", sa.String(32), nullable=False, index=True),
+    sa.Column("duration", sa.String(16), nullable=False),
+    sa.Column("contact_email", sa.String(254), nullable=False),
+    sa.Column("contact_phone", sa.String(32), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("via", sa.String(32), nullable=False),
+    sa.Column("installed_at", UTCDateTime, nullable=False),
+    sa.Column("authorized_at", UTCDateTime, nullable=True),
+    sa.Column("expires_at", UTCDateTime, nullable=True, index=True),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Column("end_reason", sa.String(32), nullable=True),
+    sa.Column("open_incidents", sa.Integer, nullable=False, default=0),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+
+
+class MyAppsProjection(Projection):
+    """Builds the installation list from Installation, AppListing and Account events."""
+
+    name = "my_apps"
+    tables = (app_names, accounts, installations)
+
+    def handlers(self) -> Mapping[type[Any], Handler]:
+        return {
+            event_of(Account, "Registered"): self._registered,
+            event_of(AppListing, "Listed"): self._listed,
+            event_of(AppListing, "Updated"): self._updated,
+            event_of(Installation, "Installed"): self._installed,
+            event_of(Installation, "Authorized"): self._authorized,
+            event_of(Installation, "Declined"): self._declined,
+            event_of(Installation, "Renewed"): self._renewed,
+            event_of(Installation, "Cancelled"): self._cancelled,
+            event_of(Installation, "Expired"): self._expired,
+            event_of(Installation, "IncidentRaised"): self._incident_raised,
+            event_of(Installation, "IncidentResolved"): self._incident_resolved,
+        }
+
+    def _registered(self, conn: Connection, e: Any, position: int) -> None:
+        conn.execute(
+            accounts.insert().values(account_id=e.originator_id, name=e.name, email=e.email)
+        )
+
+    def _listed(self, conn: Connection, e: Any, position: int) -> None:
+        conn.execute(
+            app_names.insert().values(
+                app_id=e.originator_id,
+                slug=e.details["slug"],
+                name=e.details["name"],
+                developer_id=e.developer_id,
+            )
+        )
+
+    def _updated(self, conn: Connection, e: Any, position: int) -> None:
+        changes = {k: e.changes[k] for k in ("slug", "name") if k in e.changes}
+        if changes:
+            conn.execute(
+                app_names.update().where(app_names.c.app_id == e.originator_id).values(**changes)
+            )
+
+    def _installed(self, conn: Connection, e: Any, position: int) -> None:
+        developer_id = conn.execute(
+            sa.select(app_names.c.developer_id).where(app_names.c.app_id == e.app_id)
+        ).scalar_one()
+        conn.execute(
+            installations.insert().values(
+                id=e.originator_id,
+                app_id=e.app_id,
+                seller_id=e.seller_id,
+                developer_id=developer_id,
+                status="pending_authorization",
+                duration=str(e.duration),
+                contact_email=e.contact_email,
+                contact_phone=e.contact_phone,
+                scopes=list(e.scopes),
+                via=e.via,
+                installed_at=e.installed_at,
+                open_incidents=0,
+                position=position,
+            )
+        )
+
+    def _set(self, conn: Connection, e: Any, position: int, **values: Any) -> None:
+        conn.execute(
+            installations.update()
+            .where(installations.c.id == e.originator_id)
+            .values(position=position, **values)
+        )
+
+    def _authorized(self, conn: Connection, e: Any, position: int) -> None:
+        self._set(
+            conn,
+            e,
+            position,
+            status="active",
+            authorized_at=e.authorized_at,
+            expires_at=e.expires_at,
+        )
+
+    def _declined(self, conn: Connection, e: Any, position: int) -> None:
+        self._set(conn, e, position, status="declined", ended_at=e.declined_at, end_reason=e.reason)
+
+    def _renewed(self, conn: Connection, e: Any, position: int) -> None:
+        self._set(
+            conn,
+            e,
+            position,
+            status="active",
+            duration=str(e.duration),
+            expires_at=e.expires_at,
+            ended_at=None,
+            end_reason=None,
+        )
+
+    def _cancelled(self, conn: Connection, e: Any, position: int) -> None:
+        self._set(
+            conn, e, position, status="cancelled", ended_at=e.cancelled_at, end_reason=e.reason
+        )
+
+    def _expired(self, conn: Connection, e: Any, position: int) -> None:
+        self._set(conn, e, position, status="expired", ended_at=e.expired_at, end_reason="expired")
+
+    def _incident_raised(self, conn: Connection, e: Any, position: int) -> None:
+        self._set(conn, e, position, open_incidents=installations.c.open_incidents + 1)
+
+    def _incident_resolved(self, conn: Connection, e: Any, position: int) -> None:
+        self._set(conn, e, position, open_incidents=installations.c.open_incidents - 1)
+
+
+# --- queries ---------------------------------------------------------------------------
+def effective_status(now: datetime) -> sa.ColumnElement[str]:
+    """The SQL expression of an installation's status as of `now` (see module docstring)."""
+    c = installations.c
+    return sa.case(
+        (sa.and_(c.status == "active", c.expires_at.is_not(None), c.expires_at <= now), "expired"),
+        (
+            sa.and_(
+                c.status == "active",
+                c.expires_at.is_not(None),
+                c.expires_at <= now + EXPIRING_WITHIN,
+            ),
+            "expiring",
+        ),
+        (
+            sa.and_(
+                c.status == "pending_authorization",
+                c.installed_at < now - AUTHORIZATION_WINDOW,
+            ),
+            "declined",
+        ),
+        else_=c.status,
+    )
+
+
+def days_left(expires_at: datetime | None, now: datetime) -> int | None:
+    """Whole days (rounded up) until expiry; None for unlimited, 0 once past."""
+    if expires_at is None:
+        return None
+    return max(0, math.ceil((expires_at - now).total_seconds() / 86400))
+
+
+def _my_app_item(row: Any, now: datetime) -> dict[str, Any]:
+    status = row.effective_status
+    live = status in ("active", "expiring")
+    return {
+        "installation_id": row.id,
+        "app": {"id": row.app_id, "slug": row.slug, "name": row.name},
+        "status": status,
+        "duration": row.duration,
+        "scopes": list(row.scopes),
+        "authorized_at": row.authorized_at,
+        "expires_at": row.expires_at,
+        "days_left": days_left(row.expires_at, now) if live else None,
+        "open_incidents": row.open_incidents,
+    }
+
+
+def _joined(now: datetime) -> sa.Select[Any]:
+    return sa.select(
+        installations,
+        app_names.c.slug,
+        app_names.c.name,
+        effective_status(now).label("effective_status"),
+    ).select_from(installations.join(app_names, app_names.c.app_id == installations.c.app_id))
+
+
+def my_apps(
+    conn: Connection,
+    seller_id: UUID,
+    now: datetime,
+    *,
+    status: str | None = None,
+    page: int = 1,
+    page_size: int = 20,
+) -> tuple[list[dict[str, Any]], int]:
+    """A seller's installations (soonest expiry first); without `status`, all but declined."""
+    status_expr = effective_status(now)
+    where = [installations.c.seller_id == seller_id]
+    where.append(status_expr == status if status else status_expr != "declined")
+    total = conn.execute(
+        sa.select(sa.func.count()).select_from(installations).where(*where)
+    ).scalar_one()
+    rows = conn.execute(
+        _joined(now)
+        .where(*where)
+        .order_by(
+            installations.c.expires_at.is_(None),
+            installations.c.expires_at,
+            app_names.c.name,
+            installations.c.id,
+        )
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    ).all()
+    return [_my_app_item(r, now) for r in rows], int(total)
+
+
+def installation_of(conn: Connection, installation_id: UUID, now: datetime) -> Any | None:
+    """The installation row with its app's name and slug, or None."""
+    return conn.execute(_joined(now).where(installations.c.id == installation_id)).first()
+
+
+def developer_installations(
+    conn: Connection,
+    developer_id: UUID,
+    now: datetime,
+    *,
+    app_id: UUID | None = None,
+    page: int = 1,
+    page_size: int = 20,
+) -> tuple[list[dict[str, Any]], int]:
+    """Installations of a developer's apps; cancelled ones carry no seller data."""
+    where = [installations.c.developer_id == developer_id]
+    if app_id is not None:
+        where.append(installations.c.app_id == app_id)
+    total = conn.execute(
+        sa.select(sa.func.count()).select_from(installations).where(*where)
+    ).scalar_one()
+    rows = conn.execute(
+        _joined(now)
+        .add_columns(accounts.c.name.label("seller_name"))
+        .outerjoin(accounts, accounts.c.account_id == installations.c.seller_id)
+        .where(*where)
+        .order_by(installations.c.installed_at.desc(), installations.c.id)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    ).all()
+    items = []
+    for r in rows:
+        status = r.effective_status
+        seller = None
+        if status != "cancelled":
+            seller = {
+                "id": r.seller_id,
+                "name": r.seller_name,
+                "contact_email": r.contact_email,
+                "contact_phone": r.contact_phone,
+            }
+        items.append(
+            {
+                "installation_id": r.id,
+                "app": {"id": r.app_id, "slug": r.slug, "name": r.name},
+                "status": "active" if status == "expiring" else status,
+                "duration": r.duration,
+                "scopes": list(r.scopes),
+                "installed_at": r.installed_at,
+                "authorized_at": r.authorized_at,
+                "expires_at": r.expires_at,
+                "seller": seller,
+            }
+        )
+    return items, int(total)
+
+
+def due_for_expiry(conn: Connection, now: datetime, limit: int = 500) -> list[UUID]:
+    """Active installations past their expiry (the sweeper appends Expired for them)."""
+    c = installations.c
+    rows = conn.execute(
+        sa.select(c.id)
+        .where(c.status == "active", c.expires_at.is_not(None), c.expires_at <= now)
+        .limit(limit)
+    )
+    return [r[0] for r in rows]
+
+
+def due_for_lapse(conn: Connection, now: datetime, limit: int = 500) -> list[UUID]:
+    """Pending installations whose authorization window passed."""
+    c = installations.c
+    rows = conn.execute(
+        sa.select(c.id)
+        .where(c.status == "pending_authorization", c.installed_at < now - AUTHORIZATION_WINDOW)
+        .limit(limit)
+    )
+    return [r[0] for r in rows]
