@@ -1,0 +1,147 @@
+"""Benchmark: token introspection on PostgreSQL against a raw single-row SELECT by primary key.
+
+Three measurements in the same run, on the same database:
+  raw        psycopg `SELECT state FROM <events table> WHERE originator_id=… AND
+             originator_version=1` (one primary-key read, prepared, one connection)
+  check      domain.oauth.check_access_token: token + grant + installation, each a
+             primary-key read of an aggregate's events, decoded
+  introspect what POST /oauth/introspect does: client authentication (the app's
+             aggregate) + check_token
+
+    scripts/with-services.sh .venv/bin/python bench/introspect.py
+    python bench/introspect.py --database-url postgresql://... [--seconds 10] [--tokens 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from appstore.settings import Settings
+from appstore.wiring import build_store
+from domain import oauth
+from domain.credentials import token_hash
+from domain.store import AppStore
+from tests import factories as f
+
+console = Console()
+REDIRECT = "https://ordersync.example.com/oauth/callback"
+
+
+def fresh_database(admin_url: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def issue_tokens(store: AppStore, count: int) -> tuple[list[str], str, str]:
+    """`count` access tokens, each of its own live installation of one app."""
+    listed = store.list_app(f.developer(store), f.listing())
+    client = oauth.authenticate_client(store, listed.client_id, listed.client_secret)
+    tokens = []
+    for _ in range(count):
+        seller = f.seller(store)
+        installation = f.active_installation(store, seller, listed.id, "365d")
+        request = oauth.check_authorization_request(
+            store,
+            client_id=listed.client_id,
+            redirect_uri=REDIRECT,
+            response_type="code",
+            scope=None,
+            state=None,
+            code_challenge=None,
+            code_challenge_method=None,
+        )
+        code = oauth.issue_code(store, seller, installation, request).code
+        tokens.append(oauth.exchange_code(store, client, code, REDIRECT, None).access_token)
+    return tokens, listed.client_id, listed.client_secret
+
+
+def measure(name: str, seconds: float, call: Callable[[], object]) -> dict[str, float]:
+    for _ in range(50):  # warm up pools and caches
+        call()
+    latencies: list[float] = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    result = {
+        "n": len(latencies),
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "per_s": len(latencies) / elapsed,
+    }
+    console.print(
+        f"{name:<11} p50 {result['p50_ms']:6.3f} ms   p99 {result['p99_ms']:6.3f} ms   "
+        f"{result['per_s']:8.0f} /s   (n={result['n']})"
+    )
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", default=os.environ.get("APPSTORE_TEST_POSTGRES_URL"))
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--tokens", type=int, default=300)
+    args = parser.parse_args()
+    if not args.database_url or not args.database_url.startswith("postgres"):
+        sys.exit("need --database-url postgresql://... (or APPSTORE_TEST_POSTGRES_URL)")
+    url = fresh_database(args.database_url)
+    store = build_store(Settings(database_url=url, fast_password_hashing=True))
+    console.print(f"issuing {args.tokens} tokens (one installation each)…")
+    tokens, client_id, secret = issue_tokens(store, args.tokens)
+    table = store.recorder.events_table_name  # type: ignore[attr-defined]
+    ids = [oauth.token_id_for(token_hash(t)) for t in tokens]
+    rng = random.Random(7)
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        query = f"SELECT state FROM {table} WHERE originator_id = %s AND originator_version = 1"
+
+        def raw() -> object:
+            row = conn.execute(query, (rng.choice(ids),), prepare=True).fetchone()
+            assert row is not None
+            return row
+
+        def check() -> object:
+            verdict = oauth.check_access_token(store, rng.choice(tokens), "orders.read")
+            assert verdict.active, verdict
+            return verdict
+
+        def introspect() -> object:
+            client = oauth.authenticate_client(store, client_id, secret)
+            verdict = oauth.check_token(store, rng.choice(tokens), client=client)
+            assert verdict.active
+            return verdict.introspection(client_id)
+
+        console.print(f"PostgreSQL, {args.seconds:.0f} s each, {len(tokens)} tokens, random picks")
+        base = measure("raw SELECT", args.seconds, raw)
+        checked = measure("check", args.seconds, check)
+        full = measure("introspect", args.seconds, introspect)
+    for name, result in (("check", checked), ("introspect", full)):
+        console.print(
+            f"{name:<11} vs raw: p50 x{result['p50_ms'] / base['p50_ms']:.1f}, "
+            f"throughput {result['per_s'] / base['per_s']:.2f} of raw"
+        )
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
