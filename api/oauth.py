@@ -13,7 +13,7 @@ import base64
 import binascii
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -28,6 +29,7 @@ from starlette.routing import Route
 from domain import oauth
 from domain import values as v
 from domain.account import Account
+from domain.app_listing import AppListing
 from domain.errors import (
     DomainError,
     DuplicateInstallation,
@@ -172,11 +174,15 @@ def _redirect_error(flow: Flow, error: OAuthError) -> Response:
 
 async def authorize(request: Request) -> Response:
     """GET and POST /oauth/authorize: the seller's pages of the authorization-link flow."""
+    form: Mapping[str, Any] = await request.form() if request.method == "POST" else {}
+    # The store's commands block on the database: keep them off the event loop.
+    return await run_in_threadpool(_authorize, request, form)
+
+
+def _authorize(request: Request, form: Mapping[str, Any]) -> Response:
     if request.method == "GET":
         flow = Flow(request, request.query_params)
-        form: Mapping[str, Any] = {}
     else:
-        form = await request.form()
         flow = Flow(request, form)
         sent = str(form.get("csrf_token") or "")
         cookie = request.cookies.get(CSRF_COOKIE) or ""
@@ -411,11 +417,14 @@ def _oauth_error(error: OAuthError) -> JSONResponse:
     return JSONResponse(error.as_json(), status_code=error.status, headers=headers)
 
 
-async def _client(request: Request) -> tuple[Any, Mapping[str, Any]]:
-    """The authenticated client (client_secret_basic or client_secret_post) and the form."""
+async def _form(request: Request) -> Mapping[str, Any]:
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         raise OAuthError("invalid_request", "send application/x-www-form-urlencoded")
-    form = await request.form()
+    return await request.form()
+
+
+def _client(request: Request, form: Mapping[str, Any]) -> AppListing:
+    """The authenticated client (client_secret_basic or client_secret_post)."""
     header = request.headers.get("authorization", "")
     client_id: str | None = None
     secret: str | None = None
@@ -431,55 +440,67 @@ async def _client(request: Request) -> tuple[Any, Mapping[str, Any]]:
     else:
         client_id = str(form.get("client_id") or "") or None
         secret = str(form.get("client_secret") or "") or None
-    client = oauth.authenticate_client(_store(request), client_id, secret)
-    return client, form
+    return oauth.authenticate_client(_store(request), client_id, secret)
 
 
-async def token(request: Request) -> Response:
-    """POST /oauth/token: authorization_code and refresh_token grants."""
+async def _answer(
+    request: Request, handle: Callable[[Request, Mapping[str, Any]], Response]
+) -> Response:
     try:
-        client, form = await _client(request)
-        grant_type = form.get("grant_type")
-        store = _store(request)
-        if grant_type == "authorization_code":
-            issued = oauth.exchange_code(
-                store,
-                client,
-                _opt(form, "code"),
-                _opt(form, "redirect_uri"),
-                _opt(form, "code_verifier"),
-            )
-        elif grant_type == "refresh_token":
-            issued = oauth.refresh_tokens(
-                store, client, _opt(form, "refresh_token"), _opt(form, "scope")
-            )
-        elif not grant_type:
-            raise OAuthError("invalid_request", "grant_type is required")
-        else:
-            raise OAuthError("unsupported_grant_type", f"{grant_type} is not supported")
+        form = await _form(request)
+        return await run_in_threadpool(handle, request, form)
     except OAuthError as error:
         return _oauth_error(error)
+
+
+def _token(request: Request, form: Mapping[str, Any]) -> Response:
+    client = _client(request, form)
+    grant_type = form.get("grant_type")
+    store = _store(request)
+    if grant_type == "authorization_code":
+        issued = oauth.exchange_code(
+            store,
+            client,
+            _opt(form, "code"),
+            _opt(form, "redirect_uri"),
+            _opt(form, "code_verifier"),
+        )
+    elif grant_type == "refresh_token":
+        issued = oauth.refresh_tokens(
+            store, client, _opt(form, "refresh_token"), _opt(form, "scope")
+        )
+    elif not grant_type:
+        raise OAuthError("invalid_request", "grant_type is required")
+    else:
+        raise OAuthError("unsupported_grant_type", f"{grant_type} is not supported")
     return JSONResponse(issued.as_json(), headers=NO_STORE)
 
 
-async def introspect(request: Request) -> Response:
-    """POST /oauth/introspect (RFC 7662), with a typed `reason` when inactive."""
-    try:
-        client, form = await _client(request)
-    except OAuthError as error:
-        return _oauth_error(error)
+def _introspect(request: Request, form: Mapping[str, Any]) -> Response:
+    client = _client(request, form)
     check = oauth.check_token(_store(request), _opt(form, "token"), client=client)
     return JSONResponse(check.introspection(client.client_id), headers=NO_STORE)
 
 
+def _revoke(request: Request, form: Mapping[str, Any]) -> Response:
+    client = _client(request, form)
+    oauth.revoke_token(_store(request), client, _opt(form, "token"))
+    return Response(status_code=200, headers=NO_STORE)
+
+
+async def token(request: Request) -> Response:
+    """POST /oauth/token: authorization_code and refresh_token grants."""
+    return await _answer(request, _token)
+
+
+async def introspect(request: Request) -> Response:
+    """POST /oauth/introspect (RFC 7662), with a typed `reason` when inactive."""
+    return await _answer(request, _introspect)
+
+
 async def revoke(request: Request) -> Response:
     """POST /oauth/revoke (RFC 7009): 200 even for unknown tokens."""
-    try:
-        client, form = await _client(request)
-        oauth.revoke_token(_store(request), client, _opt(form, "token"))
-    except OAuthError as error:
-        return _oauth_error(error)
-    return Response(status_code=200, headers=NO_STORE)
+    return await _answer(request, _revoke)
 
 
 def _opt(form: Mapping[str, Any], key: str) -> str | None:
@@ -498,6 +519,10 @@ def _problem(status: int, title: str, detail: str) -> JSONResponse:
 
 async def authorization_record(request: Request) -> Response:
     """GET /v1/me/apps/{installation_id}: who authorized what, when, and the token activity."""
+    return await run_in_threadpool(_authorization_record, request)
+
+
+def _authorization_record(request: Request) -> Response:
     store = _store(request)
     header = request.headers.get("authorization", "")
     session = store.session_for(header[7:]) if header[:7].lower() == "bearer " else None
