@@ -26,6 +26,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from api.auth import current_session
+from api.problems import Problem, not_found
 from domain import oauth
 from domain import values as v
 from domain.account import Account
@@ -509,32 +511,22 @@ def _opt(form: Mapping[str, Any], key: str) -> str | None:
 
 
 # --- the seller's authorization record ---------------------------------------------------------
-def _problem(status: int, title: str, detail: str) -> JSONResponse:
-    return JSONResponse(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail},
-        status_code=status,
-        media_type="application/problem+json",
-    )
-
-
 async def authorization_record(request: Request) -> Response:
     """GET /v1/me/apps/{installation_id}: who authorized what, when, and the token activity."""
-    return await run_in_threadpool(_authorization_record, request)
-
-
-def _authorization_record(request: Request) -> Response:
-    store = _store(request)
-    header = request.headers.get("authorization", "")
-    session = store.session_for(header[7:]) if header[:7].lower() == "bearer " else None
-    if session is None:
-        return _problem(401, "Unauthorized", "a seller session token is required")
-    if session.role != v.Role.SELLER.value:
-        return _problem(403, "Wrong account role", "this needs a seller account")
     try:
-        installation_id = UUID(request.path_params["installation_id"])
-        record = oauth.authorization_record(store, session.account_id, installation_id)
-    except (ValueError, InstallationNotFound):
-        return _problem(404, "Installation not found", "no such installation")
+        session = await current_session(request, role=v.Role.SELLER.value)
+        try:
+            installation_id = UUID(request.path_params["installation_id"])
+        except ValueError:
+            raise not_found("installation") from None
+        try:
+            record = await run_in_threadpool(
+                oauth.authorization_record, _store(request), session.account_id, installation_id
+            )
+        except InstallationNotFound:
+            raise not_found("installation") from None
+    except Problem as problem:
+        return problem.response()
     return JSONResponse(record)
 
 
