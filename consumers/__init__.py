@@ -1,1 +1,1 @@
-"""Kafka consumers of connector sync events, the DLQ, and a producer helper for connectors."""
+"""Kafka consumers of connector sync events (worker), their message schema, and a producer helper."""
