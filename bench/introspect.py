@@ -19,6 +19,7 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -94,6 +95,26 @@ def measure(name: str, seconds: float, call: Callable[[], object]) -> dict[str, 
     return result
 
 
+def concurrent_rate(threads: int, seconds: float, call: Callable[[], object], name: str) -> float:
+    """Checks per second with `threads` callers at once (the pool serves them in parallel)."""
+    counts = [0] * threads
+    stop = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        while time.perf_counter() < stop:
+            call()
+            counts[i] += 1
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    rate = sum(counts) / seconds
+    console.print(f"{name:<11} {threads} threads: {rate:8.0f} /s")
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -101,6 +122,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("APPSTORE_TEST_POSTGRES_URL"))
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--tokens", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=4, help="also measure with N callers")
     args = parser.parse_args()
     if not args.database_url or not args.database_url.startswith("postgres"):
         sys.exit("need --database-url postgresql://... (or APPSTORE_TEST_POSTGRES_URL)")
@@ -110,7 +132,7 @@ def main() -> None:
     tokens, client_id, secret = issue_tokens(store, args.tokens)
     table = store.recorder.events_table_name  # type: ignore[attr-defined]
     ids = [oauth.token_id_for(token_hash(t)) for t in tokens]
-    rng = random.Random(7)
+    rng = random.Random(7)  # random.choice is thread-safe enough for picking test tokens
 
     with psycopg.connect(url, autocommit=True) as conn:
         query = f"SELECT state FROM {table} WHERE originator_id = %s AND originator_version = 1"
@@ -135,6 +157,8 @@ def main() -> None:
         base = measure("raw SELECT", args.seconds, raw)
         checked = measure("check", args.seconds, check)
         full = measure("introspect", args.seconds, introspect)
+        if args.threads > 1:
+            concurrent_rate(args.threads, args.seconds, check, "check")
     for name, result in (("check", checked), ("introspect", full)):
         console.print(
             f"{name:<11} vs raw: p50 x{result['p50_ms'] / base['p50_ms']:.1f}, "

@@ -18,10 +18,13 @@ import base64
 import hashlib
 import hmac
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from threading import Lock
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
+from weakref import WeakKeyDictionary
 
 from eventsourcing.domain import Aggregate, event
 
@@ -596,7 +599,7 @@ def check_token(
     """
     if not token:
         return UNKNOWN
-    record = store._get(token_id_for(token_hash(token)), IssuedToken)
+    record = _issued_token(store, token_id_for(token_hash(token)))
     if record is None or (client is not None and record.app_id != client.id):
         return UNKNOWN
     now = store.clock.now()
@@ -612,6 +615,29 @@ def check_token(
         issued_at=record.issued_at,
         expires_at=record.expires_at,
     )
+
+
+# Issued tokens never change after they are issued (revocation lives on the grant), so a
+# process may keep them: a hot token's check then costs two reads, not three.
+TOKEN_CACHE_SIZE = 10_000
+_token_caches: WeakKeyDictionary[AppStore, OrderedDict[UUID, IssuedToken]] = WeakKeyDictionary()
+_token_cache_lock = Lock()
+
+
+def _issued_token(store: AppStore, token_id: UUID) -> IssuedToken | None:
+    with _token_cache_lock:
+        cache = _token_caches.setdefault(store, OrderedDict())
+        record = cache.get(token_id)
+        if record is not None:
+            cache.move_to_end(token_id)
+            return record
+    record = store._get(token_id, IssuedToken)
+    if record is not None:
+        with _token_cache_lock:
+            cache[token_id] = record
+            if len(cache) > TOKEN_CACHE_SIZE:
+                cache.popitem(last=False)
+    return record
 
 
 def _inactive_reason(store: AppStore, record: IssuedToken, now: datetime) -> str | None:
