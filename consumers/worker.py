@@ -233,6 +233,11 @@ class SyncEventWorker:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def assignment(self) -> set[TopicPartition]:
+        """The partitions this worker owns right now (empty before it joined the group)."""
+        consumer = self._consumer
+        return set(consumer.assignment()) if consumer is not None else set()
+
     def run(self) -> None:
         """Consumes until stopped. Survives broker and store outages by retrying."""
         try:
@@ -434,7 +439,7 @@ class SyncEventWorker:
                     raise Stopped(step) from error
 
 
-def run(settings: Any, *, stop: threading.Event | None = None) -> None:
+def run(settings: Any, *, stop: threading.Event | None = None, **config_overrides: Any) -> None:
     """Runs the consumer for these settings until SIGTERM/SIGINT (or `stop` is set).
 
     Signal handlers are installed only when called from the main thread; an embedding
@@ -443,7 +448,8 @@ def run(settings: Any, *, stop: threading.Event | None = None) -> None:
     from appstore.wiring import build_store
 
     store = build_store(settings)
-    worker = SyncEventWorker(store, WorkerConfig.from_settings(settings), stop_event=stop)
+    config = WorkerConfig.from_settings(settings, **config_overrides)
+    worker = SyncEventWorker(store, config, stop_event=stop)
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -456,13 +462,21 @@ def run(settings: Any, *, stop: threading.Event | None = None) -> None:
         store.close()
 
 
-def main() -> None:
-    """`python -m consumers.worker`: the consumer with settings from the environment."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m consumers.worker [--batch-size N] [--partitions N]`, settings from APPSTORE_*."""
+    import argparse
+
     from appstore.settings import get_settings
+
+    parser = argparse.ArgumentParser(prog="python -m consumers.worker", description=main.__doc__)
+    parser.add_argument("--batch-size", type=int, help="max messages per poll and transaction")
+    parser.add_argument("--partitions", type=int, help="partitions of topics it creates")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if v is not None}
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
-    run(get_settings())
+    run(get_settings(), **overrides)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,248 @@
+"""The sync-event consumer on a real Kafka broker and real PostgreSQL: reports become
+incidents exactly once, poison goes to the DLQ with a reason, and the loop goes on."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import pytest
+from kafka.producer import KafkaProducer
+
+from consumers.messages import PoisonMessage, parse_message
+from consumers.producer import SyncEventPublisher
+from consumers.worker import WorkerConfig
+from domain.store import AppStore
+from tests.consumer_support import (
+    consumer_settings,
+    create_topic,
+    failures_recorded,
+    kafka_bootstrap,
+    live_installations,
+    new_store,
+    read_topic,
+    running_worker,
+    unique_topic,
+    wait_until,
+)
+
+__all__ = ["kafka_bootstrap"]  # the fixture, imported for pytest
+
+pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
+
+
+@pytest.fixture
+def topic(kafka_bootstrap: str) -> str:
+    name = unique_topic("sync")
+    create_topic(kafka_bootstrap, name, partitions=3)
+    return name
+
+
+@pytest.fixture
+def pg_store(postgres_url: str, kafka_bootstrap: str, topic: str) -> Any:
+    store = new_store(consumer_settings(postgres_url, kafka_bootstrap, topic))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def config(kafka_bootstrap: str, topic: str) -> WorkerConfig:
+    return WorkerConfig(bootstrap_servers=kafka_bootstrap, topic=topic, partitions=3)
+
+
+def _report(installation: UUID, **fields: Any) -> bytes:
+    body: dict[str, Any] = {
+        "event_id": uuid.uuid4().hex,
+        "installation_id": str(installation),
+        "kind": "failure",
+        "area": "orders",
+        "error_code": "SKU_NOT_FOUND",
+        "message": "3 orders reference unknown SKUs",
+        "object_ids": ["o-1", "o-2"],
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    body.update(fields)
+    return json.dumps(body).encode()
+
+
+def test_a_failure_raises_an_incident(pg_store: AppStore, config: WorkerConfig) -> None:
+    [installation_id] = live_installations(pg_store, 1)
+    with SyncEventPublisher(config.bootstrap_servers, topic=config.topic) as publisher:
+        publisher.publish_failure(
+            installation_id,
+            area="inventory",
+            error_code="STOCK_PUSH_FAILED",
+            message="Shopify rejected 2 stock levels",
+            object_ids=["sku-1", "sku-2"],
+        )
+    with running_worker(pg_store, config):
+        incidents = wait_until(
+            lambda: list(pg_store.installation(installation_id).incidents.values()),
+            30,
+            "the incident",
+        )
+    [incident] = incidents
+    assert (incident.area, incident.error_code) == ("inventory", "STOCK_PUSH_FAILED")
+    assert incident.message == "Shopify rejected 2 stock levels"
+    assert incident.object_ids == ["sku-1", "sku-2"]
+    assert incident.count == 1
+    assert incident.status.value == "open"
+
+
+def test_repeated_failures_group_and_count_and_a_success_resolves(
+    pg_store: AppStore, config: WorkerConfig
+) -> None:
+    [installation_id] = live_installations(pg_store, 1)
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    with SyncEventPublisher(config.bootstrap_servers, topic=config.topic) as publisher:
+        for minute in range(4):
+            publisher.publish_failure(
+                installation_id,
+                area="orders",
+                error_code="TIMEOUT",
+                occurred_at=start + timedelta(minutes=minute),
+            )
+        publisher.publish_failure(
+            installation_id, area="fulfillment", error_code="NO_CARRIER", occurred_at=start
+        )
+    with running_worker(pg_store, config) as running:
+        wait_until(lambda: running.applied == 5, 30, "5 failures applied")
+        incidents = {i.area: i for i in pg_store.installation(installation_id).incidents.values()}
+        assert incidents["orders"].count == 4
+        assert incidents["orders"].first_seen == start
+        assert incidents["orders"].last_seen == start + timedelta(minutes=3)
+        assert incidents["fulfillment"].count == 1
+
+        with SyncEventPublisher(config.bootstrap_servers, topic=config.topic) as publisher:
+            publisher.publish_success(installation_id, area="orders")
+        wait_until(
+            lambda: (
+                pg_store.installation(installation_id)
+                .incidents[incidents["orders"].id]
+                .status.value
+                == "resolved"
+            ),
+            30,
+            "the orders incident resolved",
+        )
+    after = pg_store.installation(installation_id).incidents
+    assert after[incidents["fulfillment"].id].status.value == "open"  # another area
+    assert after[incidents["orders"].id].resolution == "sync_succeeded"
+
+
+def test_the_same_message_delivered_twice_has_one_effect(
+    pg_store: AppStore, config: WorkerConfig
+) -> None:
+    [installation_id] = live_installations(pg_store, 1)
+    value = _report(installation_id, event_id="run-7-orders")
+    producer = KafkaProducer(bootstrap_servers=config.bootstrap_servers, acks="all")
+    key = str(installation_id).encode()
+    try:
+        producer.send(config.topic, key=key, value=value)
+        producer.send(config.topic, key=key, value=value)
+        producer.flush(timeout=30)
+        with running_worker(pg_store, config) as running:
+            wait_until(lambda: running.records_seen == 2, 30, "both copies consumed")
+            # A third copy after the first two were committed: still no effect.
+            producer.send(config.topic, key=key, value=value)
+            producer.flush(timeout=30)
+            wait_until(lambda: running.records_seen == 3, 30, "the third copy consumed")
+    finally:
+        producer.close(timeout=10)
+    assert (running.applied, running.duplicates) == (1, 2)
+    [incident] = pg_store.installation(installation_id).incidents.values()
+    assert incident.count == 1
+
+
+def test_poison_goes_to_the_dlq_with_reasons_and_every_good_report_applies(
+    pg_store: AppStore, config: WorkerConfig
+) -> None:
+    installations = live_installations(pg_store, 12)
+    good, cancelled = installations[:10], installations[10:]
+    for installation_id in cancelled:
+        seller_id = pg_store.installation(installation_id).seller_id
+        pg_store.cancel(seller_id, installation_id)
+    rng = random.Random(6)
+    messages: list[tuple[bytes, bytes, str | None]] = []  # key, value, expected DLQ reason
+    for n in range(1000):
+        installation_id = good[n % len(good)]
+        area = ("orders", "inventory", "fulfillment")[n % 3]
+        value = _report(installation_id, area=area, error_code=f"E{n % 4}")
+        messages.append((str(installation_id).encode(), value, None))
+    for n in range(1000):
+        kind = n % 4
+        if kind == 0:
+            value = rng.choice([b"{not json", b"\xff\xfe", b"[1, 2", b"null}"]) + str(n).encode()
+            reason = "invalid_json"
+        elif kind == 1:
+            broken = rng.choice(
+                [
+                    {"kind": "explosion"},
+                    {"installation_id": "not-a-uuid"},
+                    {"occurred_at": "2026-11-25T20:00:00"},  # no timezone
+                    {"error_code": ""},
+                    {"area": ""},
+                ]
+            )
+            value = _report(good[0], **broken)
+            reason = "schema_violation"
+        elif kind == 2:
+            value = _report(uuid.uuid4())
+            reason = "unknown_installation"
+        else:
+            value = _report(cancelled[n % 2])
+            reason = "installation_cancelled"
+        messages.append((f"poison-{n}".encode(), value, reason))
+    rng.shuffle(messages)
+
+    producer = KafkaProducer(bootstrap_servers=config.bootstrap_servers, acks="all", linger_ms=5)
+    try:
+        for key, value, _ in messages:
+            producer.send(config.topic, key=key, value=value)
+        producer.flush(timeout=60)
+    finally:
+        producer.close(timeout=10)
+
+    with running_worker(pg_store, config) as running:
+        wait_until(lambda: running.records_seen == 2000, 90, "2,000 messages handled", 0.25)
+    assert running.applied == 1000
+    assert failures_recorded(pg_store, good) == 1000
+
+    dead = read_topic(config.bootstrap_servers, config.dlq_topic, expected=1000)
+    assert len(dead) == 1000
+    expected = {(key, value): reason for key, value, reason in messages if reason}
+    got: dict[tuple[bytes, bytes], str] = {}
+    for record in dead:
+        headers = {name: data.decode() for name, data in record.headers}
+        assert headers["source_topic"] == config.topic
+        assert int(headers["source_offset"]) >= 0
+        assert headers["detail"]
+        got[(record.key, record.value)] = headers["reason"]  # original key and bytes
+    assert got == expected
+    assert Counter(got.values()) == {
+        "invalid_json": 250,
+        "schema_violation": 250,
+        "unknown_installation": 250,
+        "installation_cancelled": 250,
+    }
+
+
+def test_the_message_model_names_what_is_wrong() -> None:
+    with pytest.raises(PoisonMessage) as bad:
+        parse_message(b'{"event_id": "e", "kind": "failure"}')
+    assert bad.value.reason == "schema_violation"
+    assert "installation_id" in bad.value.detail
+    with pytest.raises(PoisonMessage) as failure_without_code:
+        parse_message(_report(uuid.uuid4(), error_code=""))
+    assert "error_code" in failure_without_code.value.detail
+    with pytest.raises(PoisonMessage) as not_json:
+        parse_message(None)
+    assert not_json.value.reason == "invalid_json"
+    newer = json.loads(_report(uuid.uuid4(), kind="success", error_code=""))
+    newer["schema_version"] = 2  # unknown fields from newer connectors are ignored
+    assert parse_message(json.dumps(newer).encode()).kind == "success"
