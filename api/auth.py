@@ -1,0 +1,62 @@
+"""Who is calling: the bearer session of a request, and the ops token.
+
+`await current_session(request, role="seller")` gives the valid Session or raises a
+401/403 Problem. Other route modules (OAuth too) use it the same way.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from api.problems import Problem
+from domain.session import Session
+from domain.store import AppStore
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _unauthorized(detail: str) -> Problem:
+    return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def optional_session(request: Request) -> Session | None:
+    """The caller's valid session, or None when there is no (valid) token."""
+    token = bearer_token(request)
+    if token is None:
+        return None
+    store: AppStore = request.app.state.store
+    return await run_in_threadpool(store.session_for, token)
+
+
+async def current_session(request: Request, role: str | None = None) -> Session:
+    """The caller's valid session; 401 without one, 403 when `role` does not match."""
+    token = bearer_token(request)
+    if token is None:
+        raise _unauthorized("an Authorization: Bearer <token> header is required")
+    store: AppStore = request.app.state.store
+    session = await run_in_threadpool(store.session_for, token)
+    if session is None:
+        raise _unauthorized("the session token is unknown, expired or ended")
+    if role is not None and session.role != role:
+        raise Problem(403, "Wrong account role", f"this needs a {role} account")
+    return session
+
+
+def require_ops(request: Request) -> None:
+    """Checks the ops bearer token (APPSTORE_OPS_TOKEN); 403 when ops routes are disabled."""
+    expected = request.app.state.settings.ops_token
+    if not expected:
+        raise Problem(403, "Ops routes disabled", "APPSTORE_OPS_TOKEN is not set")
+    token = bearer_token(request)
+    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise _unauthorized("the ops token is required")

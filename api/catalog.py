@@ -1,0 +1,153 @@
+"""The public catalog: search with filters, sorts and facets; app detail; recently viewed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from api.auth import current_session, optional_session
+from api.pagination import PageQuery
+from api.problems import Problem
+from api.routing import Call, Endpoint
+from domain import values as v
+from projections import catalog, recently_viewed
+
+# The closed vocabularies as types, so /openapi.json lists the allowed values.
+Category: Any = Literal[tuple(v.CATEGORIES)]
+Platform: Any = Literal[tuple(v.PLATFORMS)]
+
+
+class CatalogParams(PageQuery):
+    q: str | None = Field(default=None, max_length=200, description="words to search for")
+    category: list[Category] = Field(default_factory=list, description="any of these categories")
+    platform: list[Platform] = Field(default_factory=list, description="any of these platforms")
+    sort: Literal["popular", "relevant", "new", "name"] | None = Field(
+        default=None, description="default: relevant with q, popular without"
+    )
+
+
+class AppItem(BaseModel):
+    id: UUID
+    slug: str
+    name: str
+    tagline: str
+    categories: list[str]
+    platforms: list[str]
+    installs: int
+    listed_at: datetime
+
+
+class Facets(BaseModel):
+    categories: dict[str, int]
+    platforms: dict[str, int]
+
+
+class AppPage(BaseModel):
+    items: list[AppItem]
+    total: int
+    page: int
+    page_size: int
+    facets: Facets
+
+
+class Media(BaseModel):
+    type: str
+    url: str
+
+
+class Faq(BaseModel):
+    question: str
+    answer: str
+
+
+class Contact(BaseModel):
+    email: str
+    phone: str
+    mailto: str
+
+
+class AppDetail(AppItem):
+    description: str
+    benefits: list[str]
+    compatibility: list[str]
+    media: list[Media]
+    partner_url: str
+    faqs: list[Faq]
+    contact: Contact
+    scopes: list[str]
+    durations: list[str]
+    developer_id: UUID
+    updated_at: datetime
+    related: list[AppItem] = []
+
+
+class ViewedItem(AppItem):
+    viewed_at: datetime
+
+
+class ViewedPage(BaseModel):
+    items: list[ViewedItem]
+    total: int
+    page: int
+    page_size: int
+
+
+async def search_apps(call: Call) -> AppPage:
+    """Searches listed apps (full text over name, tagline, description, benefits, tags)."""
+    p: CatalogParams = call.query
+    query = catalog.CatalogQuery(
+        q=p.q,
+        categories=tuple(dict.fromkeys(p.category)),
+        platforms=tuple(dict.fromkeys(p.platform)),
+        sort=p.sort,
+        page=p.page,
+        page_size=p.page_size,
+    )
+    page = await call.read(catalog.search, query)
+    return AppPage.model_validate(page, from_attributes=True)
+
+
+async def app_detail(call: Call) -> AppDetail:
+    """One listed app by id or slug, with related apps; a seller's view is remembered."""
+
+    def load(conn: object) -> dict[str, object] | None:
+        row = catalog.find_app(conn, call.path["id_or_slug"])  # type: ignore[arg-type]
+        if row is None:
+            return None
+        return {**catalog.detail_of(row), "related": catalog.related(conn, row.id)}  # type: ignore[arg-type]
+
+    detail = await call.read(load)
+    if detail is None:
+        raise Problem(404, "App not found", f"no listed app {call.path['id_or_slug']!r}")
+    session = await optional_session(call.request)
+    if session is not None and session.role == v.Role.SELLER.value:
+        await call.run(
+            recently_viewed.remember,
+            call.state.projector.engine,
+            session.account_id,
+            detail["id"],
+            call.state.store.clock.now(),
+        )
+    return AppDetail.model_validate(detail)
+
+
+async def my_recently_viewed(call: Call) -> ViewedPage:
+    """The seller's recently viewed apps, most recent first (still listed ones)."""
+    session = await current_session(call.request, role="seller")
+    items = await call.read(recently_viewed.recently_viewed, session.account_id)
+    return ViewedPage.model_validate(
+        {"items": items, "total": len(items), "page": 1, "page_size": recently_viewed.KEEP}
+    )
+
+
+endpoints = [
+    Endpoint("GET", "/v1/apps", search_apps, "Search the catalog", "catalog",
+             query=CatalogParams, response=AppPage),
+    Endpoint("GET", "/v1/apps/{id_or_slug}", app_detail, "App detail", "catalog",
+             response=AppDetail),
+    Endpoint("GET", "/v1/me/recently-viewed", my_recently_viewed, "Recently viewed apps",
+             "my apps", response=ViewedPage, auth="seller"),
+]  # fmt: skip

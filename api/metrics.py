@@ -1,0 +1,66 @@
+"""Prometheus metrics: request counts and latency per route, log head and projection lag."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from projections.runner import Projector
+
+
+class _ProjectionCollector(Collector):
+    """Reads the log head and the tracking positions at scrape time."""
+
+    def __init__(self, projector: Projector) -> None:
+        self.projector = projector
+
+    def collect(self) -> Iterator[Any]:
+        try:
+            head = self.projector.head()
+            positions = self.projector.positions()
+        except Exception:  # a scrape must not fail because the database is down
+            return
+        yield GaugeMetricFamily(
+            "appstore_events_appended", "events appended to the log (its head position)", head
+        )
+        lag = GaugeMetricFamily(
+            "appstore_projection_lag_events", "events not yet applied", labels=["projection"]
+        )
+        position = GaugeMetricFamily(
+            "appstore_projection_position", "tracking position", labels=["projection"]
+        )
+        for name, pos in positions.items():
+            lag.add_metric([name], max(0, head - pos))
+            position.add_metric([name], pos)
+        yield lag
+        yield position
+
+
+class Metrics:
+    """One registry per app (so tests can build many apps)."""
+
+    def __init__(self, projector: Projector) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "appstore_http_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "appstore_http_request_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.registry.register(_ProjectionCollector(projector))
+
+    def observe(self, method: str, route: str, status: int, started: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(time.perf_counter() - started)
