@@ -471,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m consumers.worker", description=main.__doc__)
     parser.add_argument("--batch-size", type=int, help="max messages per poll and transaction")
     parser.add_argument("--partitions", type=int, help="partitions of topics it creates")
+    parser.add_argument("--group-id", help=f"consumer group (default {GROUP_ID})")
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if v is not None}
 

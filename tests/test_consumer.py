@@ -52,7 +52,12 @@ def pg_store(postgres_url: str, kafka_bootstrap: str, topic: str) -> Any:
 
 @pytest.fixture
 def config(kafka_bootstrap: str, topic: str) -> WorkerConfig:
-    return WorkerConfig(bootstrap_servers=kafka_bootstrap, topic=topic, partitions=3)
+    return WorkerConfig(
+        bootstrap_servers=kafka_bootstrap,
+        topic=topic,
+        group_id=unique_topic("group"),
+        partitions=3,
+    )
 
 
 def _report(installation: UUID, **fields: Any) -> bytes:
