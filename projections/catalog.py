@@ -419,13 +419,16 @@ def related(conn: Connection, app_id: UUID, limit: int = RELATED_LIMIT) -> list[
             app_platforms.c.platform.in_(my_platforms), app_platforms.c.app_id != app_id
         ),
     ).subquery("shared")
-    score = sa.func.sum(shared.c.weight).label("score")
+    scores = (
+        sa.select(shared.c.app_id, sa.func.sum(shared.c.weight).label("score"))
+        .group_by(shared.c.app_id)
+        .subquery("scores")
+    )
     rows = conn.execute(
-        sa.select(apps, score)
-        .select_from(apps.join(shared, shared.c.app_id == apps.c.id))
+        sa.select(apps)
+        .select_from(apps.join(scores, scores.c.app_id == apps.c.id))
         .where(apps.c.delisted_at.is_(None))
-        .group_by(*apps.c)
-        .order_by(score.desc(), apps.c.installs.desc(), apps.c.name_key, apps.c.id)
+        .order_by(scores.c.score.desc(), apps.c.installs.desc(), apps.c.name_key, apps.c.id)
         .limit(limit)
     ).all()
     return [item_of(r) for r in rows]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from domain.store import AppStore
 from projections import recently_viewed
 from projections.catalog import CatalogProjection
@@ -37,3 +39,24 @@ def build_projector(
         with projector.engine.begin() as conn:
             recently_viewed.create(conn)
     return projector
+
+
+def snapshot(projector: Projector) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every projection table, sorted: to compare live and replayed models."""
+    out: dict[str, list[tuple[object, ...]]] = {}
+    with projector.engine.connect() as conn:
+        for projection in projector.projections.values():
+            for table in projection.tables:
+                rows = conn.execute(sa.select(table)).all()
+                out[table.name] = sorted((tuple(r) for r in rows), key=repr)
+            if projection.name == "catalog":
+                if conn.dialect.name == "postgresql":
+                    query = "SELECT seq, document::text FROM catalog_search"
+                else:
+                    query = (
+                        "SELECT rowid, name, tagline, description, benefits, tags FROM catalog_fts"
+                    )
+                out["search"] = sorted(
+                    (tuple(r) for r in conn.exec_driver_sql(query).all()), key=repr
+                )
+    return out
