@@ -1,4 +1,4 @@
-"""The OAuth endpoints and the authorization-link pages over HTTP (ASGI, no network)."""
+"""The OAuth endpoints and the authorization-link pages over HTTP, on the real app (ASGI)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from api import oauth as oauth_api
+from api.app import create_app
+from appstore.settings import Settings
 from domain.clock import FixedClock
 from domain.store import AppStore
 from tests import factories as f
@@ -27,16 +29,20 @@ CHALLENGE = (
 )
 
 
-def http_client(store: AppStore) -> TestClient:
-    """The routes under test in an ASGI app, reached without a network."""
-    app = Starlette(routes=oauth_api.routes)
-    app.state.store = store
+@pytest.fixture
+def asgi(settings: Settings, store: AppStore) -> Starlette:
+    """The real application (create_app), reached over ASGI without a network."""
+    return create_app(settings, store=store, run_projections=False)
+
+
+def http_client(app: Starlette) -> TestClient:
+    """A client with a cookie jar of its own (another browser)."""
     return TestClient(app, follow_redirects=False)
 
 
 @pytest.fixture
-def http(store: AppStore) -> Iterator[TestClient]:
-    with http_client(store) as client:
+def http(asgi: Starlette) -> Iterator[TestClient]:
+    with http_client(asgi) as client:
         yield client
 
 
@@ -235,14 +241,14 @@ def test_other_request_errors_go_back_to_the_client_with_state(
     assert answer["error"] == error and answer["state"] == "st-123"
 
 
-def test_forms_need_the_csrf_token(http: TestClient, store: AppStore) -> None:
+def test_forms_need_the_csrf_token(http: TestClient, store: AppStore, asgi: Starlette) -> None:
     dev = Dev(store)
     page = http.get(dev.authorize_url())
     fields = form_fields(page.text)
     fields["csrf_token"] = "forged"
     refused = http.post("/oauth/authorize", data={**fields, "step": "show_signup"})
     assert refused.status_code == 403
-    with http_client(store) as fresh:  # no CSRF cookie at all
+    with http_client(asgi) as fresh:  # no CSRF cookie at all
         refused = fresh.post("/oauth/authorize", data={**form_fields(page.text), "step": "login"})
         assert refused.status_code == 403
 
@@ -253,7 +259,9 @@ def test_pages_cannot_be_framed(http: TestClient, store: AppStore) -> None:
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
 
-def test_token_endpoint_error_cases(http: TestClient, store: AppStore, clock: FixedClock) -> None:
+def test_token_endpoint_error_cases(
+    http: TestClient, store: AppStore, clock: FixedClock, asgi: Starlette
+) -> None:
     dev = Dev(store)
     code = redirect_params(sign_up_and_authorize(http, dev))["code"]
     wrong_secret = http.post(
@@ -277,7 +285,7 @@ def test_token_endpoint_error_cases(http: TestClient, store: AppStore, clock: Fi
     )
     assert revoked.json() == {"active": False, "reason": "revoked"}
     # a code left unused for 10 minutes expires
-    with http_client(store) as other:
+    with http_client(asgi) as other:
         late = redirect_params(sign_up_and_authorize(other, dev, "late@example.com"))["code"]
     clock.advance(timedelta(minutes=10, seconds=1))
     expired = exchange(http, dev, late)
