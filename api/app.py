@@ -53,6 +53,15 @@ def _extra_routes() -> list[BaseRoute]:
     return list(oauth.routes)
 
 
+def _extend_openapi(document: dict[str, Any]) -> None:
+    """Documents the routes other modules contribute (OAuth), if present."""
+    try:
+        from api import oauth
+    except ImportError:  # pragma: no cover - OAuth not installed in this tree
+        return
+    oauth.extend_openapi(document)
+
+
 def routes() -> list[BaseRoute]:
     # The OAuth authorization record `GET /v1/me/apps/{id}` must come after our
     # `/v1/me/apps/...` POST routes only for clarity: paths differ, order is irrelevant.
@@ -131,6 +140,7 @@ def create_app(
     app.state.consistency_timeout = consistency_timeout
     app.state.metrics = Metrics(projector)
     app.state.openapi = openapi(ENDPOINTS, "App & Service Store", "1.0.0")
+    _extend_openapi(app.state.openapi)
     return app
 
 

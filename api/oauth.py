@@ -530,6 +530,175 @@ async def authorization_record(request: Request) -> Response:
     return JSONResponse(record)
 
 
+# --- OpenAPI ---------------------------------------------------------------------------------
+def _form_body(fields: dict[str, str], required: list[str]) -> dict[str, Any]:
+    properties = {name: {"type": "string", "description": text} for name, text in fields.items()}
+    schema = {"type": "object", "properties": properties, "required": required}
+    return {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": schema}}}
+
+
+_OAUTH_ERROR = {
+    "description": "RFC 6749 error",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "error": {"type": "string"},
+                    "error_description": {"type": "string"},
+                },
+                "required": ["error"],
+            }
+        }
+    },
+}
+_CLIENT_AUTH: list[dict[str, list[str]]] = [{"client_secret_basic": []}, {}]
+_CLIENT_FIELDS = {
+    "client_id": "client_secret_post only",
+    "client_secret": "client_secret_post only",
+}
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The OpenAPI path items of these routes (form bodies, RFC 6749 errors)."""
+    query = [
+        {
+            "name": name,
+            "in": "query",
+            "required": name in ("client_id", "response_type"),
+            "schema": {"type": "string"},
+        }
+        for name in OAUTH_PARAMS
+    ]
+    token_answer = {
+        "type": "object",
+        "properties": {
+            "access_token": {"type": "string"},
+            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_in": {"type": "integer"},
+            "refresh_token": {"type": "string"},
+            "scope": {"type": "string"},
+            "installation_id": {"type": "string", "format": "uuid"},
+        },
+    }
+    introspection = {
+        "type": "object",
+        "properties": {
+            "active": {"type": "boolean"},
+            "reason": {
+                "type": "string",
+                "enum": ["unknown", "revoked", "expired", "cancelled", "installation_expired"],
+                "description": "why the token is inactive (beyond RFC 7662)",
+            },
+            "scope": {"type": "string"},
+            "client_id": {"type": "string"},
+            "token_type": {"type": "string"},
+            "exp": {"type": "integer"},
+            "iat": {"type": "integer"},
+            "sub": {"type": "string"},
+            "seller_id": {"type": "string"},
+            "installation_id": {"type": "string"},
+        },
+        "required": ["active"],
+    }
+
+    def json_ok(schema: dict[str, Any]) -> dict[str, Any]:
+        return {"description": "OK", "content": {"application/json": {"schema": schema}}}
+
+    return {
+        "/oauth/authorize": {
+            "get": {
+                "summary": "Authorization link (RFC 6749 §4.1, PKCE S256)",
+                "tags": ["oauth"],
+                "description": "HTML pages: log in or sign up, installation info, confirm, "
+                "review conditions, authorize; then 302 to redirect_uri?code&state.",
+                "parameters": query,
+                "responses": {
+                    "200": {"description": "an HTML page", "content": {"text/html": {}}},
+                    "302": {"description": "back to the client (code or error, with state)"},
+                    "400": {"description": "unknown client or redirect_uri: error page"},
+                },
+            }
+        },
+        "/oauth/token": {
+            "post": {
+                "summary": "Token endpoint: authorization_code, refresh_token (rotating)",
+                "tags": ["oauth"],
+                "security": _CLIENT_AUTH,
+                "requestBody": _form_body(
+                    {
+                        "grant_type": "authorization_code | refresh_token",
+                        "code": "authorization_code",
+                        "redirect_uri": "authorization_code",
+                        "code_verifier": "authorization_code with PKCE",
+                        "refresh_token": "refresh_token",
+                        "scope": "refresh_token: narrow the access token",
+                        **_CLIENT_FIELDS,
+                    },
+                    ["grant_type"],
+                ),
+                "responses": {
+                    "200": json_ok(token_answer),
+                    "400": _OAUTH_ERROR,
+                    "401": _OAUTH_ERROR,
+                },
+            }
+        },
+        "/oauth/introspect": {
+            "post": {
+                "summary": "Token introspection (RFC 7662) with a typed reason",
+                "tags": ["oauth"],
+                "security": _CLIENT_AUTH,
+                "requestBody": _form_body(
+                    {"token": "the token", "token_type_hint": "ignored", **_CLIENT_FIELDS},
+                    ["token"],
+                ),
+                "responses": {"200": json_ok(introspection), "401": _OAUTH_ERROR},
+            }
+        },
+        "/oauth/revoke": {
+            "post": {
+                "summary": "Token revocation (RFC 7009)",
+                "tags": ["oauth"],
+                "security": _CLIENT_AUTH,
+                "requestBody": _form_body(
+                    {"token": "the token", "token_type_hint": "ignored", **_CLIENT_FIELDS},
+                    ["token"],
+                ),
+                "responses": {"200": {"description": "revoked (or unknown)"}, "401": _OAUTH_ERROR},
+            }
+        },
+        "/v1/me/apps/{installation_id}": {
+            "get": {
+                "summary": "Authorization record of one of my installations",
+                "tags": ["my apps"],
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {
+                        "name": "installation_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "format": "uuid"},
+                    }
+                ],
+                "responses": {
+                    "200": json_ok({"type": "object"}),
+                    "401": {"description": "no seller session"},
+                    "403": {"description": "not a seller"},
+                    "404": {"description": "not found (or another seller's)"},
+                },
+            }
+        },
+    }
+
+
+def extend_openapi(document: dict[str, Any]) -> None:
+    """Adds these routes and the client_secret_basic scheme to an OpenAPI document."""
+    document.setdefault("paths", {}).update(openapi_paths())
+    schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes["client_secret_basic"] = {"type": "http", "scheme": "basic"}
+
+
 routes = [
     Route("/oauth/authorize", authorize, methods=["GET", "POST"]),
     Route("/oauth/token", token, methods=["POST"]),

@@ -237,3 +237,11 @@ def test_no_secret_in_clear_in_the_event_store_or_read_models(
             raw = file.read_bytes()
             for secret in secrets:
                 assert secret.encode() not in raw
+
+
+def test_openapi_documents_the_oauth_endpoints(api: TestClient) -> None:
+    document = api.get("/openapi.json").json()
+    for path in ("/oauth/authorize", "/oauth/token", "/oauth/introspect", "/oauth/revoke"):
+        assert path in document["paths"]
+    assert "get" in document["paths"]["/v1/me/apps/{installation_id}"]
+    assert "client_secret_basic" in document["components"]["securitySchemes"]
