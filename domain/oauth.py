@@ -122,7 +122,8 @@ class TokenGrant(Aggregate):
     """One authorization's family of tokens: the refresh chain and its revocation.
 
     `generation` counts refresh rotations; a refresh token is current when its generation
-    equals the grant's, and the previous generation is honoured until `rotated_at + grace`.
+    equals the grant's; a rotated-away one is honoured until `superseded_at + grace` (a
+    client retrying after a lost response), and any later use revokes the whole grant.
     """
 
     @staticmethod
@@ -146,6 +147,8 @@ class TokenGrant(Aggregate):
         self.granted_at = granted_at
         self.generation = 1
         self.rotated_at: datetime | None = None
+        # generation -> when it was rotated away (only those still inside the grace window)
+        self.superseded_at: dict[int, datetime] = {}
         self.revoked_at: datetime | None = None
         self.revoke_reason: str | None = None
         self.revoked_tokens: set[UUID] = set()
@@ -155,19 +158,20 @@ class TokenGrant(Aggregate):
         return self.revoked_at is not None
 
     def refresh_generation_state(self, generation: int, now: datetime) -> str:
-        """'current', 'grace' (the previous one, just rotated) or 'reused'."""
+        """'current', 'grace' (rotated away moments ago) or 'reused'."""
         if generation == self.generation:
             return "current"
-        if (
-            generation == self.generation - 1
-            and self.rotated_at is not None
-            and now < self.rotated_at + REFRESH_GRACE
-        ):
+        superseded = self.superseded_at.get(generation)
+        if superseded is not None and now < superseded + REFRESH_GRACE:
             return "grace"
         return "reused"
 
     @event("Refreshed")
     def refreshed(self, generation: int, refreshed_at: datetime, access_token_id: UUID) -> None:
+        self.superseded_at = {
+            g: at for g, at in self.superseded_at.items() if refreshed_at < at + REFRESH_GRACE
+        }
+        self.superseded_at[self.generation] = refreshed_at
         self.generation = generation
         self.rotated_at = refreshed_at
 
