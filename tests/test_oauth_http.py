@@ -376,3 +376,28 @@ def test_no_token_code_or_secret_in_clear_in_the_event_store(
     for secret in (code, tokens["access_token"], tokens["refresh_token"], dev.secret, session):
         assert secret.encode() not in blob
     assert f.PASSWORD.encode() not in blob
+
+
+def test_expiry_stops_tokens_and_renewal_brings_them_back(
+    http: TestClient, store: AppStore, clock: FixedClock
+) -> None:
+    dev = Dev(store)
+    tokens = exchange(http, dev, redirect_params(sign_up_and_authorize(http, dev))["code"]).json()
+    installation = store.installation(UUID(tokens["installation_id"]))
+
+    def refresh() -> Any:
+        data = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+        return http.post("/oauth/token", data=data, headers=dev.basic())
+
+    clock.advance(timedelta(days=90))
+    for token in (tokens["access_token"], tokens["refresh_token"]):
+        answer = http.post("/oauth/introspect", data={"token": token}, headers=dev.basic())
+        assert answer.json() == {"active": False, "reason": "installation_expired"}
+    assert refresh().json()["error"] == "invalid_grant"
+    store.renew(installation.seller_id, installation.id, "30d")
+    renewed = refresh()
+    assert renewed.status_code == 200, renewed.text
+    answer = http.post(
+        "/oauth/introspect", data={"token": renewed.json()["access_token"]}, headers=dev.basic()
+    )
+    assert answer.json()["active"] is True
