@@ -146,7 +146,8 @@ class BatchOutcome:
 
     stored: list[tuple[ConsumerRecord, SyncResult]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    committed_at: float = 0.0  # time.time() when the offsets were committed
+    started_at: float = 0.0  # time.time() when the batch was handed over by poll
+    committed_at: float = 0.0  # time.time() when its offsets were committed
 
     @property
     def applied(self) -> int:
@@ -315,7 +316,7 @@ class SyncEventWorker:
     def process(self, records: Sequence[ConsumerRecord]) -> BatchOutcome:
         """Stores, dead-letters, then commits one polled batch (each step retried)."""
         started = time.monotonic()
-        outcome = BatchOutcome()
+        outcome = BatchOutcome(started_at=time.time())
         valid: list[tuple[ConsumerRecord, SyncEvent]] = []
         for record in records:
             try:

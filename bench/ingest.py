@@ -1,0 +1,347 @@
+"""Benchmark: connector sync events from a Kafka topic to stored incidents, on PostgreSQL.
+
+In one run, over the same N messages on the same broker:
+  a. the raw kafka-python consume rate (poll only, no parsing, no store);
+  b. the worker's rate from topic to stored incidents (parse, validate, one transaction per
+     batch through `AppStore.record_sync_events`, commit offsets), and the ratio b / a;
+  c. end-to-end latency at a steady produce rate below capacity: produce → incident stored,
+     and produce → incident visible in the incidents read model (projections.incidents).
+
+    scripts/with-services.sh .venv/bin/python bench/ingest.py          # throw-away PG + Kafka
+    python bench/ingest.py --database-url postgresql://... --bootstrap 127.0.0.1:9092 [-n 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import statistics
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from kafka.consumer import KafkaConsumer
+from kafka.producer import KafkaProducer
+from kafka.structs import TopicPartition
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from appstore.settings import Settings
+from appstore.wiring import build_store
+from consumers.worker import BatchOutcome, SyncEventWorker, WorkerConfig, ensure_topics
+from domain.store import AppStore
+from tests import factories as f
+
+console = Console()
+AREAS = ("orders", "inventory", "fulfillment", "products")
+
+
+def fresh_database(admin_url: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def installations(store: AppStore, count: int, progress: Progress) -> list[uuid.UUID]:
+    task = progress.add_task("setup: active installations", total=count, rate="")
+    app_id = f.app(store)
+    ids = []
+    for _ in range(count):
+        ids.append(f.active_installation(store, f.seller(store), app_id, duration="unlimited"))
+        progress.advance(task)
+    return ids
+
+
+def report(n: int, installation_id: uuid.UUID) -> bytes:
+    """A failure report; areas and error codes vary so incidents both group and open."""
+    return json.dumps(
+        {
+            "event_id": f"bench-{n}-{uuid.uuid4().hex[:6]}",
+            "installation_id": str(installation_id),
+            "kind": "failure",
+            "area": AREAS[n % len(AREAS)],
+            "error_code": f"E{n % 7}",
+            "message": "order 12345 references an unknown SKU",
+            "object_ids": [f"o-{n}"],
+            "occurred_at": datetime.now(UTC).isoformat(),
+        }
+    ).encode()
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    ids: list[uuid.UUID],
+    count: int,
+    progress: Progress,
+    label: str,
+    rate: float | None = None,
+) -> float:
+    """Sends `count` reports (as fast as possible, or paced at `rate`/s); returns seconds."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    task = progress.add_task(label, total=count, rate="")
+    start = time.perf_counter()
+    for n in range(count):
+        if rate is not None:
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        installation_id = ids[n % len(ids)]
+        producer.send(topic, key=str(installation_id).encode(), value=report(n, installation_id))
+        if n % 500 == 0:
+            progress.update(
+                task, completed=n, rate=f"{n / max(time.perf_counter() - start, 1e-9):,.0f}/s"
+            )
+    producer.flush(timeout=120)
+    elapsed = time.perf_counter() - start
+    progress.update(task, completed=count, rate=f"{count / elapsed:,.0f}/s")
+    producer.close(timeout=10)
+    return elapsed
+
+
+def raw_consume(bootstrap: str, topic: str, count: int, progress: Progress) -> float:
+    """kafka-python alone: poll every record of the topic from the start; returns msg/s."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=500
+    )
+    partitions = None
+    while not partitions:
+        partitions = consumer.partitions_for_topic(topic)
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    task = progress.add_task("a. raw kafka-python consume", total=count, rate="")
+    got, start = 0, time.perf_counter()
+    deadline = time.monotonic() + 120
+    while got < count and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500, max_records=500).values():
+            got += len(records)
+        progress.update(task, completed=got, rate=f"{got / (time.perf_counter() - start):,.0f}/s")
+    elapsed = time.perf_counter() - start
+    consumer.close()
+    if got < count:
+        raise SystemExit(f"raw consume read only {got} of {count} records")
+    return count / elapsed
+
+
+class WorkerRun:
+    """The worker in a thread, with every committed batch handed to `on_batch`."""
+
+    def __init__(self, store: AppStore, config: WorkerConfig) -> None:
+        self.batches: queue.Queue[BatchOutcome] = queue.Queue()
+        self.worker = SyncEventWorker(store, config, on_batch=self.batches.put)
+        self.thread = threading.Thread(target=self.worker.run, name="bench-worker", daemon=True)
+
+    def __enter__(self) -> WorkerRun:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.worker.stop()
+        self.thread.join(timeout=60)
+
+
+def worker_throughput(
+    store: AppStore, config: WorkerConfig, count: int, progress: Progress
+) -> tuple[float, float]:
+    """The worker over the backlog; returns (msg/s from first batch to last commit, join s)."""
+    task = progress.add_task("b. worker: topic → stored incidents", total=count, rate="")
+    started = time.time()
+    first: float | None = None
+    done = 0
+    with WorkerRun(store, config) as run:
+        while done < count:
+            outcome = run.batches.get(timeout=120)
+            first = first if first is not None else outcome.started_at
+            done += outcome.applied
+            if len(outcome.dead_letters):
+                raise SystemExit(f"unexpected dead letters: {outcome.dead_letters[:3]}")
+            last = outcome.committed_at
+            progress.update(task, completed=done, rate=f"{done / max(last - first, 1e-9):,.0f}/s")
+    assert first is not None
+    return count / (last - first), first - started
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def latency(
+    store: AppStore,
+    database_url: str,
+    config: WorkerConfig,
+    ids: list[uuid.UUID],
+    count: int,
+    rate: float,
+    progress: Progress,
+) -> tuple[list[float], list[float] | None]:
+    """Paced produce with the worker and the incidents projection running.
+
+    Returns latencies (ms) produce → stored, and produce → visible in the read model.
+    """
+    try:
+        from projections.read_side import build_projector
+    except ImportError:  # no read side in this checkout: stored latency only
+        build_projector = None  # type: ignore[assignment]
+    projector = (
+        build_projector(store, database_url, names=["incidents"]) if build_projector else None
+    )
+    stop = threading.Event()
+    if projector is not None:
+        projector.catch_up()
+        threading.Thread(
+            target=projector.run_forever, args=(stop,), kwargs={"interval": 0.005}, daemon=True
+        ).start()
+    stored: list[float] = []
+    visible: list[float] = []
+    task = progress.add_task("c. paced latency run", total=count, rate="")
+    producer = threading.Thread(
+        target=produce,
+        args=(
+            config.bootstrap_servers,
+            config.topic,
+            ids,
+            count,
+            progress,
+            "   producing (paced)",
+            rate,
+        ),
+        daemon=True,
+    )
+    with WorkerRun(store, config) as run:
+        producer.start()
+        done = 0
+        while done < count:
+            outcome = run.batches.get(timeout=120)
+            produced = [record.timestamp / 1000 for record, _ in outcome.stored]
+            stored += [(outcome.committed_at - t) * 1000 for t in produced]
+            positions = [r.position for _, r in outcome.stored if r.position is not None]
+            if projector is not None and positions:
+                projector.wake.set()
+                deadline = time.monotonic() + 30
+                while projector.positions()["incidents"] < max(positions):
+                    if time.monotonic() > deadline:
+                        raise SystemExit("the incidents projection did not catch up in 30 s")
+                    time.sleep(0.002)
+                seen = time.time()
+                visible += [(seen - t) * 1000 for t in produced]
+            done += len(outcome.stored)
+            progress.update(task, completed=done, rate=f"p50 {statistics.median(stored):,.0f} ms")
+        producer.join(timeout=60)
+    stop.set()
+    return stored, (visible if projector is not None else None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", default=os.environ.get("APPSTORE_TEST_POSTGRES_URL"))
+    parser.add_argument("--bootstrap", default=os.environ.get("APPSTORE_TEST_KAFKA_BOOTSTRAP"))
+    parser.add_argument("-n", "--messages", type=int, default=20_000)
+    parser.add_argument("--installations", type=int, default=200)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--latency-messages", type=int, default=3_000)
+    parser.add_argument("--latency-rate", type=float, default=300.0, help="messages/s in run c")
+    parser.add_argument(
+        "--aggregate-cache",
+        type=int,
+        default=0,
+        help="eventsourcing AGGREGATE_CACHE_MAXSIZE for the store (0: off, as build_store)",
+    )
+    args = parser.parse_args()
+    if not args.database_url or not args.bootstrap:
+        raise SystemExit(
+            "needs --database-url (PostgreSQL) and --bootstrap (Kafka), or run it "
+            "under scripts/with-services.sh"
+        )
+
+    if args.aggregate_cache:
+        # Read by eventsourcing from the environment when the store is built.
+        os.environ["AGGREGATE_CACHE_MAXSIZE"] = str(args.aggregate_cache)
+    database_url = fresh_database(args.database_url)
+    settings = Settings(database_url=database_url, fast_password_hashing=True)
+    store = build_store(settings)
+    topic = f"bench.sync-events-{uuid.uuid4().hex[:8]}"
+    config = WorkerConfig(
+        bootstrap_servers=args.bootstrap,
+        topic=topic,
+        group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        partitions=args.partitions,
+        batch_size=args.batch_size,
+    )
+    latency_config = WorkerConfig(
+        bootstrap_servers=args.bootstrap,
+        topic=f"{topic}-latency",
+        group_id=f"bench-latency-{uuid.uuid4().hex[:8]}",
+        partitions=args.partitions,
+        batch_size=args.batch_size,
+    )
+    ensure_topics(config)
+    ensure_topics(latency_config)
+    console.print(
+        f"[bold]ingest benchmark[/]: {args.messages:,} messages, {args.installations} "
+        f"installations, {args.partitions} partitions, batches of {args.batch_size}, PostgreSQL, "
+        f"aggregate cache {args.aggregate_cache or 'off'}"
+    )
+    with progress_bar() as progress:
+        ids = installations(store, args.installations, progress)
+        produce_s = produce(args.bootstrap, topic, ids, args.messages, progress, "produce backlog")
+        raw_rate = raw_consume(args.bootstrap, topic, args.messages, progress)
+        worker_rate, join_s = worker_throughput(store, config, args.messages, progress)
+        stored, visible = latency(
+            store,
+            database_url,
+            latency_config,
+            ids,
+            args.latency_messages,
+            args.latency_rate,
+            progress,
+        )
+    store.close()
+
+    table = Table(title="sync events → incidents")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("produce (acks=all)", f"{args.messages / produce_s:,.0f} msg/s")
+    table.add_row("a. raw kafka-python consume", f"{raw_rate:,.0f} msg/s")
+    table.add_row("b. worker: topic → stored incidents", f"{worker_rate:,.0f} msg/s")
+    table.add_row("   ratio b / a (goal ≥ 0.5)", f"{worker_rate / raw_rate:.3f}")
+    table.add_row("   group join before first batch", f"{join_s:.1f} s")
+    table.add_row(
+        f"c. latency at {args.latency_rate:,.0f} msg/s: produce → stored p50 / p99",
+        f"{percentile(stored, 50):,.0f} / {percentile(stored, 99):,.0f} ms",
+    )
+    if visible is not None:
+        table.add_row(
+            "   produce → visible in read model p50 / p99",
+            f"{percentile(visible, 50):,.0f} / {percentile(visible, 99):,.0f} ms",
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
