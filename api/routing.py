@@ -254,8 +254,8 @@ def openapi(endpoints: list[Endpoint], title: str, version: str) -> dict[str, An
             ok["content"] = {"application/json": {"schema": ref(e.response)}}
         operation["responses"][str(e.status)] = ok
         codes = set(e.errors)
-        if e.body is not None:
-            codes |= {400, 422}
+        if e.body is not None or e.method == "GET":
+            codes |= {400, 422} if e.body is not None else {400}
         if e.query is not None:
             codes.add(422)
         if e.auth is not None:
