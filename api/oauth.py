@@ -10,7 +10,6 @@ is the seller's authorization record of one installation.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import secrets
 from collections.abc import Callable, Mapping
@@ -433,7 +432,7 @@ def _client(request: Request, form: Mapping[str, Any]) -> AppListing:
     if header[:6].lower() == "basic ":
         try:
             decoded = base64.b64decode(header[6:], validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64, not ASCII or not UTF-8
             raise OAuthError("invalid_client", "malformed Basic credentials", status=401) from None
         raw_id, _, raw_secret = decoded.partition(":")
         client_id, secret = unquote(raw_id), unquote(raw_secret)

@@ -401,3 +401,28 @@ def test_expiry_stops_tokens_and_renewal_brings_them_back(
         "/oauth/introspect", data={"token": renewed.json()["access_token"]}, headers=dev.basic()
     )
     assert answer.json()["active"] is True
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Basic \u00e9".encode("latin-1")},
+        {"Authorization": "Basic !!!"},
+        {"Authorization": "Basic " + base64.b64encode(b"\xff\xfe:x").decode()},
+        {"Authorization": "Basic " + base64.b64encode(b"no-colon").decode()},
+    ],
+)
+def test_malformed_client_credentials_are_invalid_client(
+    http: TestClient, headers: dict[str, Any]
+) -> None:
+    answer = http.post(
+        "/oauth/token",
+        content=b"grant_type=refresh_token&refresh_token=x",
+        headers={**headers, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 401 and answer.json()["error"] == "invalid_client"
+
+
+def test_token_endpoint_wants_a_form(http: TestClient, store: AppStore) -> None:
+    answer = http.post("/oauth/token", json={"grant_type": "refresh_token"})
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
