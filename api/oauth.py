@@ -551,6 +551,7 @@ _OAUTH_ERROR = {
         }
     },
 }
+_PROBLEM = {"application/problem+json": {"schema": {"type": "object"}}}
 _CLIENT_AUTH: list[dict[str, list[str]]] = [{"client_secret_basic": []}, {}]
 _CLIENT_FIELDS = {
     "client_id": "client_secret_post only",
@@ -652,7 +653,11 @@ def openapi_paths() -> dict[str, Any]:
                     {"token": "the token", "token_type_hint": "ignored", **_CLIENT_FIELDS},
                     ["token"],
                 ),
-                "responses": {"200": json_ok(introspection), "401": _OAUTH_ERROR},
+                "responses": {
+                    "200": json_ok(introspection),
+                    "400": _OAUTH_ERROR,
+                    "401": _OAUTH_ERROR,
+                },
             }
         },
         "/oauth/revoke": {
@@ -664,7 +669,11 @@ def openapi_paths() -> dict[str, Any]:
                     {"token": "the token", "token_type_hint": "ignored", **_CLIENT_FIELDS},
                     ["token"],
                 ),
-                "responses": {"200": {"description": "revoked (or unknown)"}, "401": _OAUTH_ERROR},
+                "responses": {
+                    "200": {"description": "revoked (or unknown)"},
+                    "400": _OAUTH_ERROR,
+                    "401": _OAUTH_ERROR,
+                },
             }
         },
         "/v1/me/apps/{installation_id}": {
@@ -682,9 +691,9 @@ def openapi_paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": json_ok({"type": "object"}),
-                    "401": {"description": "no seller session"},
-                    "403": {"description": "not a seller"},
-                    "404": {"description": "not found (or another seller's)"},
+                    "401": {"description": "no seller session", "content": _PROBLEM},
+                    "403": {"description": "not a seller", "content": _PROBLEM},
+                    "404": {"description": "not found (or another seller's)", "content": _PROBLEM},
                 },
             }
         },
