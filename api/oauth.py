@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from api.auth import current_session
+from api.auth import bearer_token, current_session
 from api.problems import Problem, not_found
 from domain import oauth
 from domain import values as v
@@ -527,6 +527,41 @@ async def authorization_record(request: Request) -> Response:
     except Problem as problem:
         return problem.response()
     return JSONResponse(record)
+
+
+# --- for API routes called by apps with an installation's access token -----------------------
+async def installation_token(
+    request: Request, required_scope: str | None = None
+) -> oauth.TokenCheck:
+    """The active access token of the `Authorization: Bearer` header, or a 401/403 Problem.
+
+    401 (RFC 6750 `invalid_token`) carries the typed reason (`revoked`, `expired`,
+    `cancelled`, `installation_expired`, `unknown`); a missing scope is 403
+    `insufficient_scope`. The check's `installation_id` says which installation calls.
+    """
+    token = bearer_token(request)
+    check = await run_in_threadpool(
+        oauth.check_access_token, _store(request), token, required_scope
+    )
+    if check.active:
+        return check
+    if check.reason == "insufficient_scope":
+        raise Problem(
+            403,
+            "Insufficient scope",
+            f"this needs the {required_scope} scope",
+            headers={
+                "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{required_scope}"'
+            },
+        )
+    reason = check.reason if token else "missing"
+    raise Problem(
+        401,
+        "Invalid access token",
+        f"the access token is not active: {reason}",
+        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'},
+        errors=[{"field": "Authorization", "message": str(reason)}],
+    )
 
 
 # --- OpenAPI ---------------------------------------------------------------------------------

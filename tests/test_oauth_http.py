@@ -426,3 +426,38 @@ def test_malformed_client_credentials_are_invalid_client(
 def test_token_endpoint_wants_a_form(http: TestClient, store: AppStore) -> None:
     answer = http.post("/oauth/token", json={"grant_type": "refresh_token"})
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
+
+
+def test_installation_token_guard_for_app_facing_routes(http: TestClient, store: AppStore) -> None:
+    """The helper other routes (POST /v1/sync-events) use to accept an app's access token."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from api.problems import Problem
+
+    async def probe(request: Request) -> Response:
+        try:
+            check = await oauth_api.installation_token(request, request.query_params.get("scope"))
+        except Problem as problem:
+            return problem.response()
+        return JSONResponse({"installation_id": str(check.installation_id)})
+
+    app = Starlette(routes=[Route("/probe", probe)])
+    app.state.store = store
+    dev = Dev(store)
+    tokens = exchange(http, dev, redirect_params(sign_up_and_authorize(http, dev))["code"]).json()
+    with TestClient(app) as client:
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+        ok = client.get("/probe?scope=orders.read", headers=bearer)
+        assert ok.json() == {"installation_id": tokens["installation_id"]}
+        scope = client.get("/probe?scope=finance.read", headers=bearer)
+        assert scope.status_code == 403
+        assert 'error="insufficient_scope"' in scope.headers["www-authenticate"]
+        assert client.get("/probe").status_code == 401
+        installation = store.installation(UUID(tokens["installation_id"]))
+        store.cancel(installation.seller_id, installation.id)
+        cancelled = client.get("/probe", headers=bearer)
+        assert cancelled.status_code == 401
+        assert 'error_description="cancelled"' in cancelled.headers["www-authenticate"]
+        assert cancelled.json()["errors"] == [{"field": "Authorization", "message": "cancelled"}]
