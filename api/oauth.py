@@ -151,7 +151,36 @@ class Flow:
         """Back to the client (RFC 6749 §4.1.2): the answer plus the state, unchanged."""
         if request.state:
             answer["state"] = request.state
+        answer["iss"] = issuer(self.request)  # RFC 9207: mix-up defence
         return self.finish(RedirectResponse(_with_query(request.redirect_uri, answer), 302))
+
+
+def issuer(request: Request) -> str:
+    """This authorization server's issuer identifier (RFC 8414): the public base URL."""
+    return str(request.base_url).rstrip("/")
+
+
+async def metadata(request: Request) -> Response:
+    """GET /.well-known/oauth-authorization-server (RFC 8414)."""
+    base = issuer(request)
+    auth_methods = ["client_secret_basic", "client_secret_post"]
+    return JSONResponse(
+        {
+            "issuer": base,
+            "authorization_endpoint": f"{base}/oauth/authorize",
+            "token_endpoint": f"{base}/oauth/token",
+            "introspection_endpoint": f"{base}/oauth/introspect",
+            "revocation_endpoint": f"{base}/oauth/revoke",
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": auth_methods,
+            "introspection_endpoint_auth_methods_supported": auth_methods,
+            "revocation_endpoint_auth_methods_supported": auth_methods,
+            "scopes_supported": list(v.SCOPES),
+            "authorization_response_iss_parameter_supported": True,
+        }
+    )
 
 
 def _with_query(uri: str, params: Mapping[str, str]) -> str:
@@ -170,6 +199,7 @@ def _redirect_error(flow: Flow, error: OAuthError) -> Response:
     answer = {"error": error.error, "error_description": error.description}
     if flow.params["state"]:
         answer["state"] = flow.params["state"]
+    answer["iss"] = issuer(flow.request)
     return flow.finish(RedirectResponse(_with_query(uri, answer), 302))
 
 
@@ -641,6 +671,13 @@ def openapi_paths() -> dict[str, Any]:
         return {"description": "OK", "content": {"application/json": {"schema": schema}}}
 
     return {
+        "/.well-known/oauth-authorization-server": {
+            "get": {
+                "summary": "Authorization server metadata (RFC 8414)",
+                "tags": ["oauth"],
+                "responses": {"200": json_ok({"type": "object"})},
+            }
+        },
         "/oauth/authorize": {
             "get": {
                 "summary": "Authorization link (RFC 6749 §4.1, PKCE S256)",
@@ -743,6 +780,7 @@ def extend_openapi(document: dict[str, Any]) -> None:
 
 
 routes = [
+    Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
     Route("/oauth/authorize", authorize, methods=["GET", "POST"]),
     Route("/oauth/token", token, methods=["POST"]),
     Route("/oauth/introspect", introspect, methods=["POST"]),

@@ -461,3 +461,18 @@ def test_installation_token_guard_for_app_facing_routes(http: TestClient, store:
         assert cancelled.status_code == 401
         assert 'error_description="cancelled"' in cancelled.headers["www-authenticate"]
         assert cancelled.json()["errors"] == [{"field": "Authorization", "message": "cancelled"}]
+
+
+def test_redirects_carry_the_issuer_and_metadata_describes_the_server(
+    http: TestClient, store: AppStore
+) -> None:
+    dev = Dev(store)
+    answer = redirect_params(sign_up_and_authorize(http, dev))
+    assert answer["iss"] == "http://testserver"
+    error = redirect_params(http.get(dev.authorize_url(scope="finance.read")))
+    assert error["iss"] == "http://testserver"
+    meta = http.get("/.well-known/oauth-authorization-server").json()
+    assert meta["issuer"] == "http://testserver"
+    assert meta["token_endpoint"] == "http://testserver/oauth/token"
+    assert meta["code_challenge_methods_supported"] == ["S256"]
+    assert meta["authorization_response_iss_parameter_supported"] is True
