@@ -3,8 +3,10 @@
 Three measurements in the same run, on the same database:
   raw        psycopg `SELECT state FROM <events table> WHERE originator_id=… AND
              originator_version=1` (one primary-key read, prepared, one connection)
-  check      domain.oauth.check_access_token: token + grant + installation, each a
-             primary-key read of an aggregate's events, decoded
+  check      domain.oauth.check_access_token: grant + installation aggregates (token
+             records never change, so a process keeps them after the first read)
+  raw in txn the same SELECT inside BEGIN … COMMIT, as the event store reads
+  1 aggregate one `repository.get` of a token aggregate (read + decode + replay)
   introspect what POST /oauth/introspect does: client authentication (the app's
              aggregate) + check_token
 
@@ -142,6 +144,14 @@ def main() -> None:
             assert row is not None
             return row
 
+        def raw_in_transaction() -> object:
+            # what one aggregate read costs at least: the library reads in a transaction
+            with conn.transaction():
+                return raw()
+
+        def one_aggregate() -> object:
+            return store.repository.get(rng.choice(ids))
+
         def check() -> object:
             verdict = oauth.check_access_token(store, rng.choice(tokens), "orders.read")
             assert verdict.active, verdict
@@ -155,6 +165,8 @@ def main() -> None:
 
         console.print(f"PostgreSQL, {args.seconds:.0f} s each, {len(tokens)} tokens, random picks")
         base = measure("raw SELECT", args.seconds, raw)
+        measure("raw in txn", args.seconds, raw_in_transaction)
+        measure("1 aggregate", args.seconds, one_aggregate)
         checked = measure("check", args.seconds, check)
         full = measure("introspect", args.seconds, introspect)
         if args.threads > 1:
