@@ -241,6 +241,9 @@ def _step(
     app = request.app
     store = flow.store
     if step == "switch":
+        current = flow.request.cookies.get(SESSION_COOKIE)
+        if current and store.session_for(current) is not None:
+            store.end_session(current)  # log out for real, not just forget the cookie
         flow.clear_session = True
         return flow.page("login.html", app=app, step="login")
     if step == "show_signup":

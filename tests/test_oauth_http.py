@@ -476,3 +476,16 @@ def test_redirects_carry_the_issuer_and_metadata_describes_the_server(
     assert meta["token_endpoint"] == "http://testserver/oauth/token"
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["authorization_response_iss_parameter_supported"] is True
+
+
+def test_use_another_account_ends_the_session(http: TestClient, store: AppStore) -> None:
+    dev = Dev(store)
+    page = http.get(dev.authorize_url())
+    page = post(http, page, step="show_signup")
+    page = post(http, page, step="signup", name="S", email="sw@example.com", password=f.PASSWORD)
+    session = http.cookies.get(oauth_api.SESSION_COOKIE)
+    assert session and store.session_for(session) is not None
+    page = post(http, page, step="switch")
+    assert "Select your account type" in page.text
+    assert store.session_for(session) is None
+    assert http.cookies.get(oauth_api.SESSION_COOKIE) is None
