@@ -20,7 +20,7 @@ from domain import values as v
 from domain.app_listing import AppListing
 from domain.installation import Installation
 from projections.db import UTCDateTime, metadata
-from projections.runner import Handler, Projection, event_of
+from projections.runner import Batch, Handler, Projection, event_of
 
 apps = sa.Table(
     "catalog_apps",
@@ -68,7 +68,7 @@ _pg_metadata = sa.MetaData()
 pg_search = sa.Table(
     "catalog_search",
     _pg_metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("document", postgresql.TSVECTOR, nullable=False),
     sa.Index("catalog_search_document", "document", postgresql_using="gin"),
 )
@@ -116,73 +116,61 @@ class CatalogProjection(Projection):
             conn.exec_driver_sql("DROP TABLE IF EXISTS catalog_fts")
 
     # --- handlers ---------------------------------------------------------------------
-    def _listed(self, conn: Connection, e: Any, position: int) -> None:
+    def _listed(self, batch: Batch, e: Any, position: int) -> None:
         details = dict(e.details)
-        conn.execute(
-            apps.insert().values(
-                id=e.originator_id,
-                seq=position,
-                developer_id=e.developer_id,
-                details=details,
-                listed_at=e.listed_at,
-                updated_at=e.listed_at,
-                delisted_at=None,
-                installs=0,
+        batch.add(
+            apps,
+            {
+                "id": e.originator_id,
+                "seq": position,
+                "developer_id": e.developer_id,
+                "details": details,
+                "listed_at": e.listed_at,
+                "updated_at": e.listed_at,
+                "delisted_at": None,
+                "installs": 0,
                 **_columns(details),
-            )
+            },
         )
-        _replace_tags(conn, e.originator_id, details)
-        _index(conn, position, details)
+        _replace_tags(batch, e.originator_id, details)
+        batch.extra.setdefault("search", {})[position] = _document(position, details)
 
-    def _updated(self, conn: Connection, e: Any, position: int) -> None:
-        row = conn.execute(
-            sa.select(apps.c.seq, apps.c.details).where(apps.c.id == e.originator_id)
-        ).one()
-        details = {**row.details, **e.changes}
-        conn.execute(
-            apps.update()
-            .where(apps.c.id == e.originator_id)
-            .values(details=details, updated_at=e.updated_at, **_columns(details))
+    def _updated(self, batch: Batch, e: Any, position: int) -> None:
+        row = batch.require(apps, e.originator_id)
+        details = {**row["details"], **e.changes}
+        batch.update(
+            apps, e.originator_id, details=details, updated_at=e.updated_at, **_columns(details)
         )
-        _replace_tags(conn, e.originator_id, details)
-        _index(conn, row.seq, details)
+        _replace_tags(batch, e.originator_id, details)
+        batch.extra.setdefault("search", {})[row["seq"]] = _document(row["seq"], details)
 
-    def _delisted(self, conn: Connection, e: Any, position: int) -> None:
-        conn.execute(
-            apps.update().where(apps.c.id == e.originator_id).values(delisted_at=e.delisted_at)
-        )
+    def _delisted(self, batch: Batch, e: Any, position: int) -> None:
+        batch.update(apps, e.originator_id, delisted_at=e.delisted_at)
 
-    def _installed(self, conn: Connection, e: Any, position: int) -> None:
-        conn.execute(
-            app_installations.insert().values(
-                installation_id=e.originator_id, app_id=e.app_id, active=False
-            )
+    def _installed(self, batch: Batch, e: Any, position: int) -> None:
+        batch.add(
+            app_installations,
+            {"installation_id": e.originator_id, "app_id": e.app_id, "active": False},
         )
 
-    def _activated(self, conn: Connection, e: Any, position: int) -> None:
-        self._set_active(conn, e.originator_id, True)
+    def _activated(self, batch: Batch, e: Any, position: int) -> None:
+        self._set_active(batch, e.originator_id, True)
 
-    def _deactivated(self, conn: Connection, e: Any, position: int) -> None:
-        self._set_active(conn, e.originator_id, False)
+    def _deactivated(self, batch: Batch, e: Any, position: int) -> None:
+        self._set_active(batch, e.originator_id, False)
 
-    def _set_active(self, conn: Connection, installation_id: UUID, active: bool) -> None:
-        row = conn.execute(
-            sa.select(app_installations.c.app_id, app_installations.c.active).where(
-                app_installations.c.installation_id == installation_id
-            )
-        ).one()
-        if row.active == active:
+    def _set_active(self, batch: Batch, installation_id: UUID, active: bool) -> None:
+        installation = batch.require(app_installations, installation_id)
+        if installation["active"] == active:
             return
-        conn.execute(
-            app_installations.update()
-            .where(app_installations.c.installation_id == installation_id)
-            .values(active=active)
-        )
-        conn.execute(
-            apps.update()
-            .where(apps.c.id == row.app_id)
-            .values(installs=apps.c.installs + (1 if active else -1))
-        )
+        batch.update(app_installations, installation_id, active=active)
+        app = batch.require(apps, installation["app_id"])
+        batch.update(apps, app["id"], installs=app["installs"] + (1 if active else -1))
+
+    def finish(self, batch: Batch) -> None:
+        documents = list(batch.extra.get("search", {}).values())
+        if documents:
+            _index(batch.conn, documents)
 
 
 def _columns(details: Mapping[str, Any]) -> dict[str, Any]:
@@ -194,19 +182,19 @@ def _columns(details: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _replace_tags(conn: Connection, app_id: UUID, details: Mapping[str, Any]) -> None:
-    conn.execute(app_categories.delete().where(app_categories.c.app_id == app_id))
-    conn.execute(app_platforms.delete().where(app_platforms.c.app_id == app_id))
-    if details["categories"]:
-        conn.execute(
-            app_categories.insert(),
-            [{"app_id": app_id, "category": c} for c in details["categories"]],
-        )
-    if details["platforms"]:
-        conn.execute(
-            app_platforms.insert(),
-            [{"app_id": app_id, "platform": p} for p in details["platforms"]],
-        )
+def _replace_tags(batch: Batch, app_id: UUID, details: Mapping[str, Any]) -> None:
+    batch.replace_children(
+        app_categories,
+        "app_id",
+        app_id,
+        [{"app_id": app_id, "category": c} for c in details["categories"]],
+    )
+    batch.replace_children(
+        app_platforms,
+        "app_id",
+        app_id,
+        [{"app_id": app_id, "platform": p} for p in details["platforms"]],
+    )
 
 
 def _tags(details: Mapping[str, Any]) -> str:
@@ -216,9 +204,9 @@ def _tags(details: Mapping[str, Any]) -> str:
     return " ".join(words)
 
 
-def _index(conn: Connection, seq: int, details: Mapping[str, Any]) -> None:
-    """Writes the app's search document (name, tagline, description, benefits, tags)."""
-    doc = {
+def _document(seq: int, details: Mapping[str, Any]) -> dict[str, Any]:
+    """An app's search document: name, tagline, description, benefits, tags."""
+    return {
         "seq": seq,
         "name": details["name"],
         "tagline": details["tagline"],
@@ -226,6 +214,10 @@ def _index(conn: Connection, seq: int, details: Mapping[str, Any]) -> None:
         "benefits": " ".join(details.get("benefits", [])),
         "tags": _tags(details),
     }
+
+
+def _index(conn: Connection, documents: list[dict[str, Any]]) -> None:
+    """Writes (or rewrites) search documents in bulk."""
     if conn.dialect.name == "postgresql":
         conn.execute(
             sa.text(
@@ -237,16 +229,16 @@ def _index(conn: Connection, seq: int, details: Mapping[str, Any]) -> None:
                 " || setweight(to_tsvector('simple', :description), 'D'))"
                 " ON CONFLICT (seq) DO UPDATE SET document = excluded.document"
             ),
-            doc,
+            documents,
         )
     else:
-        conn.execute(sa.text("DELETE FROM catalog_fts WHERE rowid = :seq"), doc)
+        conn.execute(sa.text("DELETE FROM catalog_fts WHERE rowid = :seq"), documents)
         conn.execute(
             sa.text(
                 "INSERT INTO catalog_fts (rowid, name, tagline, description, benefits, tags)"
                 " VALUES (:seq, :name, :tagline, :description, :benefits, :tags)"
             ),
-            doc,
+            documents,
         )
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from domain.installation import MAX_OBJECT_IDS, Installation
 from projections.db import UTCDateTime, metadata
-from projections.runner import Handler, Projection, event_of
+from projections.runner import Batch, Handler, Projection, event_of
 
 INCIDENT_STATUSES = ("open", "acknowledged", "resolved")
 
@@ -60,60 +60,56 @@ class IncidentsProjection(Projection):
             event_of(Installation, "IncidentResolved"): self._resolved,
         }
 
-    def _installed(self, conn: Connection, e: Any, position: int) -> None:
-        conn.execute(
-            owners.insert().values(
-                installation_id=e.originator_id, seller_id=e.seller_id, app_id=e.app_id
-            )
+    def _installed(self, batch: Batch, e: Any, position: int) -> None:
+        batch.add(
+            owners,
+            {"installation_id": e.originator_id, "seller_id": e.seller_id, "app_id": e.app_id},
         )
 
-    def _raised(self, conn: Connection, e: Any, position: int) -> None:
-        owner = conn.execute(
-            sa.select(owners).where(owners.c.installation_id == e.originator_id)
-        ).one()
-        conn.execute(
-            incidents.insert().values(
-                id=e.incident_id,
-                installation_id=e.originator_id,
-                seller_id=owner.seller_id,
-                app_id=owner.app_id,
-                area=e.area,
-                error_code=e.error_code,
-                message=e.message,
-                object_ids=_bounded(list(e.object_ids)),
-                status="open",
-                count=1,
-                first_seen=e.occurred_at,
-                last_seen=e.occurred_at,
-            )
+    def _raised(self, batch: Batch, e: Any, position: int) -> None:
+        owner = batch.require(owners, e.originator_id)
+        batch.add(
+            incidents,
+            {
+                "id": e.incident_id,
+                "installation_id": e.originator_id,
+                "seller_id": owner["seller_id"],
+                "app_id": owner["app_id"],
+                "area": e.area,
+                "error_code": e.error_code,
+                "message": e.message,
+                "object_ids": _bounded(list(e.object_ids)),
+                "status": "open",
+                "count": 1,
+                "first_seen": e.occurred_at,
+                "last_seen": e.occurred_at,
+            },
         )
 
-    def _recurred(self, conn: Connection, e: Any, position: int) -> None:
-        row = conn.execute(sa.select(incidents).where(incidents.c.id == e.incident_id)).one()
-        conn.execute(
-            incidents.update()
-            .where(incidents.c.id == e.incident_id)
-            .values(
-                count=row._mapping["count"] + 1,
-                message=e.message,
-                object_ids=_bounded(list(row.object_ids) + list(e.object_ids)),
-                first_seen=min(row.first_seen, e.occurred_at),
-                last_seen=max(row.last_seen, e.occurred_at),
-            )
+    def _recurred(self, batch: Batch, e: Any, position: int) -> None:
+        row = batch.require(incidents, e.incident_id)
+        batch.update(
+            incidents,
+            e.incident_id,
+            count=row["count"] + 1,
+            message=e.message,
+            object_ids=_bounded(list(row["object_ids"]) + list(e.object_ids)),
+            first_seen=min(row["first_seen"], e.occurred_at),
+            last_seen=max(row["last_seen"], e.occurred_at),
         )
 
-    def _acknowledged(self, conn: Connection, e: Any, position: int) -> None:
-        conn.execute(
-            incidents.update()
-            .where(incidents.c.id == e.incident_id)
-            .values(status="acknowledged", acknowledged_at=e.acknowledged_at)
+    def _acknowledged(self, batch: Batch, e: Any, position: int) -> None:
+        batch.update(
+            incidents, e.incident_id, status="acknowledged", acknowledged_at=e.acknowledged_at
         )
 
-    def _resolved(self, conn: Connection, e: Any, position: int) -> None:
-        conn.execute(
-            incidents.update()
-            .where(incidents.c.id == e.incident_id)
-            .values(status="resolved", resolved_at=e.resolved_at, resolution=e.resolution)
+    def _resolved(self, batch: Batch, e: Any, position: int) -> None:
+        batch.update(
+            incidents,
+            e.incident_id,
+            status="resolved",
+            resolved_at=e.resolved_at,
+            resolution=e.resolution,
         )
 
 

@@ -20,7 +20,7 @@ from domain.account import Account
 from domain.app_listing import AppListing
 from domain.installation import AUTHORIZATION_WINDOW, Installation
 from projections.db import UTCDateTime, metadata
-from projections.runner import Handler, Projection, event_of
+from projections.runner import Batch, Handler, Projection, event_of
 
 EXPIRING_WITHIN = timedelta(days=14)
 MY_APPS_STATUSES = (
@@ -93,60 +93,52 @@ class MyAppsProjection(Projection):
             event_of(Installation, "IncidentResolved"): self._incident_resolved,
         }
 
-    def _registered(self, conn: Connection, e: Any, position: int) -> None:
-        conn.execute(
-            accounts.insert().values(account_id=e.originator_id, name=e.name, email=e.email)
+    def _registered(self, batch: Batch, e: Any, position: int) -> None:
+        batch.add(accounts, {"account_id": e.originator_id, "name": e.name, "email": e.email})
+
+    def _listed(self, batch: Batch, e: Any, position: int) -> None:
+        batch.add(
+            app_names,
+            {
+                "app_id": e.originator_id,
+                "slug": e.details["slug"],
+                "name": e.details["name"],
+                "developer_id": e.developer_id,
+            },
         )
 
-    def _listed(self, conn: Connection, e: Any, position: int) -> None:
-        conn.execute(
-            app_names.insert().values(
-                app_id=e.originator_id,
-                slug=e.details["slug"],
-                name=e.details["name"],
-                developer_id=e.developer_id,
-            )
-        )
-
-    def _updated(self, conn: Connection, e: Any, position: int) -> None:
+    def _updated(self, batch: Batch, e: Any, position: int) -> None:
         changes = {k: e.changes[k] for k in ("slug", "name") if k in e.changes}
         if changes:
-            conn.execute(
-                app_names.update().where(app_names.c.app_id == e.originator_id).values(**changes)
-            )
+            batch.update(app_names, e.originator_id, **changes)
 
-    def _installed(self, conn: Connection, e: Any, position: int) -> None:
-        developer_id = conn.execute(
-            sa.select(app_names.c.developer_id).where(app_names.c.app_id == e.app_id)
-        ).scalar_one()
-        conn.execute(
-            installations.insert().values(
-                id=e.originator_id,
-                app_id=e.app_id,
-                seller_id=e.seller_id,
-                developer_id=developer_id,
-                status="pending_authorization",
-                duration=str(e.duration),
-                contact_email=e.contact_email,
-                contact_phone=e.contact_phone,
-                scopes=list(e.scopes),
-                via=e.via,
-                installed_at=e.installed_at,
-                open_incidents=0,
-                position=position,
-            )
+    def _installed(self, batch: Batch, e: Any, position: int) -> None:
+        app = batch.require(app_names, e.app_id)
+        batch.add(
+            installations,
+            {
+                "id": e.originator_id,
+                "app_id": e.app_id,
+                "seller_id": e.seller_id,
+                "developer_id": app["developer_id"],
+                "status": "pending_authorization",
+                "duration": str(e.duration),
+                "contact_email": e.contact_email,
+                "contact_phone": e.contact_phone,
+                "scopes": list(e.scopes),
+                "via": e.via,
+                "installed_at": e.installed_at,
+                "open_incidents": 0,
+                "position": position,
+            },
         )
 
-    def _set(self, conn: Connection, e: Any, position: int, **values: Any) -> None:
-        conn.execute(
-            installations.update()
-            .where(installations.c.id == e.originator_id)
-            .values(position=position, **values)
-        )
+    def _set(self, batch: Batch, e: Any, position: int, **values: Any) -> None:
+        batch.update(installations, e.originator_id, position=position, **values)
 
-    def _authorized(self, conn: Connection, e: Any, position: int) -> None:
+    def _authorized(self, batch: Batch, e: Any, position: int) -> None:
         self._set(
-            conn,
+            batch,
             e,
             position,
             status="active",
@@ -154,12 +146,14 @@ class MyAppsProjection(Projection):
             expires_at=e.expires_at,
         )
 
-    def _declined(self, conn: Connection, e: Any, position: int) -> None:
-        self._set(conn, e, position, status="declined", ended_at=e.declined_at, end_reason=e.reason)
-
-    def _renewed(self, conn: Connection, e: Any, position: int) -> None:
+    def _declined(self, batch: Batch, e: Any, position: int) -> None:
         self._set(
-            conn,
+            batch, e, position, status="declined", ended_at=e.declined_at, end_reason=e.reason
+        )
+
+    def _renewed(self, batch: Batch, e: Any, position: int) -> None:
+        self._set(
+            batch,
             e,
             position,
             status="active",
@@ -169,19 +163,21 @@ class MyAppsProjection(Projection):
             end_reason=None,
         )
 
-    def _cancelled(self, conn: Connection, e: Any, position: int) -> None:
+    def _cancelled(self, batch: Batch, e: Any, position: int) -> None:
         self._set(
-            conn, e, position, status="cancelled", ended_at=e.cancelled_at, end_reason=e.reason
+            batch, e, position, status="cancelled", ended_at=e.cancelled_at, end_reason=e.reason
         )
 
-    def _expired(self, conn: Connection, e: Any, position: int) -> None:
-        self._set(conn, e, position, status="expired", ended_at=e.expired_at, end_reason="expired")
+    def _expired(self, batch: Batch, e: Any, position: int) -> None:
+        self._set(batch, e, position, status="expired", ended_at=e.expired_at, end_reason="expired")
 
-    def _incident_raised(self, conn: Connection, e: Any, position: int) -> None:
-        self._set(conn, e, position, open_incidents=installations.c.open_incidents + 1)
+    def _incident_raised(self, batch: Batch, e: Any, position: int) -> None:
+        row = batch.require(installations, e.originator_id)
+        self._set(batch, e, position, open_incidents=row["open_incidents"] + 1)
 
-    def _incident_resolved(self, conn: Connection, e: Any, position: int) -> None:
-        self._set(conn, e, position, open_incidents=installations.c.open_incidents - 1)
+    def _incident_resolved(self, batch: Batch, e: Any, position: int) -> None:
+        row = batch.require(installations, e.originator_id)
+        self._set(batch, e, position, open_incidents=row["open_incidents"] - 1)
 
 
 # --- queries ---------------------------------------------------------------------------

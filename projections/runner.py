@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from domain.store import AppStore
 from projections.db import UTCDateTime, metadata
 
-Handler = Callable[[Connection, Any, int], None]
+Handler = Callable[["Batch", Any, int], None]
 
 tracking = sa.Table(
     "projection_tracking",
@@ -36,11 +36,117 @@ tracking = sa.Table(
 DEFAULT_BATCH = 500
 
 
+class Batch:
+    """The rows one projection step reads and writes, written in bulk when the step ends.
+
+    Handlers change plain dicts; `flush` then sends one multi-row INSERT and one
+    executemany UPDATE per table (instead of a round trip per event), all inside the
+    step's transaction. Rows are keyed by their table's single-column primary key.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._rows: dict[str, dict[Any, dict[str, Any] | None]] = {}
+        self._tables: dict[str, sa.Table] = {}
+        self._existing: dict[str, set[Any]] = {}
+        self._dirty: dict[str, set[Any]] = {}
+        self._children: dict[tuple[str, str], dict[Any, list[dict[str, Any]]]] = {}
+        self._child_tables: dict[tuple[str, str], sa.Table] = {}
+        # Anything else a projection collects for its own `finish` (e.g. search documents).
+        self.extra: dict[str, dict[Any, Any]] = {}
+
+    @staticmethod
+    def _pk(table: sa.Table) -> sa.Column[Any]:
+        (column,) = table.primary_key.columns
+        return column
+
+    def get(self, table: sa.Table, key: Any) -> dict[str, Any] | None:
+        """The row with this primary key (from this batch, else the database), or None."""
+        cache = self._rows.setdefault(table.name, {})
+        if key not in cache:
+            self._tables[table.name] = table
+            row = self.conn.execute(sa.select(table).where(self._pk(table) == key)).first()
+            cache[key] = None if row is None else dict(row._mapping)
+            if row is not None:
+                self._existing.setdefault(table.name, set()).add(key)
+        return cache[key]
+
+    def require(self, table: sa.Table, key: Any) -> dict[str, Any]:
+        row = self.get(table, key)
+        if row is None:
+            raise LookupError(f"{table.name} has no row {key}")
+        return row
+
+    def add(self, table: sa.Table, row: dict[str, Any]) -> dict[str, Any]:
+        """A new row (written at flush)."""
+        row = {**_defaults(table), **row}
+        key = row[self._pk(table).name]
+        self._tables[table.name] = table
+        self._rows.setdefault(table.name, {})[key] = row
+        self._dirty.setdefault(table.name, set()).add(key)
+        return row
+
+    def update(self, table: sa.Table, key: Any, **values: Any) -> dict[str, Any]:
+        """Changes columns of an existing row (written at flush)."""
+        row = self.require(table, key)
+        row.update(values)
+        self._dirty.setdefault(table.name, set()).add(key)
+        return row
+
+    def replace_children(
+        self, table: sa.Table, parent_column: str, parent: Any, rows: list[dict[str, Any]]
+    ) -> None:
+        """Replaces every row of `table` whose `parent_column` is `parent`."""
+        slot = (table.name, parent_column)
+        self._child_tables[slot] = table
+        self._children.setdefault(slot, {})[parent] = rows
+
+    def flush(self) -> None:
+        for name, keys in self._dirty.items():
+            table = self._tables[name]
+            rows = self._rows[name]
+            existing = self._existing.get(name, set())
+            inserts = [rows[k] for k in keys if k not in existing]
+            updates = [rows[k] for k in keys if k in existing]
+            if inserts:
+                self.conn.execute(table.insert(), [r for r in inserts if r is not None])
+            if updates:
+                pk = self._pk(table)
+                statement = table.update().where(pk == sa.bindparam("b_pk"))
+                self.conn.execute(
+                    statement,
+                    [
+                        {**{k: v for k, v in r.items() if k != pk.name}, "b_pk": r[pk.name]}
+                        for r in updates
+                        if r is not None
+                    ],
+                )
+        for (name, column), by_parent in self._children.items():
+            table = self._child_tables[(name, column)]
+            parents = list(by_parent)
+            for i in range(0, len(parents), 500):
+                self.conn.execute(table.delete().where(table.c[column].in_(parents[i : i + 500])))
+            fresh = [row for children in by_parent.values() for row in children]
+            if fresh:
+                self.conn.execute(table.insert(), fresh)
+
+
 def event_of(aggregate: type[Any], name: str) -> type[Any]:
     """The event class `name` of an aggregate (made by @event, so invisible to mypy)."""
     cls = getattr(aggregate, name)
     assert isinstance(cls, type), f"{aggregate.__name__}.{name} is not an event class"
     return cls
+
+
+def _defaults(table: sa.Table) -> dict[str, Any]:
+    """Every column of a new row (so multi-row INSERTs see the same keys)."""
+    out: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        out[column.name] = (
+            default.arg if isinstance(default, sa.ColumnDefault) and default.is_scalar else None
+        )
+    return out
 
 
 class Projection:
@@ -55,6 +161,9 @@ class Projection:
     def handlers(self) -> Mapping[type[Any], Handler]:
         """Event class → handler(conn, event, position)."""
         raise NotImplementedError
+
+    def finish(self, batch: Batch) -> None:
+        """Writes what the handlers collected in `batch.extra` (after the rows)."""
 
     def topic_handlers(self) -> dict[str, Handler]:
         return {get_topic(cls): handler for cls, handler in self.handlers().items()}
@@ -162,11 +271,14 @@ class Projector:
             )
             if not notifications:
                 return StepResult(name, 0, position)
+            batch = Batch(conn)
             for notification in notifications:
                 handler = handlers.get(notification.topic)
                 if handler is not None:
                     event = self.store.mapper.to_domain_event(notification)
-                    handler(conn, event, notification.id)
+                    handler(batch, event, notification.id)
+            batch.flush()
+            self.projections[name].finish(batch)
             last = notifications[-1].id
             conn.execute(
                 tracking.update()
