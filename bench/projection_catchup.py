@@ -25,14 +25,14 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sqlalchemy as sa  # noqa: E402
+import sqlalchemy as sa
 
-from appstore.settings import Settings  # noqa: E402
-from appstore.wiring import build_store  # noqa: E402
-from bench.workload import append_catalog, fresh_postgres_database  # noqa: E402
-from domain.store import AppStore  # noqa: E402
-from projections.read_side import build_projector  # noqa: E402
-from projections.runner import Projector  # noqa: E402
+from appstore.settings import Settings
+from appstore.wiring import build_store
+from bench.workload import append_catalog, fresh_postgres_database
+from domain.store import AppStore
+from projections.read_side import build_projector
+from projections.runner import Projector
 
 console = Console()
 # One app brings 1 Listed + 3 × (Installed + Authorized) + ~1 incident ≈ 8 events.

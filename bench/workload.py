@@ -18,19 +18,89 @@ from domain.app_listing import AppListing, validate_listing
 from domain.installation import Installation
 from domain.store import AppStore
 
-ADJECTIVES = (
-    "smart swift bright easy clever rapid global simple bold prime lucky super magic true "
-    "happy green blue silver golden open total instant quick handy neat"
-).split()
-NOUNS = (
-    "label order stock parcel invoice review coupon bundle catalog listing shipment return "
-    "refund loyalty email chat sms pricing inventory sync feed print mockup tracking tax "
-    "warehouse photo video ads badge upsell translation currency analytics report"
-).split()
-VERBS = (
-    "sync import export print ship track repair tune boost translate price bundle notify "
-    "schedule automate forecast recommend"
-).split()
+ADJECTIVES = [
+    "smart",
+    "swift",
+    "bright",
+    "easy",
+    "clever",
+    "rapid",
+    "global",
+    "simple",
+    "bold",
+    "prime",
+    "lucky",
+    "super",
+    "magic",
+    "true",
+    "happy",
+    "green",
+    "blue",
+    "silver",
+    "golden",
+    "open",
+    "total",
+    "instant",
+    "quick",
+    "handy",
+    "neat",
+]
+NOUNS = [
+    "label",
+    "order",
+    "stock",
+    "parcel",
+    "invoice",
+    "review",
+    "coupon",
+    "bundle",
+    "catalog",
+    "listing",
+    "shipment",
+    "return",
+    "refund",
+    "loyalty",
+    "email",
+    "chat",
+    "sms",
+    "pricing",
+    "inventory",
+    "sync",
+    "feed",
+    "print",
+    "mockup",
+    "tracking",
+    "tax",
+    "warehouse",
+    "photo",
+    "video",
+    "ads",
+    "badge",
+    "upsell",
+    "translation",
+    "currency",
+    "analytics",
+    "report",
+]
+VERBS = [
+    "sync",
+    "import",
+    "export",
+    "print",
+    "ship",
+    "track",
+    "repair",
+    "tune",
+    "boost",
+    "translate",
+    "price",
+    "bundle",
+    "notify",
+    "schedule",
+    "automate",
+    "forecast",
+    "recommend",
+]
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
