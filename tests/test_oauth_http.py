@@ -7,6 +7,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from uuid import UUID
@@ -75,7 +76,7 @@ def form_fields(html: str) -> dict[str, str]:
     """The hidden inputs of the page's first form (CSRF token and OAuth parameters)."""
     form = html.split("<form", 1)[1].split("</form>", 1)[0]
     return {
-        m.group(1): m.group(2)
+        m.group(1): unescape(m.group(2))  # as a browser submits them
         for m in re.finditer(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form)
     }
 
@@ -489,3 +490,43 @@ def test_use_another_account_ends_the_session(http: TestClient, store: AppStore)
     assert "Select your account type" in page.text
     assert store.session_for(session) is None
     assert http.cookies.get(oauth_api.SESSION_COOKIE) is None
+
+
+def test_state_is_escaped_in_pages_and_echoed_unchanged(http: TestClient, store: AppStore) -> None:
+    dev = Dev(store)
+    evil = '"><script>alert(1)</script>&x=1'
+    page = http.get(dev.authorize_url(state=evil))
+    assert "<script>alert(1)</script>" not in page.text
+    assert "&#34;&gt;&lt;script&gt;" in page.text
+    page = post(http, page, step="show_signup")
+    page = post(http, page, step="signup", name="S", email="xss@example.com", password=f.PASSWORD)
+    assert form_fields(page.text)["state"] == evil
+    page = post(
+        http,
+        page,
+        step="confirm",
+        duration="30d",
+        contact_email="a@b.co",
+        contact_phone="+14155550100",
+    )
+    assert redirect_params(post(http, page, decision="allow"))["state"] == evil
+
+
+def test_a_registered_redirect_uri_keeps_its_own_query(store: AppStore, http: TestClient) -> None:
+    uri = "https://ordersync.example.com/cb?tenant=7"
+    listed = store.list_app(f.developer(store), f.listing(redirect_uris=[uri]))
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": listed.client_id,
+            "redirect_uri": uri,
+            "state": "s",
+            "scope": "shop.read",
+        }
+    )
+    answer = http.get(f"/oauth/authorize?{query}")
+    assert answer.status_code == 302
+    location = urlsplit(answer.headers["location"])
+    params = parse_qs(location.query)
+    assert params["tenant"] == ["7"] and params["error"] == ["invalid_scope"]
+    assert params["state"] == ["s"]
