@@ -1,6 +1,6 @@
 """Benchmark: token introspection on PostgreSQL against a raw single-row SELECT by primary key.
 
-Three measurements in the same run, on the same database:
+Measurements in the same run, on the same database:
   raw        psycopg `SELECT state FROM <events table> WHERE originator_id=… AND
              originator_version=1` (one primary-key read, prepared, one connection)
   check      domain.oauth.check_access_token: grant + installation aggregates (token
@@ -9,6 +9,9 @@ Three measurements in the same run, on the same database:
   1 aggregate one `repository.get` of a token aggregate (read + decode + replay)
   introspect what POST /oauth/introspect does: client authentication (the app's
              aggregate) + check_token
+  …+cache    the same through the library's aggregate cache (AGGREGATE_CACHE_MAXSIZE):
+             each read still fetches newer events (fast-forward), so it stays exact
+  busy       check of a token whose installation has thousands of incident events
 
     scripts/with-services.sh .venv/bin/python bench/introspect.py
     python bench/introspect.py --database-url postgresql://... [--seconds 10] [--tokens 300]
@@ -25,6 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -33,10 +37,10 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from appstore.settings import Settings
-from appstore.wiring import build_store
+from appstore.wiring import build_store, event_store_env
 from domain import oauth
-from domain.credentials import token_hash
-from domain.store import AppStore
+from domain.credentials import Passwords, token_hash
+from domain.store import AppStore, SyncEvent
 from tests import factories as f
 
 console = Console()
@@ -117,6 +121,22 @@ def concurrent_rate(threads: int, seconds: float, call: Callable[[], object], na
     return rate
 
 
+def busy_installation(store: AppStore, token: str, reports: int) -> None:
+    """Gives the token's installation `reports` connector failure reports (its events grow)."""
+    check = oauth.check_access_token(store, token)
+    assert check.installation_id is not None
+    now = datetime.now(UTC)
+    for start in range(0, reports, 100):
+        store.record_sync_events(
+            [
+                SyncEvent(
+                    f"bench-{i}", check.installation_id, "failure", "orders", now, f"E{i % 7}"
+                )
+                for i in range(start, min(start + 100, reports))
+            ]
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -125,13 +145,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--tokens", type=int, default=300)
     parser.add_argument("--threads", type=int, default=4, help="also measure with N callers")
+    parser.add_argument("--reports", type=int, default=2000, help="events of the busy installation")
     args = parser.parse_args()
     if not args.database_url or not args.database_url.startswith("postgres"):
         sys.exit("need --database-url postgresql://... (or APPSTORE_TEST_POSTGRES_URL)")
     url = fresh_database(args.database_url)
     store = build_store(Settings(database_url=url, fast_password_hashing=True))
+    # The same database through the library's aggregate cache: every read still asks the
+    # database for newer events (fast-forward), so a cancel elsewhere is seen at once.
+    cached = AppStore(
+        {**event_store_env(url), "AGGREGATE_CACHE_MAXSIZE": "20000"}, passwords=Passwords.fast()
+    )
     console.print(f"issuing {args.tokens} tokens (one installation each)…")
     tokens, client_id, secret = issue_tokens(store, args.tokens)
+    busy_token = tokens.pop()
+    console.print(f"giving one installation {args.reports} incident reports…")
+    busy_installation(store, busy_token, args.reports)
     table = store.recorder.events_table_name  # type: ignore[attr-defined]
     ids = [oauth.token_id_for(token_hash(t)) for t in tokens]
     rng = random.Random(7)  # random.choice is thread-safe enough for picking test tokens
@@ -152,31 +181,48 @@ def main() -> None:
         def one_aggregate() -> object:
             return store.repository.get(rng.choice(ids))
 
-        def check() -> object:
-            verdict = oauth.check_access_token(store, rng.choice(tokens), "orders.read")
-            assert verdict.active, verdict
-            return verdict
+        def checker(on: AppStore, token: str | None = None) -> Callable[[], object]:
+            def check() -> object:
+                verdict = oauth.check_access_token(on, token or rng.choice(tokens), "orders.read")
+                assert verdict.active, verdict
+                return verdict
 
-        def introspect() -> object:
-            client = oauth.authenticate_client(store, client_id, secret)
-            verdict = oauth.check_token(store, rng.choice(tokens), client=client)
-            assert verdict.active
-            return verdict.introspection(client_id)
+            return check
+
+        def introspector(on: AppStore) -> Callable[[], object]:
+            def introspect() -> object:
+                client = oauth.authenticate_client(on, client_id, secret)
+                verdict = oauth.check_token(on, rng.choice(tokens), client=client)
+                assert verdict.active
+                return verdict.introspection(client_id)
+
+            return introspect
 
         console.print(f"PostgreSQL, {args.seconds:.0f} s each, {len(tokens)} tokens, random picks")
         base = measure("raw SELECT", args.seconds, raw)
         measure("raw in txn", args.seconds, raw_in_transaction)
         measure("1 aggregate", args.seconds, one_aggregate)
-        checked = measure("check", args.seconds, check)
-        full = measure("introspect", args.seconds, introspect)
+        results = {
+            "check": measure("check", args.seconds, checker(store)),
+            "introspect": measure("introspect", args.seconds, introspector(store)),
+            "check+cache": measure("check+cache", args.seconds, checker(cached)),
+            "introspect+cache": measure("intro+cache", args.seconds, introspector(cached)),
+        }
+        console.print(f"a busy installation ({args.reports} incident reports in its stream):")
+        results["busy check"] = measure("busy", args.seconds, checker(store, busy_token))
+        results["busy check+cache"] = measure(
+            "busy+cache", args.seconds, checker(cached, busy_token)
+        )
         if args.threads > 1:
-            concurrent_rate(args.threads, args.seconds, check, "check")
-    for name, result in (("check", checked), ("introspect", full)):
+            concurrent_rate(args.threads, args.seconds, checker(store), "check")
+            concurrent_rate(args.threads, args.seconds, checker(cached), "check+cache")
+    for name, result in results.items():
         console.print(
-            f"{name:<11} vs raw: p50 x{result['p50_ms'] / base['p50_ms']:.1f}, "
+            f"{name:<17} vs raw: p50 x{result['p50_ms'] / base['p50_ms']:.1f}, "
             f"throughput {result['per_s'] / base['per_s']:.2f} of raw"
         )
     store.close()
+    cached.close()
 
 
 if __name__ == "__main__":
