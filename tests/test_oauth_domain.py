@@ -8,9 +8,12 @@ from datetime import timedelta
 
 import pytest
 
+from appstore.settings import Settings
+from appstore.wiring import event_store_env
 from domain import oauth
 from domain.app_listing import AppListing
 from domain.clock import FixedClock
+from domain.credentials import Passwords
 from domain.oauth import OAuthError
 from domain.store import AppStore
 from tests import factories as f
@@ -308,3 +311,24 @@ def test_code_only_for_the_sellers_own_live_installation(world: World) -> None:
     with pytest.raises(OAuthError) as raised:
         world.code()
     assert raised.value.error == "access_denied"
+
+
+def test_with_the_aggregate_cache_a_cancel_elsewhere_is_seen_at_once(
+    store: AppStore, settings: Settings, clock: FixedClock
+) -> None:
+    """Safety of AGGREGATE_CACHE_MAXSIZE for token checks: reads fast-forward every time."""
+    env = {**event_store_env(settings.database_url), "AGGREGATE_CACHE_MAXSIZE": "1000"}
+    cached = AppStore(env, clock=clock, passwords=Passwords.fast())
+    try:
+        world = World(store)
+        tokens = world.tokens()
+        assert oauth.check_access_token(cached, tokens.access_token).active
+        store.cancel(world.seller, world.installation)  # another process, say
+        assert oauth.check_access_token(cached, tokens.access_token).reason == "cancelled"
+        other = World(store)
+        more = other.tokens()
+        assert oauth.check_access_token(cached, more.access_token).active
+        oauth.revoke_token(store, other.client, more.refresh_token)
+        assert oauth.check_access_token(cached, more.access_token).reason == "revoked"
+    finally:
+        cached.close()
