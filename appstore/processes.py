@@ -33,6 +33,8 @@ class ProjectorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="APPSTORE_PROJECTOR_", extra="ignore")
 
     batch_size: int = 500
+    # Replays rebuild from scratch: bigger transactions, fewer commits.
+    replay_batch_size: int = 2000
     poll_interval: float = 0.05
     # Seconds between expiry sweeps in `serve`.
     sweep_interval: float = 30.0
@@ -77,6 +79,7 @@ def _stop_on_signals(stop: threading.Event) -> None:
 def serve(settings: Settings, host: str, port: int) -> None:
     """The API with the projections and the expiry sweeper in background threads."""
     import uvicorn
+
     from api.app import create_app
 
     tuning = ProjectorSettings()
@@ -106,7 +109,7 @@ def replay(settings: Settings, projection_name: str | None) -> None:
     store = build_store(settings)
     names = [projection_name] if projection_name else [p.name for p in all_projections()]
     projector = build_projector(
-        store, settings.database_url, names=names, batch_size=tuning.batch_size
+        store, settings.database_url, names=names, batch_size=tuning.replay_batch_size
     )
     head = projector.head()
     started = time.perf_counter()

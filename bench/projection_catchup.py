@@ -3,8 +3,8 @@
 Appends a log of apps, installations and incidents, then (1) lets the projector catch up
 from position 0 (every read model, batches of 500 events per transaction), (2) inserts the
 very rows it produced into empty copies of the tables with plain batched INSERTs
-(500 rows per statement batch, one transaction per batch) — the floor for writing them —
-and (3) replays (drop + rebuild) to time a full rebuild, extrapolated to 1,000,000 events
+(500 rows per executemany, one transaction per batch) — the floor for writing them —
+and (3) replays (drop + rebuild, 2000 events per transaction as `appstore replay`), extrapolated to 1,000,000 events
 unless --replay-events asks for a real run of that size.
 
     python bench/projection_catchup.py [--database-url postgresql://...] [--events 60000]
@@ -37,6 +37,7 @@ from projections.runner import Projector
 console = Console()
 # One app brings 1 Listed + 3 × (Installed + Authorized) + ~1 incident ≈ 8 events.
 EVENTS_PER_APP = 8
+REPLAY_BATCH = 2000
 
 
 def fill(store: AppStore, events: int, progress: Progress) -> int:
@@ -121,6 +122,7 @@ def main() -> None:
         rows, raw_seconds = raw_inserts(projector, progress)
         for name in projector.projections:
             projector.reset(name)
+        projector.batch_size = REPLAY_BATCH  # as `appstore replay` does
         replay_seconds = catch_up(projector, head, progress, "replay (drop + rebuild)")
 
     rate = head / seconds
@@ -147,7 +149,7 @@ def main() -> None:
             big_url = fresh_postgres_database(args.database_url, "replay")
             big_store = build_store(Settings(database_url=big_url))
             big_head = fill(big_store, args.replay_events, progress)
-            big = build_projector(big_store, big_url)
+            big = build_projector(big_store, big_url, batch_size=REPLAY_BATCH)
             big_seconds = catch_up(big, big_head, progress, f"replay {big_head:,} events")
         table.add_row(f"replay of {big_head:,} events (measured)", f"{big_seconds:.1f} s")
     console.print(table)
