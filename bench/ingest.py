@@ -14,14 +14,18 @@ In one run, over the same N messages on the same broker:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import queue
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -188,6 +192,30 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+@contextlib.contextmanager
+def projector_process(database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """`appstore project` in its own process, as deployed; stopped on exit. Yields its log."""
+    env = dict(os.environ, APPSTORE_DATABASE_URL=database_url)
+    env["APPSTORE_PROJECTOR_POLL_INTERVAL"] = "0.01"
+    log = Path(tempfile.mkdtemp(prefix="bench-projector-")) / "projector.log"
+    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from appstore.cli import main; main()", "project"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process, log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def latency(
     store: AppStore,
     database_url: str,
@@ -196,24 +224,31 @@ def latency(
     count: int,
     rate: float,
     progress: Progress,
+    read_model: bool = True,
 ) -> tuple[list[float], list[float] | None]:
     """Paced produce with the worker and the incidents projection running.
 
     Returns latencies (ms) produce → stored, and produce → visible in the read model.
     """
-    try:
-        from projections.read_side import build_projector
-    except ImportError:  # no read side in this checkout: stored latency only
-        build_projector = None  # type: ignore[assignment]
-    projector = (
-        build_projector(store, database_url, names=["incidents"]) if build_projector else None
-    )
-    stop = threading.Event()
-    if projector is not None:
-        projector.catch_up()
-        threading.Thread(
-            target=projector.run_forever, args=(stop,), kwargs={"interval": 0.005}, daemon=True
-        ).start()
+    projector = None
+    stack = contextlib.ExitStack()
+    if read_model:
+        try:
+            from projections.read_side import build_projector
+        except ImportError:  # no read side in this checkout: stored latency only
+            read_model = False
+        else:
+            projector = build_projector(store, database_url, names=["incidents"])
+            process, log = stack.enter_context(projector_process(database_url))
+            head = projector.head()
+            deadline = time.monotonic() + 120
+            while projector.positions()["incidents"] < head:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    stack.close()
+                    raise SystemExit(
+                        f"the projector did not catch up with run b:\n{log.read_text()}"
+                    )
+                time.sleep(0.1)
     stored: list[float] = []
     visible: list[float] = []
     task = progress.add_task("c. paced latency run", total=count, rate="")
@@ -230,7 +265,7 @@ def latency(
         ),
         daemon=True,
     )
-    with WorkerRun(store, config) as run:
+    with stack, WorkerRun(store, config) as run:
         producer.start()
         done = 0
         while done < count:
@@ -239,18 +274,22 @@ def latency(
             stored += [(outcome.committed_at - t) * 1000 for t in produced]
             positions = [r.position for _, r in outcome.stored if r.position is not None]
             if projector is not None and positions:
-                projector.wake.set()
                 deadline = time.monotonic() + 30
                 while projector.positions()["incidents"] < max(positions):
                     if time.monotonic() > deadline:
                         raise SystemExit("the incidents projection did not catch up in 30 s")
-                    time.sleep(0.002)
+                    time.sleep(0.005)
                 seen = time.time()
                 visible += [(seen - t) * 1000 for t in produced]
             done += len(outcome.stored)
+            if os.environ.get("BENCH_DEBUG"):
+                console.log(
+                    f"batch {len(outcome.stored)} took "
+                    f"{outcome.committed_at - outcome.started_at:.3f}s, "
+                    f"max lag {max(stored[-len(produced) :], default=0):.0f} ms"
+                )
             progress.update(task, completed=done, rate=f"p50 {statistics.median(stored):,.0f} ms")
         producer.join(timeout=60)
-    stop.set()
     return stored, (visible if projector is not None else None)
 
 
@@ -265,7 +304,10 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--latency-messages", type=int, default=3_000)
-    parser.add_argument("--latency-rate", type=float, default=300.0, help="messages/s in run c")
+    parser.add_argument("--latency-rate", type=float, default=150.0, help="messages/s in run c")
+    parser.add_argument(
+        "--no-read-model", action="store_true", help="c without the incidents projection"
+    )
     parser.add_argument(
         "--aggregate-cache",
         type=int,
@@ -320,6 +362,7 @@ def main() -> None:
             args.latency_messages,
             args.latency_rate,
             progress,
+            read_model=not args.no_read_model,
         )
     store.close()
 
