@@ -530,3 +530,24 @@ def test_a_registered_redirect_uri_keeps_its_own_query(store: AppStore, http: Te
     params = parse_qs(location.query)
     assert params["tenant"] == ["7"] and params["error"] == ["invalid_scope"]
     assert params["state"] == ["s"]
+
+
+def test_authorizing_after_the_30_minute_window_is_access_denied(
+    http: TestClient, store: AppStore, clock: FixedClock
+) -> None:
+    dev = Dev(store)
+    page = http.get(dev.authorize_url())
+    page = post(http, page, step="show_signup")
+    page = post(http, page, step="signup", name="S", email="slow@example.com", password=f.PASSWORD)
+    page = post(
+        http,
+        page,
+        step="confirm",
+        duration="30d",
+        contact_email="a@b.co",
+        contact_phone="+14155550100",
+    )
+    clock.advance(timedelta(minutes=31))
+    answer = redirect_params(post(http, page, decision="allow"))
+    assert answer["error"] == "access_denied" and answer["state"] == "st-123"
+    assert "code" not in answer
