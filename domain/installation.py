@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Aggregate, Snapshot, event
 
 from domain.errors import (
     AlreadyCancelled,
@@ -51,8 +52,49 @@ class Incident:
         return self.status is not IncidentStatus.RESOLVED
 
 
+class InstallationSnapshot(Snapshot):
+    """A snapshot of an Installation as plain JSON values (enums and incidents included).
+
+    Installations of busy connectors collect thousands of incident events; snapshots keep
+    loading one cheap. The JSON transcoder would turn enums into bare strings and cannot
+    key objects by UUID, so state is flattened here and rebuilt on load.
+    """
+
+    @classmethod
+    def take(cls, aggregate: Any) -> InstallationSnapshot:
+        taken = super().take(aggregate)
+        state = dict(taken.state)
+        state["status"] = str(state["status"].value)
+        state["duration"] = str(state["duration"].value)
+        state["incidents"] = [
+            {**asdict(incident), "status": incident.status.value}
+            for incident in state["incidents"].values()
+        ]
+        return cls(
+            originator_id=taken.originator_id,
+            originator_version=taken.originator_version,
+            timestamp=taken.timestamp,
+            topic=taken.topic,
+            state=state,
+        )
+
+    def mutate(self, _: None) -> Any:
+        aggregate = super().mutate(_)
+        state = aggregate.__dict__
+        state["status"] = InstallationStatus(state["status"])
+        state["duration"] = Duration(state["duration"])
+        incidents = [
+            Incident(**{**item, "status": IncidentStatus(item["status"])})
+            for item in state["incidents"]
+        ]
+        state["incidents"] = {incident.id: incident for incident in incidents}
+        return aggregate
+
+
 class Installation(Aggregate):
     """One seller × one app. Created pending authorization by `Installed`."""
+
+    Snapshot = InstallationSnapshot
 
     @event("Installed")
     def __init__(

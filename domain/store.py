@@ -115,6 +115,8 @@ class AppStore(Application[UUID]):
     """Every command of the store. Reads for display go to projections, not here."""
 
     name = "AppStore"
+    # Busy connectors give installations long histories (one event per incident report).
+    snapshotting_intervals = {Installation: 100}
 
     def __init__(
         self,

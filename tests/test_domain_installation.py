@@ -300,3 +300,34 @@ def test_seller_acknowledges_then_resolves_an_incident(store: AppStore, clock: F
     store.resolve_incident(seller, installation_id, incident_id)
     with pytest.raises(IncidentAlreadyResolved):
         store.resolve_incident(seller, installation_id, incident_id)
+
+
+def test_snapshots_of_busy_installations_load_the_same_state(
+    store: AppStore, clock: FixedClock
+) -> None:
+    seller, app = f.seller(store), f.app(store)
+    installation_id = f.active_installation(store, seller, app, "90d")
+    for n in range(230):
+        clock.advance(timedelta(seconds=1))
+        code = "A" if n % 3 else "B"
+        store.record_sync_event(failure(installation_id, f"e{n}", clock, code=code, ids=[f"o{n}"]))
+        if n % 50 == 0:
+            store.record_sync_event(success(installation_id, f"s{n}", clock))
+    open_ones = [
+        i.id
+        for i in store.installation(installation_id).incidents.values()
+        if i.status is IncidentStatus.OPEN
+    ]
+    store.acknowledge_incident(seller, installation_id, open_ones[0])
+    assert store.snapshots is not None
+    assert list(store.snapshots.get(installation_id)), "expected snapshots to be taken"
+    from_snapshot = store.installation(installation_id)
+    replayed = None
+    for domain_event in store.events.get(installation_id):
+        replayed = domain_event.mutate(replayed)
+    assert replayed is not None
+    assert replayed.__dict__ == from_snapshot.__dict__
+    assert from_snapshot.status is InstallationStatus.ACTIVE
+    assert all(isinstance(i.status, IncidentStatus) for i in from_snapshot.incidents.values())
+    # Commands keep working on an installation loaded from a snapshot.
+    store.renew(seller, installation_id, "30d")
