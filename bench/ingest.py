@@ -303,7 +303,7 @@ def main() -> None:
     parser.add_argument("--installations", type=int, default=200)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--latency-messages", type=int, default=3_000)
+    parser.add_argument("--latency-messages", type=int, default=2_000)
     parser.add_argument("--latency-rate", type=float, default=150.0, help="messages/s in run c")
     parser.add_argument(
         "--no-read-model", action="store_true", help="c without the incidents projection"

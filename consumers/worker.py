@@ -473,11 +473,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, help="max messages per poll and transaction")
     parser.add_argument("--partitions", type=int, help="partitions of topics it creates")
     parser.add_argument("--group-id", help=f"consumer group (default {GROUP_ID})")
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     args = parser.parse_args(argv)
+    metrics_port = args.metrics_port
+    del args.metrics_port
     overrides = {k: v for k, v in vars(args).items() if v is not None}
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
     run(get_settings(), **overrides)
 
 
