@@ -18,6 +18,7 @@ from consumers.messages import PoisonMessage, parse_message
 from consumers.producer import SyncEventPublisher
 from consumers.worker import WorkerConfig
 from domain.store import AppStore
+from tests import factories as f
 from tests.consumer_support import (
     consumer_settings,
     create_topic,
@@ -251,3 +252,26 @@ def test_the_message_model_names_what_is_wrong() -> None:
     newer = json.loads(_report(uuid.uuid4(), kind="success", error_code=""))
     newer["schema_version"] = 2  # unknown fields from newer connectors are ignored
     assert parse_message(json.dumps(newer).encode()).kind == "success"
+
+
+def test_reports_for_a_pending_installation_or_another_app_are_dead_lettered(
+    pg_store: AppStore, config: WorkerConfig
+) -> None:
+    [active] = live_installations(pg_store, 1)
+    seller_id = f.seller(pg_store)
+    pending = pg_store.install(
+        seller_id, f.app(pg_store), "30d", "ops@shop.example.com", "+14155550101"
+    ).id  # never authorized
+    producer = KafkaProducer(bootstrap_servers=config.bootstrap_servers, acks="all")
+    try:
+        producer.send(config.topic, key=b"p", value=_report(pending))
+        producer.send(config.topic, key=b"a", value=_report(active, app_id=str(uuid.uuid4())))
+        producer.flush(timeout=30)
+    finally:
+        producer.close(timeout=10)
+    with running_worker(pg_store, config) as running:
+        wait_until(lambda: running.records_seen == 2, 30, "both reports handled")
+    dead = read_topic(config.bootstrap_servers, config.dlq_topic, expected=2)
+    reasons = {r.key: dict(r.headers)["reason"].decode() for r in dead}
+    assert reasons == {b"p": "installation_not_active", b"a": "unknown_installation"}
+    assert not pg_store.installation(active).incidents
