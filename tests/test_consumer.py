@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+import warnings
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -275,3 +276,37 @@ def test_reports_for_a_pending_installation_or_another_app_are_dead_lettered(
     reasons = {r.key: dict(r.headers)["reason"].decode() for r in dead}
     assert reasons == {b"p": "installation_not_active", b"a": "unknown_installation"}
     assert not pg_store.installation(active).incidents
+
+
+def test_a_failure_on_kafka_is_visible_in_my_incidents_over_http(
+    pg_store: AppStore, config: WorkerConfig, postgres_url: str
+) -> None:
+    from api.app import create_app
+
+    with warnings.catch_warnings():  # starlette's notice about httpx, as in test_api.py
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    seller_id = f.seller(pg_store)
+    installation_id = f.active_installation(pg_store, seller_id, f.app(pg_store), "unlimited")
+    token = pg_store.start_session(pg_store.account(seller_id).email, f.PASSWORD).token
+    with SyncEventPublisher(config.bootstrap_servers, topic=config.topic) as publisher:
+        publisher.publish_failure(
+            installation_id, area="orders", error_code="SKU_NOT_FOUND", object_ids=["o-9"]
+        )
+    settings = consumer_settings(postgres_url, config.bootstrap_servers, config.topic)
+    app = create_app(settings, store=pg_store)
+    try:
+        with running_worker(pg_store, config), TestClient(app) as client:
+
+            def my_incidents() -> list[dict[str, Any]]:
+                r = client.get("/v1/me/incidents", headers={"Authorization": f"Bearer {token}"})
+                assert r.status_code == 200, r.text
+                return list(r.json()["items"])
+
+            [item] = wait_until(my_incidents, 30, "the incident in /v1/me/incidents", 0.2)
+    finally:
+        app.state.projector.engine.dispose()
+    assert item["installation_id"] == str(installation_id)
+    assert (item["area"], item["error_code"], item["count"]) == ("orders", "SKU_NOT_FOUND", 1)
+    assert item["status"] == "open" and item["object_ids"] == ["o-9"]
