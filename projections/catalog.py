@@ -7,7 +7,7 @@ Search uses SQLite FTS5 on the embedded store and a tsvector + GIN index on Post
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -30,29 +30,25 @@ apps = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=False, unique=True),
     sa.Column("slug", sa.String(64), nullable=False, index=True),
     sa.Column("name", sa.String(80), nullable=False),
-    sa.Column("name_key", sa.String(80), nullable=False, index=True),
+    sa.Column("name_key", sa.String(80), nullable=False),
     sa.Column("tagline", sa.String(160), nullable=False),
     sa.Column("developer_id", sa.Uuid, nullable=False, index=True),
     sa.Column("details", sa.JSON, nullable=False),
-    sa.Column("listed_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("listed_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("delisted_at", UTCDateTime, nullable=True),
-    sa.Column("installs", sa.Integer, nullable=False, default=0, index=True),
+    sa.Column("installs", sa.Integer, nullable=False, default=0),
+    # Categories and platforms as they are shown, and as bit sets over the closed
+    # vocabularies (values.CATEGORIES / PLATFORMS): filters and every facet count are then
+    # one scan without joins.
+    sa.Column("categories", sa.JSON, nullable=False),
+    sa.Column("platforms", sa.JSON, nullable=False),
+    sa.Column("category_bits", sa.Integer, nullable=False),
+    sa.Column("platform_bits", sa.Integer, nullable=False),
 )
 
-app_categories = sa.Table(
-    "catalog_app_categories",
-    metadata,
-    sa.Column("app_id", sa.Uuid, primary_key=True),
-    sa.Column("category", sa.String(64), primary_key=True, index=True),
-)
-
-app_platforms = sa.Table(
-    "catalog_app_platforms",
-    metadata,
-    sa.Column("app_id", sa.Uuid, primary_key=True),
-    sa.Column("platform", sa.String(64), primary_key=True, index=True),
-)
+CATEGORY_BIT = {slug: 1 << i for i, slug in enumerate(v.CATEGORIES)}
+PLATFORM_BIT = {slug: 1 << i for i, slug in enumerate(v.PLATFORMS)}
 
 # Which app each installation belongs to and whether it counts as an install now.
 app_installations = sa.Table(
@@ -84,7 +80,7 @@ class CatalogProjection(Projection):
     """Builds the catalog from AppListing events and installation activity."""
 
     name = "catalog"
-    tables = (apps, app_categories, app_platforms, app_installations)
+    tables = (apps, app_installations)
 
     def handlers(self) -> Mapping[type[Any], Handler]:
         return {
@@ -100,6 +96,18 @@ class CatalogProjection(Projection):
 
     def create(self, conn: Connection) -> None:
         super().create(conn)
+        # Indexes in the exact order of the sorts, so a page is an index walk.
+        conn.exec_driver_sql(
+            "CREATE INDEX IF NOT EXISTS catalog_apps_popular"
+            " ON catalog_apps (installs DESC, name_key, id)"
+        )
+        conn.exec_driver_sql(
+            "CREATE INDEX IF NOT EXISTS catalog_apps_by_name ON catalog_apps (name_key, id)"
+        )
+        conn.exec_driver_sql(
+            "CREATE INDEX IF NOT EXISTS catalog_apps_newest"
+            " ON catalog_apps (listed_at DESC, seq DESC)"
+        )
         if conn.dialect.name == "postgresql":
             pg_search.create(conn, checkfirst=True)
         else:
@@ -132,7 +140,6 @@ class CatalogProjection(Projection):
                 **_columns(details),
             },
         )
-        _replace_tags(batch, e.originator_id, details)
         batch.extra.setdefault("search", {})[position] = _document(position, details)
 
     def _updated(self, batch: Batch, e: Any, position: int) -> None:
@@ -141,7 +148,6 @@ class CatalogProjection(Projection):
         batch.update(
             apps, e.originator_id, details=details, updated_at=e.updated_at, **_columns(details)
         )
-        _replace_tags(batch, e.originator_id, details)
         batch.extra.setdefault("search", {})[row["seq"]] = _document(row["seq"], details)
 
     def _delisted(self, batch: Batch, e: Any, position: int) -> None:
@@ -179,22 +185,19 @@ def _columns(details: Mapping[str, Any]) -> dict[str, Any]:
         "name": details["name"],
         "name_key": str(details["name"]).casefold(),
         "tagline": details["tagline"],
+        "categories": list(details["categories"]),
+        "platforms": list(details["platforms"]),
+        "category_bits": bits(details["categories"], CATEGORY_BIT),
+        "platform_bits": bits(details["platforms"], PLATFORM_BIT),
     }
 
 
-def _replace_tags(batch: Batch, app_id: UUID, details: Mapping[str, Any]) -> None:
-    batch.replace_children(
-        app_categories,
-        "app_id",
-        app_id,
-        [{"app_id": app_id, "category": c} for c in details["categories"]],
-    )
-    batch.replace_children(
-        app_platforms,
-        "app_id",
-        app_id,
-        [{"app_id": app_id, "platform": p} for p in details["platforms"]],
-    )
+def bits(slugs: Iterable[str], vocabulary: Mapping[str, int]) -> int:
+    """The bit set of these slugs (unknown ones have no bit)."""
+    out = 0
+    for slug in slugs:
+        out |= vocabulary.get(slug, 0)
+    return out
 
 
 def _tags(details: Mapping[str, Any]) -> str:
@@ -302,17 +305,27 @@ def _matches(conn: Connection, terms: list[str]) -> sa.Subquery:
 
 def item_of(row: Any) -> dict[str, Any]:
     """A catalog list item from an `apps` row."""
-    d = row.details
     return {
         "id": row.id,
         "slug": row.slug,
         "name": row.name,
         "tagline": row.tagline,
-        "categories": list(d["categories"]),
-        "platforms": list(d["platforms"]),
+        "categories": list(row.categories),
+        "platforms": list(row.platforms),
         "installs": row.installs,
         "listed_at": row.listed_at,
     }
+
+
+# The columns of a list item (not the large `details`).
+_ITEM_COLUMNS = [
+    apps.c[name]
+    for name in ("id", "slug", "name", "tagline", "categories", "platforms", "installs")
+] + [apps.c.listed_at]
+
+
+def _has(column: sa.Column[int], mask: int) -> sa.ColumnElement[bool]:
+    return column.op("&")(mask) != 0
 
 
 def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
@@ -330,19 +343,34 @@ def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
         source = apps.join(matches, matches.c.seq == apps.c.seq)
         rank = matches.c.rank
     listed = apps.c.delisted_at.is_(None)
-    in_categories = apps.c.id.in_(
-        sa.select(app_categories.c.app_id).where(app_categories.c.category.in_(query.categories))
-    )
-    on_platforms = apps.c.id.in_(
-        sa.select(app_platforms.c.app_id).where(app_platforms.c.platform.in_(query.platforms))
-    )
-    conditions = [listed]
+    category_ok: sa.ColumnElement[bool] = sa.true()
+    platform_ok: sa.ColumnElement[bool] = sa.true()
     if query.categories:
-        conditions.append(in_categories)
+        category_ok = _has(apps.c.category_bits, bits(query.categories, CATEGORY_BIT))
     if query.platforms:
-        conditions.append(on_platforms)
+        platform_ok = _has(apps.c.platform_bits, bits(query.platforms, PLATFORM_BIT))
 
-    total = conn.execute(sa.select(sa.func.count()).select_from(source).where(*conditions))
+    # Facets: few distinct bit sets, so group by them and add the bits up here.
+    by_categories = conn.execute(
+        sa.select(apps.c.category_bits, sa.func.count())
+        .select_from(source)
+        .where(listed, platform_ok)
+        .group_by(apps.c.category_bits)
+    ).all()
+    by_platforms = conn.execute(
+        sa.select(apps.c.platform_bits, sa.func.count())
+        .select_from(source)
+        .where(listed, category_ok)
+        .group_by(apps.c.platform_bits)
+    ).all()
+    wanted = bits(query.categories, CATEGORY_BIT)
+    total = sum(n for b, n in by_categories if not wanted or b & wanted)
+    category_counts = {
+        c: sum(n for b, n in by_categories if b & bit) for c, bit in CATEGORY_BIT.items()
+    }
+    platform_counts = {
+        p: sum(n for b, n in by_platforms if b & bit) for p, bit in PLATFORM_BIT.items()
+    }
     order = {
         "relevant": [rank.desc(), apps.c.installs.desc(), apps.c.name_key, apps.c.id],
         "popular": [apps.c.installs.desc(), apps.c.name_key, apps.c.id],
@@ -350,38 +378,19 @@ def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
         "name": [apps.c.name_key, apps.c.id],
     }[query.effective_sort]
     rows = conn.execute(
-        sa.select(apps)
+        sa.select(*_ITEM_COLUMNS)
         .select_from(source)
-        .where(*conditions)
+        .where(listed, category_ok, platform_ok)
         .order_by(*order)
         .limit(query.page_size)
         .offset((query.page - 1) * query.page_size)
     ).all()
-
-    def facet(table: sa.Table, column: sa.Column[str], extra: list[Any]) -> dict[str, int]:
-        counts = conn.execute(
-            sa.select(column, sa.func.count())
-            .select_from(source.join(table, table.c.app_id == apps.c.id))
-            .where(listed, *extra)
-            .group_by(column)
-        ).all()
-        return {str(name): int(n) for name, n in counts}
-
-    categories = facet(
-        app_categories, app_categories.c.category, [on_platforms] if query.platforms else []
-    )
-    platforms = facet(
-        app_platforms, app_platforms.c.platform, [in_categories] if query.categories else []
-    )
     return CatalogPage(
         items=[item_of(r) for r in rows],
-        total=int(total.scalar_one()),
+        total=total,
         page=query.page,
         page_size=query.page_size,
-        facets={
-            "categories": {c: categories.get(c, 0) for c in v.CATEGORIES},
-            "platforms": {p: platforms.get(p, 0) for p in v.PLATFORMS},
-        },
+        facets={"categories": category_counts, "platforms": platform_counts},
     )
 
 
@@ -400,27 +409,23 @@ def find_any_app(conn: Connection, app_id: UUID) -> Any | None:
 
 
 def related(conn: Connection, app_id: UUID, limit: int = RELATED_LIMIT) -> list[dict[str, Any]]:
-    """Listed apps sharing a category (worth 2) or platform (worth 1) with this one."""
-    my_categories = sa.select(app_categories.c.category).where(app_categories.c.app_id == app_id)
-    my_platforms = sa.select(app_platforms.c.platform).where(app_platforms.c.app_id == app_id)
-    shared = sa.union_all(
-        sa.select(app_categories.c.app_id, sa.literal(2).label("weight")).where(
-            app_categories.c.category.in_(my_categories), app_categories.c.app_id != app_id
-        ),
-        sa.select(app_platforms.c.app_id, sa.literal(1).label("weight")).where(
-            app_platforms.c.platform.in_(my_platforms), app_platforms.c.app_id != app_id
-        ),
-    ).subquery("shared")
-    scores = (
-        sa.select(shared.c.app_id, sa.func.sum(shared.c.weight).label("score"))
-        .group_by(shared.c.app_id)
-        .subquery("scores")
-    )
+    """Listed apps sharing a category (worth 2) and/or a platform (worth 1) with this one."""
+    me = conn.execute(
+        sa.select(apps.c.category_bits, apps.c.platform_bits).where(apps.c.id == app_id)
+    ).first()
+    if me is None:
+        return []
+    same_category = _has(apps.c.category_bits, me.category_bits)
+    same_platform = _has(apps.c.platform_bits, me.platform_bits)
+    score = sa.case((same_category, 2), else_=0) + sa.case((same_platform, 1), else_=0)
     rows = conn.execute(
-        sa.select(apps)
-        .select_from(apps.join(scores, scores.c.app_id == apps.c.id))
-        .where(apps.c.delisted_at.is_(None))
-        .order_by(scores.c.score.desc(), apps.c.installs.desc(), apps.c.name_key, apps.c.id)
+        sa.select(*_ITEM_COLUMNS)
+        .where(
+            apps.c.delisted_at.is_(None),
+            apps.c.id != app_id,
+            sa.or_(same_category, same_platform),
+        )
+        .order_by(score.desc(), apps.c.installs.desc(), apps.c.name_key, apps.c.id)
         .limit(limit)
     ).all()
     return [item_of(r) for r in rows]
