@@ -279,12 +279,16 @@ class CatalogPage:
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def _matches(conn: Connection, terms: list[str]) -> sa.Subquery:
-    """(seq, rank) of the apps whose search document has every term (as a prefix)."""
+def _matches(conn: Connection, terms: list[str], *, ranked: bool = True) -> sa.Subquery:
+    """(seq, rank) of the apps whose search document has every term (as a prefix).
+
+    Unranked (rank 0) for counting: ranking every match is the expensive part.
+    """
     if conn.dialect.name == "postgresql":
+        rank = "ts_rank(document, query)" if ranked else "0.0"
         return (
             sa.text(
-                "SELECT seq, ts_rank(document, query) AS rank"
+                f"SELECT seq, {rank} AS rank"
                 " FROM catalog_search, to_tsquery('simple', :match) AS query"
                 " WHERE document @@ query"
             )
@@ -292,10 +296,10 @@ def _matches(conn: Connection, terms: list[str]) -> sa.Subquery:
             .columns(sa.column("seq", sa.BigInteger), sa.column("rank", sa.Float))
             .subquery("matches")
         )
+    rank = f"-bm25(catalog_fts, {_FTS_WEIGHTS})" if ranked else "0.0"
     return (
         sa.text(
-            f"SELECT rowid AS seq, -bm25(catalog_fts, {_FTS_WEIGHTS}) AS rank"
-            " FROM catalog_fts WHERE catalog_fts MATCH :match"
+            f"SELECT rowid AS seq, {rank} AS rank FROM catalog_fts WHERE catalog_fts MATCH :match"
         )
         .bindparams(match=" ".join(f'"{t}"*' for t in terms))
         .columns(sa.column("seq", sa.BigInteger), sa.column("rank", sa.Float))
@@ -337,11 +341,14 @@ def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
     """
     terms = query.terms
     source: sa.FromClause = apps
+    counted: sa.FromClause = apps
     rank: Any = sa.literal(0.0)
     if terms:
         matches = _matches(conn, terms)
         source = apps.join(matches, matches.c.seq == apps.c.seq)
         rank = matches.c.rank
+        unranked = _matches(conn, terms, ranked=False)
+        counted = apps.join(unranked, unranked.c.seq == apps.c.seq)
     listed = apps.c.delisted_at.is_(None)
     category_ok: sa.ColumnElement[bool] = sa.true()
     platform_ok: sa.ColumnElement[bool] = sa.true()
@@ -353,13 +360,13 @@ def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
     # Facets: few distinct bit sets, so group by them and add the bits up here.
     by_categories = conn.execute(
         sa.select(apps.c.category_bits, sa.func.count())
-        .select_from(source)
+        .select_from(counted)
         .where(listed, platform_ok)
         .group_by(apps.c.category_bits)
     ).all()
     by_platforms = conn.execute(
         sa.select(apps.c.platform_bits, sa.func.count())
-        .select_from(source)
+        .select_from(counted)
         .where(listed, category_ok)
         .group_by(apps.c.platform_bits)
     ).all()
