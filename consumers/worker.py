@@ -62,6 +62,8 @@ from domain.store import AppStore, SyncEvent, SyncResult
 log = logging.getLogger("appstore.consumer")
 
 GROUP_ID = "appstore-consumers"
+# Short, so a worker started while the broker is down still stops promptly on SIGTERM.
+BOOTSTRAP_TIMEOUT_MS = 5_000
 
 # Errors that say "the store or the broker is not reachable right now", never "this
 # message is bad": the step is retried, the message is not dead-lettered.
@@ -181,6 +183,7 @@ def ensure_topics(config: WorkerConfig) -> None:
         bootstrap_servers=config.bootstrap_servers,
         client_id=f"{config.client_id}-admin",
         request_timeout_ms=15_000,
+        bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
     )
     try:
         existing = set(admin.list_topics())
@@ -283,6 +286,7 @@ class SyncEventWorker:
             "client_id": self.config.client_id,
             "request_timeout_ms": 30_000,
             "reconnect_backoff_max_ms": 2_000,  # come back quickly after a broker restart
+            "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
         }
         if self._producer is None:
             self._producer = KafkaProducer(acks="all", linger_ms=5, max_block_ms=10_000, **common)
