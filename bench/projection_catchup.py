@@ -34,7 +34,7 @@ from domain.store import AppStore
 from projections.read_side import build_projector
 from projections.runner import Projector
 
-console = Console()
+console = Console(width=150)
 # One app brings 1 Listed + 3 × (Installed + Authorized) + ~1 incident ≈ 8 events.
 EVENTS_PER_APP = 8
 REPLAY_BATCH = 2000

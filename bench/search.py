@@ -34,7 +34,7 @@ from domain import values as v
 from projections import catalog
 from projections.read_side import build_projector
 
-console = Console()
+console = Console(width=150)
 QUERIES = 400
 
 
