@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from api import accounts, audit, catalog, developer, incidents, installations, my_apps, ops
+from api.answers import AnswerCache
 from api.consistency import DEFAULT_WAIT
 from api.metrics import Metrics
 from api.problems import Problem
@@ -139,6 +140,7 @@ def create_app(
     app.state.projector = projector
     app.state.consistency_timeout = consistency_timeout
     app.state.metrics = Metrics(projector)
+    app.state.catalog_answers = AnswerCache("catalog")
     app.state.openapi = openapi(ENDPOINTS, "App & Service Store", "1.0.0")
     _extend_openapi(app.state.openapi)
     return app

@@ -106,20 +106,30 @@ async def search_apps(call: Call) -> AppPage:
         page=p.page,
         page_size=p.page_size,
     )
-    page = await call.read(catalog.search, query)
-    return AppPage.model_validate(page, from_attributes=True)
+    cache = call.state.catalog_answers
+
+    def answer(conn: Any) -> AppPage:
+        return AppPage.model_validate(catalog.search(conn, query), from_attributes=True)
+
+    result: AppPage = await call.read(cache.answer, ("search", query), answer)
+    return result
 
 
 async def app_detail(call: Call) -> AppDetail:
     """One listed app by id or slug, with related apps; a seller's view is remembered."""
 
-    def load(conn: object) -> dict[str, object] | None:
-        row = catalog.find_app(conn, call.path["id_or_slug"])  # type: ignore[arg-type]
+    def load(conn: Any) -> AppDetail | None:
+        row = catalog.find_app(conn, call.path["id_or_slug"])
         if row is None:
             return None
-        return {**catalog.detail_of(row), "related": catalog.related(conn, row.id)}  # type: ignore[arg-type]
+        return AppDetail.model_validate(
+            {**catalog.detail_of(row), "related": catalog.related(conn, row.id)}
+        )
 
-    detail = await call.read(load)
+    cache = call.state.catalog_answers
+    detail: AppDetail | None = await call.read(
+        cache.answer, ("detail", call.path["id_or_slug"]), load
+    )
     if detail is None:
         raise Problem(404, "App not found", f"no listed app {call.path['id_or_slug']!r}")
     session = await optional_session(call.request)
@@ -128,10 +138,10 @@ async def app_detail(call: Call) -> AppDetail:
             recently_viewed.remember,
             call.state.projector.engine,
             session.account_id,
-            detail["id"],
+            detail.id,
             call.state.store.clock.now(),
         )
-    return AppDetail.model_validate(detail)
+    return detail
 
 
 async def my_recently_viewed(call: Call) -> ViewedPage:

@@ -11,16 +11,20 @@ send time, so a server falling behind shows up in the figures (no coordinated om
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# This file is named http.py: keep its folder off the path, or it hides the stdlib `http`.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import asyncio
 import os
 import random
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
 from rich.console import Console

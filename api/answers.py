@@ -1,0 +1,45 @@
+"""A cache of read answers keyed by the read model's position.
+
+A read model is a pure function of the log position it has applied, so an answer computed
+at position P is exactly the answer for P: no TTL, no invalidation, never stale for a
+client that waited for its own write (its position is part of the key).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from projections.runner import tracking
+
+
+class AnswerCache:
+    """Least-recently-used answers by (key, position of one projection)."""
+
+    def __init__(self, projection: str, size: int = 4096) -> None:
+        self.projection = projection
+        self.size = size
+        self._answers: OrderedDict[tuple[Hashable, int], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def answer(self, conn: Connection, key: Hashable, compute: Callable[[Connection], Any]) -> Any:
+        """The cached answer at the projection's current position, or `compute(conn)`."""
+        position = conn.execute(
+            sa.select(tracking.c.position).where(tracking.c.name == self.projection)
+        ).scalar()
+        slot = (key, int(position or 0))
+        with self._lock:
+            if slot in self._answers:
+                self._answers.move_to_end(slot)
+                return self._answers[slot]
+        value = compute(conn)
+        with self._lock:
+            self._answers[slot] = value
+            while len(self._answers) > self.size:
+                self._answers.popitem(last=False)
+        return value
