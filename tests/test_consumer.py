@@ -17,6 +17,7 @@ from kafka.producer import KafkaProducer
 
 from consumers.messages import PoisonMessage, parse_message
 from consumers.producer import SyncEventPublisher
+from consumers.redrive import redrive
 from consumers.worker import WorkerConfig
 from domain.store import AppStore
 from tests import factories as f
@@ -310,3 +311,34 @@ def test_a_failure_on_kafka_is_visible_in_my_incidents_over_http(
     assert item["installation_id"] == str(installation_id)
     assert (item["area"], item["error_code"], item["count"]) == ("orders", "SKU_NOT_FOUND", 1)
     assert item["status"] == "open" and item["object_ids"] == ["o-9"]
+
+
+def test_a_redrive_applies_dead_letters_once_their_cause_is_fixed(
+    pg_store: AppStore, config: WorkerConfig
+) -> None:
+    seller_id = f.seller(pg_store)
+    pending = pg_store.install(
+        seller_id, f.app(pg_store), "unlimited", "ops@shop.example.com", "+14155550101"
+    ).id
+    producer = KafkaProducer(bootstrap_servers=config.bootstrap_servers, acks="all")
+    try:
+        producer.send(config.topic, key=str(pending).encode(), value=_report(pending))
+        producer.send(config.topic, key=b"x", value=b"{broken")
+        producer.flush(timeout=30)
+    finally:
+        producer.close(timeout=10)
+    with running_worker(pg_store, config) as running:
+        wait_until(lambda: running.records_seen == 2, 30, "both dead-lettered")
+        pg_store.authorize(seller_id, pending)  # the cause is fixed
+
+        report = redrive(
+            config.bootstrap_servers, config.topic, reasons=["installation_not_active"]
+        )
+        assert dict(report.redriven) == {"installation_not_active": 1}
+        assert dict(report.skipped) == {"invalid_json": 1}
+        wait_until(lambda: pg_store.installation(pending).incidents, 30, "the re-driven report")
+
+        again = redrive(config.bootstrap_servers, config.topic, reasons=["installation_not_active"])
+        assert not again.redriven and not again.skipped  # each dead letter once
+    [incident] = pg_store.installation(pending).incidents.values()
+    assert incident.count == 1
