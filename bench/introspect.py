@@ -34,7 +34,11 @@ from pathlib import Path
 import psycopg
 from rich.console import Console
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Run as a script, bench/ comes first on sys.path, where a sibling (bench/http.py) would
+# shadow the standard library: import from the repository root instead.
+_here = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+sys.path.insert(0, str(_here.parent))
 
 from appstore.settings import Settings
 from appstore.wiring import build_store, event_store_env
