@@ -40,6 +40,16 @@ class ProjectorSettings(BaseSettings):
     sweep_interval: float = 30.0
 
 
+class ServeSettings(BaseSettings):
+    """`serve` process options (APPSTORE_SERVE_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="APPSTORE_SERVE_", extra="ignore")
+
+    # API worker processes; each also runs the projections (the tracking rows keep them
+    # from applying an event twice) and the sweeper.
+    workers: int = 1
+
+
 @dataclass(frozen=True)
 class SweepResult:
     expired: int
@@ -80,15 +90,34 @@ def serve(settings: Settings, host: str, port: int) -> None:
     """The API with the projections and the expiry sweeper in background threads."""
     import uvicorn
 
-    from api.app import create_app
-
-    tuning = ProjectorSettings()
-    app = create_app(settings, run_projections=True, sweep_interval=tuning.sweep_interval)
     if settings.kafka_bootstrap_servers:
         thread = threading.Thread(target=run_consumer, args=(settings,), daemon=True)
         thread.start()
+    workers = ServeSettings().workers
     # Per-request access lines cost latency; /metrics counts requests instead.
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info"}
+    options["access_log"] = False
+    if workers > 1:
+        migrate(settings)  # create the tables once, before the workers race to
+        uvicorn.run(
+            "appstore.processes:app_from_environment", factory=True, workers=workers, **options
+        )
+    else:
+        uvicorn.run(app_from_environment(settings), **options)
+
+
+def app_from_environment(settings: Settings | None = None) -> Any:
+    """The API app for `serve` (also the factory each uvicorn worker calls)."""
+    from api.app import create_app
+    from appstore.settings import get_settings
+
+    tuning = ProjectorSettings()
+    return create_app(
+        settings or get_settings(),
+        run_projections=True,
+        sweep_interval=tuning.sweep_interval,
+        batch_size=tuning.batch_size,
+    )
 
 
 def run_projector(settings: Settings) -> None:

@@ -9,6 +9,7 @@ send time, so a server falling behind shows up in the figures (no coordinated om
     python bench/http.py [--rate 200] [--seconds 20] [--apps 2000] [--database-url URL]
 """
 
+# ruff: noqa: E402
 from __future__ import annotations
 
 import sys
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--apps", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=1, help="API worker processes")
     parser.add_argument(
         "--database-url", default=None, help="default: a fresh embedded SQLite file"
     )
@@ -130,7 +132,12 @@ def main() -> None:
     rng = random.Random(5)
     with Progress(console=console) as progress:
         slugs, tokens = seed(url, args.apps, progress)
-        env = {**os.environ, "APPSTORE_DATABASE_URL": url, "APPSTORE_FAST_PASSWORD_HASHING": "1"}
+        env = {
+            **os.environ,
+            "APPSTORE_DATABASE_URL": url,
+            "APPSTORE_FAST_PASSWORD_HASHING": "1",
+            "APPSTORE_SERVE_WORKERS": str(args.workers),
+        }
         server = subprocess.Popen(
             [str(Path(sys.executable).parent / "appstore"), "serve", "--port", str(port)],
             env=env,
