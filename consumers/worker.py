@@ -257,6 +257,7 @@ class SyncEventWorker:
             self.config.group_id,
             self.config.dlq_topic,
         )
+        failures = 0
         try:
             while not self._stop.is_set():
                 try:
@@ -269,15 +270,36 @@ class SyncEventWorker:
                     self._stop.wait(1.0)
                     continue
                 records = [r for batch in polled.values() for r in batch]
-                if records:
-                    try:
-                        self.process(records)
-                    except Stopped:
-                        log.info("stopping mid-batch; its offsets stay uncommitted")
-                        break
+                if not records:
+                    continue
+                try:
+                    self.process(records)
+                    failures = 0
+                except Stopped:
+                    log.info("stopping mid-batch; its offsets stay uncommitted")
+                    break
+                except Exception:  # a bug, not an outage: poll the batch again, never skip it
+                    failures += 1
+                    RETRIES.labels("batch").inc()
+                    log.exception("batch of %d failed; polling it again", len(records))
+                    self._rewind(consumer, records)
+                    self._stop.wait(min(self.config.max_backoff_s, 0.2 * 2 ** min(failures, 10)))
         finally:
             self._close()
             log.info("consumer stopped")
+
+    @staticmethod
+    def _rewind(consumer: KafkaConsumer, records: Sequence[ConsumerRecord]) -> None:
+        """Moves each partition back to the batch's first offset, so the next poll redoes it."""
+        first: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            first[tp] = min(first.get(tp, record.offset), record.offset)
+        for tp, offset in first.items():
+            try:
+                consumer.seek(tp, offset)
+            except Exception:  # revoked meanwhile: its new owner starts from the commit
+                log.warning("could not rewind %s to %d", tp, offset)
 
     def _connect(self) -> None:
         ensure_topics(self.config)

@@ -30,6 +30,7 @@ from tests.consumer_support import (
     live_installations,
     new_store,
     private_broker,
+    read_topic,
     running_worker,
     unique_topic,
     wait_until,
@@ -288,5 +289,39 @@ def test_a_store_outage_is_retried_without_skipping_a_report(
         assert flaky.failures == 0
         assert RETRIES.labels("store")._value.get() - retries_before == 3
         assert failures_recorded(store, installations) == 50
+    finally:
+        store.close()
+
+
+def test_a_batch_that_fails_unexpectedly_is_polled_again_not_skipped(
+    postgres_url: str, kafka_bootstrap: str
+) -> None:
+    settings, config = _setup(postgres_url, kafka_bootstrap, partitions=1)
+    store = new_store(settings)
+    try:
+        installations = live_installations(store, 1)
+        with running_worker(store, config) as running:
+            worker = running.worker
+            real_send = worker._send_dead_letters
+            calls: list[int] = []
+
+            def buggy_once(letters: Any) -> None:
+                calls.append(len(letters))
+                if len(calls) == 1:
+                    raise RuntimeError("a bug in the DLQ step")
+                real_send(letters)
+
+            worker._send_dead_letters = buggy_once  # type: ignore[method-assign]
+            with SyncEventPublisher(config.bootstrap_servers, topic=config.topic) as publisher:
+                for n in range(5):
+                    publisher.publish_failure(
+                        installations[0], area="orders", error_code="E", event_id=f"e{n}"
+                    )
+                publisher._producer.send(config.topic, key=b"bad", value=b"{oops")
+            wait_until(lambda: running.records_seen >= 6, 60, "the batch after the bug")
+        assert len(calls) >= 2
+        assert failures_recorded(store, installations) == 5  # the retry applied nothing twice
+        dead = read_topic(config.bootstrap_servers, config.dlq_topic, expected=1)
+        assert [r.value for r in dead] == [b"{oops"]
     finally:
         store.close()
