@@ -13,6 +13,7 @@ three steps, each retried on its own until it works or the worker is told to sto
 
 A crash anywhere before 3 re-delivers the batch; the effect still happens once. A transient
 error (store or broker unreachable) never skips a message: the step backs off and retries.
+Any other error rewinds the batch's partitions and polls it again (after a backoff).
 SIGTERM/SIGINT stop the loop after the current batch.
 
 Run it with `appstore consume` or `python -m consumers.worker` (settings from APPSTORE_*).
