@@ -8,9 +8,11 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import threading
 from collections.abc import AsyncIterator
+from types import ModuleType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -45,28 +47,40 @@ ENDPOINTS: list[Endpoint] = [
 ]
 
 
-def _extra_routes() -> list[BaseRoute]:
-    """Routes other modules contribute (OAuth), if present."""
-    try:
-        from api import oauth
-    except ImportError:  # pragma: no cover - OAuth not installed in this tree
-        return []
-    return list(oauth.routes)
+# Modules other engineers own that contribute routes: each exports `routes` (Starlette
+# routes, or `endpoints` (api.routing.Endpoint) to be documented automatically) and may
+# export `extend_openapi(document)`. A module not in this tree yet is skipped.
+CONTRIBUTED_MODULES = ("oauth", "sync_events")
+
+
+def _contributed() -> list[ModuleType]:
+    modules = []
+    for name in CONTRIBUTED_MODULES:
+        try:
+            modules.append(importlib.import_module(f"api.{name}"))
+        except ModuleNotFoundError as error:
+            if error.name != f"api.{name}":
+                raise  # the module exists but is broken: say so
+    return modules
+
+
+def _contributed_endpoints() -> list[Endpoint]:
+    return [e for m in _contributed() for e in getattr(m, "endpoints", [])]
 
 
 def _extend_openapi(document: dict[str, Any]) -> None:
-    """Documents the routes other modules contribute (OAuth), if present."""
-    try:
-        from api import oauth
-    except ImportError:  # pragma: no cover - OAuth not installed in this tree
-        return
-    oauth.extend_openapi(document)
+    """Documents the routes other modules contribute, if present."""
+    for module in _contributed():
+        extend = getattr(module, "extend_openapi", None)
+        if extend is not None:
+            extend(document)
 
 
 def routes() -> list[BaseRoute]:
-    # The OAuth authorization record `GET /v1/me/apps/{id}` must come after our
-    # `/v1/me/apps/...` POST routes only for clarity: paths differ, order is irrelevant.
-    return [*(e.route() for e in ENDPOINTS), *ops.plain_routes, *_extra_routes()]
+    """The whole route table: ours, ops, and the contributed modules' routes."""
+    contributed = [r for m in _contributed() for r in getattr(m, "routes", [])]
+    endpoints = [*ENDPOINTS, *_contributed_endpoints()]
+    return [*(e.route() for e in endpoints), *ops.plain_routes, *contributed]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -141,7 +155,9 @@ def create_app(
     app.state.consistency_timeout = consistency_timeout
     app.state.metrics = Metrics(projector)
     app.state.catalog_answers = AnswerCache("catalog")
-    app.state.openapi = openapi(ENDPOINTS, "App & Service Store", "1.0.0")
+    app.state.openapi = openapi(
+        [*ENDPOINTS, *_contributed_endpoints()], "App & Service Store", "1.0.0"
+    )
     _extend_openapi(app.state.openapi)
     return app
 
