@@ -137,7 +137,13 @@ def replay(settings: Settings, projection_name: str | None) -> None:
     """Drops and rebuilds one read model (or all) from position 0, with a progress bar."""
     tuning = ProjectorSettings()
     store = build_store(settings)
-    names = [projection_name] if projection_name else [p.name for p in all_projections()]
+    known = [p.name for p in all_projections()]
+    if projection_name is not None and projection_name not in known:
+        console.print(
+            f"[red]unknown projection {projection_name!r}; known: {', '.join(known)}[/red]"
+        )
+        raise SystemExit(2)
+    names = [projection_name] if projection_name else known
     projector = build_projector(
         store, settings.database_url, names=names, batch_size=tuning.replay_batch_size
     )

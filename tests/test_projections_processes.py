@@ -1,0 +1,56 @@
+"""The read side's processes: replay, migrate, expire (as the CLI runs them)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from appstore import processes
+from appstore.settings import Settings
+from domain.clock import FixedClock
+from domain.store import AppStore
+from projections.read_side import build_projector, snapshot
+from tests import factories as f
+
+
+def test_replay_rebuilds_every_read_model_to_the_same_rows(
+    store: AppStore, settings: Settings
+) -> None:
+    seller = f.seller(store)
+    f.active_installation(store, seller, f.app(store))
+    projector = build_projector(store, settings.database_url)
+    projector.catch_up()
+    live = snapshot(projector)
+    processes.replay(settings, None)
+    assert snapshot(projector) == live
+    processes.replay(settings, "catalog")
+    assert snapshot(projector) == live
+    assert projector.lag() == {"catalog": 0, "my_apps": 0, "incidents": 0}
+
+
+def test_replay_of_an_unknown_projection_exits_with_a_message(settings: Settings) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        processes.replay(settings, "nope")
+    assert exit_.value.code == 2
+
+
+def test_migrate_is_idempotent(settings: Settings) -> None:
+    processes.migrate(settings)
+    processes.migrate(settings)
+
+
+def test_sweep_expires_only_what_is_due(
+    store: AppStore, settings: Settings, clock: FixedClock
+) -> None:
+    seller = f.seller(store)
+    short = f.active_installation(store, seller, f.app(store), "30d")
+    f.active_installation(store, seller, f.app(store), "unlimited")
+    projector = build_projector(store, settings.database_url)
+    projector.catch_up()
+    assert processes.sweep(store, projector).expired == 0
+    clock.advance(timedelta(days=30))
+    assert processes.sweep(store, projector).expired == 1
+    assert store.installation(short).status.value == "expired"
+    projector.catch_up()
+    assert processes.sweep(store, projector).expired == 0
