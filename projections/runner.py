@@ -240,6 +240,8 @@ class Projector:
         self._is_postgres = engine.dialect.name == "postgresql"
         # Decoded events by position, shared by the projections stepping over the same range.
         self._decoded: OrderedDict[int, Any] = OrderedDict()
+        # Positions this process last saw per projection (they only ever grow).
+        self._seen: dict[str, int] = {}
         self.wake = threading.Event()
         self.progressed = threading.Condition()
 
@@ -265,6 +267,7 @@ class Projector:
             projection.drop(conn)
             projection.create(conn)
             conn.execute(tracking.update().where(tracking.c.name == name).values(position=0))
+        self._seen.pop(name, None)
 
     # --- positions ----------------------------------------------------------------------
     def head(self) -> int:
@@ -307,6 +310,7 @@ class Projector:
                 start=position + 1, limit=limit or self.batch_size
             )
             if not notifications:
+                self._seen[name] = position
                 return StepResult(name, 0, position)
             batch = Batch(conn)
             for notification in notifications:
@@ -321,6 +325,7 @@ class Projector:
                 .where(tracking.c.name == name)
                 .values(position=last, updated_at=sa.func.now())
             )
+        self._seen[name] = last
         return StepResult(name, len(notifications), last)
 
     def _decode(self, notification: Any) -> Any:
@@ -333,8 +338,13 @@ class Projector:
         return event
 
     def run_once(self) -> int:
-        """One step of every projection; returns how many events were applied."""
-        applied = sum(self.step(name).applied for name in self.projections)
+        """One step of every projection behind the head; returns the events applied.
+
+        Idle polls cost one cheap read of the head, no write transaction.
+        """
+        head = self.head()
+        behind = [n for n in self.projections if self._seen.get(n, -1) < head]
+        applied = sum(self.step(name).applied for name in behind)
         if applied:
             with self.progressed:
                 self.progressed.notify_all()
