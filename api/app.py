@@ -32,6 +32,7 @@ from appstore.wiring import build_store
 from domain.clock import Clock
 from domain.store import AppStore
 from projections.read_side import build_projector
+from projections.runner import DEFAULT_BATCH
 
 log = logging.getLogger("appstore.api")
 
@@ -104,7 +105,7 @@ def create_app(
     run_projections: bool = True,
     sweep_interval: float | None = None,
     consistency_timeout: float = DEFAULT_WAIT,
-    batch_size: int = 500,
+    batch_size: int = DEFAULT_BATCH,
 ) -> Starlette:
     """The API for these settings.
 

@@ -32,7 +32,7 @@ class ProjectorSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="APPSTORE_PROJECTOR_", extra="ignore")
 
-    batch_size: int = 500
+    batch_size: int = 1000
     # Replays rebuild from scratch: bigger transactions, fewer commits.
     replay_batch_size: int = 2000
     poll_interval: float = 0.05

@@ -35,7 +35,7 @@ tracking = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=True),
 )
 
-DEFAULT_BATCH = 500
+DEFAULT_BATCH = 1000
 
 
 class Batch:
@@ -242,6 +242,7 @@ class Projector:
         self._decoded: OrderedDict[int, Any] = OrderedDict()
         # Positions this process last saw per projection (they only ever grow).
         self._seen: dict[str, int] = {}
+        self._last_read: tuple[tuple[int, int], Sequence[Any]] | None = None
         self.wake = threading.Event()
         self.progressed = threading.Condition()
 
@@ -306,9 +307,7 @@ class Projector:
             position = self._lock(conn, name, wait=False)
             if position is None:  # another process holds it (or no row yet)
                 return StepResult(name, 0, -1)
-            notifications = self.store.recorder.select_notifications(
-                start=position + 1, limit=limit or self.batch_size
-            )
+            notifications = self._select(position + 1, limit or self.batch_size)
             if not notifications:
                 self._seen[name] = position
                 return StepResult(name, 0, position)
@@ -327,6 +326,17 @@ class Projector:
             )
         self._seen[name] = last
         return StepResult(name, len(notifications), last)
+
+    def _select(self, start: int, limit: int) -> Sequence[Any]:
+        """The next notifications; a full range the last step read is reused (round robin)."""
+        key = (start, limit)
+        cached = self._last_read
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        notifications = self.store.recorder.select_notifications(start=start, limit=limit)
+        # Only a full page is final: a short one may still grow as events are appended.
+        self._last_read = (key, notifications) if len(notifications) == limit else None
+        return notifications
 
     def _decode(self, notification: Any) -> Any:
         event = self._decoded.get(notification.id)
