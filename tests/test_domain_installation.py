@@ -331,3 +331,16 @@ def test_snapshots_of_busy_installations_load_the_same_state(
     assert all(isinstance(i.status, IncidentStatus) for i in from_snapshot.incidents.values())
     # Commands keep working on an installation loaded from a snapshot.
     store.renew(seller, installation_id, "30d")
+
+
+def test_a_redelivered_batch_applies_only_the_new_events(
+    store: AppStore, clock: FixedClock
+) -> None:
+    seller, app = f.seller(store), f.app(store)
+    installation_id = f.active_installation(store, seller, app)
+    first = [failure(installation_id, f"r{n}", clock) for n in range(3)]
+    store.record_sync_events(first)
+    redelivered = store.record_sync_events([*first, failure(installation_id, "r3", clock)])
+    assert [r.duplicate for r in redelivered] == [True, True, True, False]  # type: ignore[union-attr]
+    (incident,) = store.installation(installation_id).incidents.values()
+    assert incident.count == 4
