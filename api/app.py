@@ -115,11 +115,12 @@ def create_app(
     """
     store = store or build_store(settings, clock=clock)
     projector = build_projector(store, settings.database_url, batch_size=batch_size)
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Fresh per start-up, so an app can be started again (tests, reloads).
+        stop = threading.Event()
+        threads: list[threading.Thread] = []
         if run_projections:
             threads.append(
                 threading.Thread(

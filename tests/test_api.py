@@ -463,3 +463,11 @@ def test_readiness_reports_lag_when_projections_do_not_run(
         stale = client.get("/v1/apps", headers={"X-Appstore-Min-Position": str(ready["head"])})
         assert stale.headers["X-Appstore-Stale"] == "true"
     app.state.store.close()
+
+
+def test_the_app_can_be_started_twice(settings: Settings, clock: FixedClock) -> None:
+    app = create_app(settings, clock=clock)
+    for _ in range(2):
+        with TestClient(app) as client:
+            assert client.get("/healthz").status_code == 200
+    app.state.store.close()
