@@ -45,7 +45,17 @@ def event_store_env(database_url: str) -> dict[str, str]:
     raise ValueError(f"unsupported APPSTORE_DATABASE_URL scheme {parts.scheme!r}")
 
 
-def build_store(settings: Settings, *, clock: Clock | None = None) -> AppStore:
-    """The write side (event store + commands) for these settings."""
+def build_store(
+    settings: Settings, *, clock: Clock | None = None, aggregate_cache: int = 0
+) -> AppStore:
+    """The write side (event store + commands) for these settings.
+
+    `aggregate_cache` keeps that many recently used aggregates in memory; each read still
+    fetches the events appended since (fast-forward), so other writers are never missed.
+    Worth it where the same aggregates are hit again and again (the sync consumer).
+    """
     passwords = Passwords.fast() if settings.fast_password_hashing else Passwords()
-    return AppStore(event_store_env(settings.database_url), clock=clock, passwords=passwords)
+    env = event_store_env(settings.database_url)
+    if aggregate_cache:
+        env["AGGREGATE_CACHE_MAXSIZE"] = str(aggregate_cache)
+    return AppStore(env, clock=clock, passwords=passwords)

@@ -475,7 +475,8 @@ def run(settings: Any, *, stop: threading.Event | None = None, **config_override
     """
     from appstore.wiring import build_store
 
-    store = build_store(settings)
+    # Installations under sync traffic are loaded batch after batch: keep them cached.
+    store = build_store(settings, aggregate_cache=5000)
     config = WorkerConfig.from_settings(settings, **config_overrides)
     worker = SyncEventWorker(store, config, stop_event=stop)
     previous: dict[signal.Signals, Any] = {}

@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from appstore.settings import Settings
+from appstore.wiring import build_store
 from domain.clock import FixedClock
 from domain.errors import (
     AlreadyCancelled,
@@ -344,3 +346,16 @@ def test_a_redelivered_batch_applies_only_the_new_events(
     assert [r.duplicate for r in redelivered] == [True, True, True, False]  # type: ignore[union-attr]
     (incident,) = store.installation(installation_id).incidents.values()
     assert incident.count == 4
+
+
+def test_a_cached_store_still_sees_what_other_writers_appended(
+    store: AppStore, clock: FixedClock, settings: Settings
+) -> None:
+    cached = build_store(settings, clock=clock, aggregate_cache=100)
+    seller, app = f.seller(store), f.app(store)
+    installation_id = f.active_installation(store, seller, app)
+    cached.record_sync_event(failure(installation_id, "c1", clock))  # now in its cache
+    store.cancel(seller, installation_id)  # another writer
+    with pytest.raises(InstallationCancelled):
+        cached.record_sync_event(failure(installation_id, "c2", clock))
+    cached.close()
