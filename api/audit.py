@@ -74,7 +74,7 @@ async def aggregate_state(call: Call) -> AggregateState:
     p: StateParams = call.query
     store = call.state.store
     aggregate = await call.run(state_at, store, aggregate_id, p.version)
-    if aggregate is None:
+    if aggregate is None or (p.version is not None and aggregate.version < p.version):
         raise Problem(404, "Aggregate not found", f"no version {p.version} of {aggregate_id}")
     state = {
         k.lstrip("_"): jsonable(value)

@@ -409,6 +409,8 @@ def test_audit_routes_need_the_ops_token(api: Api) -> None:
     assert history["items"][0]["payload"]["client_secret_hash"] == "<redacted>"
     at_v1 = api.http.get(f"/v1/audit/aggregates/{app['id']}", params={"version": 1}, headers=OPS)
     assert at_v1.json()["state"]["details"]["tagline"] != "v2"
+    beyond = api.http.get(f"/v1/audit/aggregates/{app['id']}", params={"version": 3}, headers=OPS)
+    assert_problem(beyond, 404)
     latest = api.http.get(f"/v1/audit/aggregates/{app['id']}", headers=OPS).json()
     assert latest["version"] == 2 and latest["state"]["details"]["tagline"] == "v2"
     log = api.http.get("/v1/audit/events", params={"after": 1, "limit": 2}, headers=OPS).json()
