@@ -54,6 +54,18 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def server_means(base: str) -> dict[str, float]:
+    """Mean handling time per route as the server measured it (its Prometheus histogram)."""
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in httpx.get(f"{base}/metrics", timeout=5).text.splitlines():
+        for suffix, into in (("_sum{", sums), ("_count{", counts)):
+            if line.startswith(f"appstore_http_request_seconds{suffix}"):
+                route = line.split('route="', 1)[1].split('"', 1)[0]
+                into[route] = into.get(route, 0.0) + float(line.rsplit(" ", 1)[1])
+    return {r: sums[r] / counts[r] * 1000 for r in sums if counts.get(r)}
+
+
 def seed(url: str, apps: int, progress: Progress) -> tuple[list[str], list[str]]:
     """The catalog plus sellers with installations; returns (slugs, seller tokens)."""
     store = build_store(Settings(database_url=url, fast_password_hashing=True))
@@ -180,6 +192,7 @@ def main() -> None:
             mixed, errors = asyncio.run(
                 load(base, args.rate, args.seconds, mix, progress, "search/detail/my-apps mix")
             )
+            server_side = server_means(base)
         finally:
             server.terminate()
             server.wait(timeout=20)
@@ -199,6 +212,10 @@ def main() -> None:
             f"{max(values):.1f}",
         )
     console.print(table)
+    console.print(
+        "server-side mean per route (from /metrics): "
+        + ", ".join(f"{route} {ms:.2f} ms" for route, ms in sorted(server_side.items()))
+    )
     console.print(
         f"mix ÷ raw: p50 {percentile(mixed, 50) / percentile(raw, 50):.1f}×,"
         f" p99 {percentile(mixed, 99) / percentile(raw, 99):.1f}×;"
