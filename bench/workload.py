@@ -114,7 +114,11 @@ def fresh_postgres_database(admin_url: str, prefix: str = "bench") -> str:
 
 def listing(rng: random.Random, n: int) -> dict[str, object]:
     name = f"{rng.choice(ADJECTIVES).title()} {rng.choice(NOUNS).title()} {n}"
-    words = [rng.choice(NOUNS + VERBS) for _ in range(40)]
+    # 40 words: a dozen from the store's vocabulary, the rest from a long tail (as real
+    # descriptions are), so one store word is in about a fifth of the descriptions.
+    words = [rng.choice(NOUNS + VERBS) for _ in range(12)]
+    words += [f"{rng.choice(ADJECTIVES)}{rng.randrange(2000)}" for _ in range(28)]
+    rng.shuffle(words)
     return validate_listing(
         {
             "name": name,
