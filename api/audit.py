@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from api.auth import require_ops
 from api.problems import Problem
 from api.routing import Call, Endpoint
-from projections.audit import aggregate_history, jsonable, read_log, state_at
+from projections.audit import aggregate_history, jsonable, read_log, redacted, state_at
 
 
 class AuditEventOut(BaseModel):
@@ -48,14 +48,6 @@ class LogParams(BaseModel):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-# Secrets are kept hashed, but even hashes stay out of ops screens.
-_HIDDEN = ("hash", "secret")
-
-
-def _redacted(state: dict[str, Any]) -> dict[str, Any]:
-    return {k: ("<redacted>" if any(h in k for h in _HIDDEN) else v) for k, v in state.items()}
-
-
 async def history(call: Call) -> AuditEventPage:
     """Every event of one aggregate, in version order, with global positions."""
     require_ops(call.request)
@@ -63,7 +55,7 @@ async def history(call: Call) -> AuditEventPage:
     events = await call.run(aggregate_history, call.state.store, aggregate_id)
     if not events:
         raise Problem(404, "Aggregate not found", f"no events for {aggregate_id}")
-    items = [{**e.as_json(), "payload": _redacted(e.as_json()["payload"])} for e in events]
+    items = [e.as_json() for e in events]
     return AuditEventPage.model_validate({"items": items, "total": len(items)})
 
 
@@ -74,7 +66,7 @@ async def aggregate_state(call: Call) -> AggregateState:
     p: StateParams = call.query
     store = call.state.store
     aggregate = await call.run(state_at, store, aggregate_id, p.version)
-    if aggregate is None or (p.version is not None and aggregate.version < p.version):
+    if aggregate is None:
         raise Problem(404, "Aggregate not found", f"no version {p.version} of {aggregate_id}")
     state = {
         k.lstrip("_"): jsonable(value)
@@ -85,7 +77,7 @@ async def aggregate_state(call: Call) -> AggregateState:
         id=aggregate.id,
         type=type(aggregate).__name__,
         version=aggregate.version,
-        state=_redacted(state),
+        state=redacted(state),
     )
 
 
@@ -94,7 +86,7 @@ async def global_log(call: Call) -> LogPage:
     require_ops(call.request)
     p: LogParams = call.query
     events = await call.run(read_log, call.state.store, p.after, p.limit)
-    items = [{**e.as_json(), "payload": _redacted(e.as_json()["payload"])} for e in events]
+    items = [e.as_json() for e in events]
     return LogPage.model_validate(
         {"items": items, "next_after": events[-1].position if events else p.after}
     )

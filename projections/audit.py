@@ -20,6 +20,8 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from domain.store import AppStore
 
 LOG_PAGE = 1000
+# Secrets are stored only as hashes, but even hashes stay out of audit screens and exports.
+_HIDDEN = ("hash", "secret")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,11 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def redacted(state: dict[str, Any]) -> dict[str, Any]:
+    """`state` with every hash or secret field replaced by "<redacted>"."""
+    return {k: ("<redacted>" if any(h in k for h in _HIDDEN) else v) for k, v in state.items()}
+
+
 def _decode(
     store: AppStore, position: int, originator_id: Any, version: int, topic: str, state: bytes
 ) -> AuditEvent:
@@ -73,7 +80,7 @@ def _decode(
         version=version,
         event_type=event_type,
         timestamp=timestamp.isoformat() if isinstance(timestamp, datetime) else str(timestamp),
-        payload=jsonable(data),
+        payload=redacted(jsonable(data)),
     )
 
 
@@ -147,11 +154,13 @@ def iter_log(store: AppStore, after: int = 0, limit: int | None = None) -> Itera
         position = page[-1].position
 
 
-def state_at(store: AppStore, aggregate_id: UUID, version: int) -> Any:
-    """The aggregate as it was at `version`, or None if it has no such version."""
+def state_at(store: AppStore, aggregate_id: UUID, version: int | None = None) -> Any:
+    """The aggregate as it was at `version` (default: now), or None if there is no such version."""
     from eventsourcing.application import AggregateNotFoundError
 
     try:
-        return store.repository.get(aggregate_id, version=version)
+        aggregate: Any = store.repository.get(aggregate_id, version=version)
     except AggregateNotFoundError:
         return None
+    # The repository answers a version past the last with the latest state: that is no answer.
+    return aggregate if version is None or aggregate.version == version else None

@@ -59,3 +59,14 @@ def test_demo_loads_once_and_audit_reads_it_back(env: Settings) -> None:
 def test_audit_show_of_an_unknown_id_fails_clearly(env: Settings) -> None:
     result = CliRunner().invoke(cli, ["audit", "show", "not-a-uuid"])
     assert result.exit_code == 2
+
+
+def test_audit_export_redacts_hashes(env: Settings) -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["demo", "--apps", "60"]).exit_code == 0
+    exported = runner.invoke(cli, ["audit", "export"]).stdout
+    assert "$argon2" not in exported
+    registered = next(
+        json.loads(line) for line in exported.splitlines() if "Account.Registered" in line
+    )
+    assert registered["payload"]["password_hash"] == "<redacted>"
