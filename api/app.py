@@ -113,7 +113,9 @@ def create_app(
     woken at once by writes in this process); otherwise a separate `appstore project`
     does it. With `sweep_interval`, expired/lapsed installations are swept periodically.
     """
-    store = store or build_store(settings, clock=clock)
+    # Tokens, sessions and installations are read on most requests: keep them cached
+    # (each read still fetches newer events, so other processes' writes are seen).
+    store = store or build_store(settings, clock=clock, aggregate_cache=20_000)
     projector = build_projector(store, settings.database_url, batch_size=batch_size)
 
     @contextlib.asynccontextmanager

@@ -37,17 +37,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-# Run as a script, bench/ comes first on sys.path, where a sibling (bench/http.py) would
-# shadow the standard library: import from the repository root instead.
-_here = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
-sys.path.insert(0, str(_here.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from appstore.settings import Settings  # noqa: E402
-from appstore.wiring import build_store  # noqa: E402
-from consumers.worker import BatchOutcome, SyncEventWorker, WorkerConfig, ensure_topics  # noqa: E402
-from domain.store import AppStore  # noqa: E402
-from tests import factories as f  # noqa: E402
+from appstore.settings import Settings
+from appstore.wiring import build_store
+from consumers.worker import BatchOutcome, SyncEventWorker, WorkerConfig, ensure_topics
+from domain.store import AppStore
+from tests import factories as f
 
 console = Console()
 AREAS = ("orders", "inventory", "fulfillment", "products")

@@ -34,18 +34,14 @@ from pathlib import Path
 import psycopg
 from rich.console import Console
 
-# Run as a script, bench/ comes first on sys.path, where a sibling (bench/http.py) would
-# shadow the standard library: import from the repository root instead.
-_here = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
-sys.path.insert(0, str(_here.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from appstore.settings import Settings  # noqa: E402
-from appstore.wiring import build_store, event_store_env  # noqa: E402
-from domain import oauth  # noqa: E402
-from domain.credentials import Passwords, token_hash  # noqa: E402
-from domain.store import AppStore, SyncEvent  # noqa: E402
-from tests import factories as f  # noqa: E402
+from appstore.settings import Settings
+from appstore.wiring import build_store, event_store_env
+from domain import oauth
+from domain.credentials import Passwords, token_hash
+from domain.store import AppStore, SyncEvent
+from tests import factories as f
 
 console = Console()
 REDIRECT = "https://ordersync.example.com/oauth/callback"

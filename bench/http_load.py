@@ -6,17 +6,10 @@ seller token) — and, in the same run, the same rate of GET /healthz as the raw
 (the cost of HTTP + framework alone). Latency is measured from each request's scheduled
 send time, so a server falling behind shows up in the figures (no coordinated omission).
 
-    python bench/http.py [--rate 200] [--seconds 20] [--apps 2000] [--database-url URL]
+    python bench/http_load.py [--rate 200] [--seconds 20] [--apps 2000] [--database-url URL]
 """
 
-# ruff: noqa: E402
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file is named http.py: keep its folder off the path, or it hides the stdlib `http`.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
 import asyncio
@@ -24,8 +17,10 @@ import os
 import random
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import httpx
 from rich.console import Console
