@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test venv lint typecheck pytest bench-append clean
+.PHONY: run test venv lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -33,8 +33,9 @@ test: venv
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
-bench-append: venv
-	PYTHON=$(BIN)/python scripts/with-services.sh $(BIN)/python bench/append.py
+## make bench-NAME: run bench/NAME.py against a throw-away PostgreSQL (and Kafka); BENCH_ARGS=...
+bench-%: venv
+	PYTHON=$(BIN)/python scripts/with-services.sh $(BIN)/python bench/$*.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache
