@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import random
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from eventsourcing.persistence import IntegrityError, InternalError
 
 from appstore.settings import Settings
 from domain.clock import Clock
 from domain.credentials import Passwords
 from domain.store import AppStore
+
+STARTUP_ATTEMPTS = 8
 
 
 def event_store_env(database_url: str) -> dict[str, str]:
@@ -58,4 +64,14 @@ def build_store(
     env = event_store_env(settings.database_url)
     if aggregate_cache:
         env["AGGREGATE_CACHE_MAXSIZE"] = str(aggregate_cache)
-    return AppStore(env, clock=clock, passwords=passwords)
+    for attempt in range(1, STARTUP_ATTEMPTS + 1):
+        try:
+            return AppStore(env, clock=clock, passwords=passwords)
+        except (InternalError, IntegrityError):
+            # Processes starting together all run eventsourcing's CREATE TABLE IF NOT EXISTS
+            # and CREATE OR REPLACE FUNCTION; PostgreSQL refuses the losers of that race
+            # ("tuple concurrently updated"). The schema is there a moment later: try again.
+            if attempt == STARTUP_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+    raise AssertionError("unreachable")

@@ -52,6 +52,17 @@ def _install_and_authorize(url: str, seller: str, app: str, barrier, results) ->
     store.close()
 
 
+def _start_store(url: str, barrier, results) -> None:  # type: ignore[no-untyped-def]
+    barrier.wait()
+    try:
+        store = build_store(Settings(database_url=url, fast_password_hashing=True))
+    except Exception as error:  # reported to the test, which fails on it
+        results.put(repr(error))
+        return
+    results.put(store.recorder.max_notification_id() or 0)
+    store.close()
+
+
 def _run(target, *args) -> list[object]:  # type: ignore[no-untyped-def]
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(WORKERS), ctx.Queue()
@@ -105,3 +116,9 @@ def test_concurrent_installs_leave_exactly_one_active_installation(postgres_url:
     assert len(active) == 1
     assert all(i.status is InstallationStatus.DECLINED for i in installations if i not in active)
     store.close()
+
+
+def test_processes_starting_together_on_a_fresh_database_all_start(postgres_url: str) -> None:
+    # api workers, projectors and consumers start at once; each creates the schema.
+    for _ in range(3):
+        assert _run(_start_store, postgres_url) == [0] * WORKERS
