@@ -6,6 +6,7 @@ one global, gapless log (positions) that projections and audits read.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -211,7 +212,8 @@ class AppStore(Application[UUID]):
             raise InvalidCredentials("e-mail or password is wrong")
         if self.passwords.needs_rehash(account.password_hash):
             account.rehash_password(self.passwords.hash(password))
-            self._commit(account)
+            with contextlib.suppress(IntegrityError):  # a concurrent log-in rehashed it first
+                self._commit(account)
         return account
 
     def start_session(self, email: str, password: str) -> StartedSession:

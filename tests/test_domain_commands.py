@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from appstore.settings import Settings
+from appstore.wiring import build_store
 from domain import errors
 from domain.clock import FixedClock
 from domain.store import AppStore, SyncEvent
@@ -203,3 +205,23 @@ def test_history_round_trip_gives_the_same_state(store: AppStore, clock: FixedCl
     at_authorize = again.repository.get(installation_id, version=2)
     assert at_authorize.status.value == "active" and at_authorize.duration.value == "90d"
     again.close()
+
+
+def test_two_log_ins_that_both_upgrade_the_password_hash_both_succeed(
+    store: AppStore, settings: Settings, clock: FixedClock
+) -> None:
+    store.register_account("seller", "race@shop.example.com", f.PASSWORD, "Race")
+    stronger = settings.model_copy(update={"fast_password_hashing": False})
+    first, second = build_store(stronger, clock=clock), build_store(stronger, clock=clock)
+    hash_password = first.passwords.hash
+
+    def hash_while_another_log_in_wins(password: str) -> str:
+        upgraded = hash_password(password)
+        second.authenticate("race@shop.example.com", f.PASSWORD)  # commits its rehash first
+        return upgraded
+
+    first.passwords.hash = hash_while_another_log_in_wins  # type: ignore[method-assign]
+    account = first.authenticate("race@shop.example.com", f.PASSWORD)
+    assert not first.passwords.needs_rehash(first.account(account.id).password_hash)
+    first.close()
+    second.close()
