@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
@@ -60,6 +60,7 @@ A = TypeVar("A", bound=Aggregate)
 R = TypeVar("R")
 
 SESSION_LIFETIME = timedelta(hours=12)
+ROLE_CACHE_SIZE = 100_000
 # Attempts of a command that lost an optimistic-concurrency race before answering 409.
 MAX_ATTEMPTS = 12
 
@@ -129,13 +130,21 @@ class AppStore(Application[UUID]):
         super().__init__(env)
         self.clock: Clock = clock or SystemClock()
         self.passwords = passwords or Passwords()
+        self._roles: dict[UUID, str] = {}
 
     # --- plumbing ---------------------------------------------------------------------
     def _get(self, aggregate_id: UUID, kind: type[A]) -> A | None:
-        try:
-            aggregate: Any = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
+        """The aggregate with this id if it is a `kind`, else None."""
+        aggregate: Any
+        if kind in self.snapshotting_intervals or self.repository.cache is not None:
+            try:
+                aggregate = self.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                return None
+        else:
+            # Only installations are snapshotted: other kinds skip the repository's
+            # snapshot lookup, a database round trip that cost a third of a command.
+            aggregate = project_aggregate(None, self.events.get(aggregate_id))
         return aggregate if isinstance(aggregate, kind) else None
 
     def _commit(self, *aggregates: Aggregate | None) -> int | None:
@@ -249,11 +258,16 @@ class AppStore(Application[UUID]):
         session.end(self.clock.now())
         return Outcome(session.id, self._commit(session))
 
-    def _require_role(self, account_id: UUID, role: v.Role) -> Account:
-        account = self.account(account_id)
-        if account.role != role.value:
+    def _require_role(self, account_id: UUID, role: v.Role) -> None:
+        """Refuses an account of another role (or none); roles never change, so remembered."""
+        known = self._roles.get(account_id)
+        if known is None:
+            known = self.account(account_id).role
+            if len(self._roles) >= ROLE_CACHE_SIZE:
+                self._roles.clear()
+            self._roles[account_id] = known
+        if known != role.value:
             raise WrongRole(f"this needs a {role.value} account")
-        return account
 
     # --- app listings -------------------------------------------------------------------
     def list_app(self, developer_id: UUID, details: dict[str, Any]) -> ListedApp:
