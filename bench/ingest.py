@@ -41,7 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from appstore.settings import Settings
 from appstore.wiring import build_store
-from consumers.worker import BatchOutcome, SyncEventWorker, WorkerConfig, ensure_topics
+from consumers.worker import (
+    AGGREGATE_CACHE,
+    BatchOutcome,
+    SyncEventWorker,
+    WorkerConfig,
+    ensure_topics,
+)
 from domain.store import AppStore
 from tests import factories as f
 
@@ -311,8 +317,8 @@ def main() -> None:
     parser.add_argument(
         "--aggregate-cache",
         type=int,
-        default=0,
-        help="eventsourcing AGGREGATE_CACHE_MAXSIZE for the store (0: off, as build_store)",
+        default=AGGREGATE_CACHE,
+        help="aggregates the worker's store keeps cached (0: off; default: as `appstore consume`)",
     )
     args = parser.parse_args()
     if not args.database_url or not args.bootstrap:
@@ -321,12 +327,9 @@ def main() -> None:
             "under scripts/with-services.sh"
         )
 
-    if args.aggregate_cache:
-        # Read by eventsourcing from the environment when the store is built.
-        os.environ["AGGREGATE_CACHE_MAXSIZE"] = str(args.aggregate_cache)
     database_url = fresh_database(args.database_url)
     settings = Settings(database_url=database_url, fast_password_hashing=True)
-    store = build_store(settings)
+    store = build_store(settings, aggregate_cache=args.aggregate_cache)
     topic = f"bench.sync-events-{uuid.uuid4().hex[:8]}"
     config = WorkerConfig(
         bootstrap_servers=args.bootstrap,

@@ -62,6 +62,8 @@ from domain.store import AppStore, SyncEvent, SyncResult
 
 log = logging.getLogger("appstore.consumer")
 
+# Installations under sync traffic are loaded batch after batch: keep them cached.
+AGGREGATE_CACHE = 5000
 GROUP_ID = "appstore-consumers"
 # Short, so a worker started while the broker is down still stops promptly on SIGTERM.
 BOOTSTRAP_TIMEOUT_MS = 5_000
@@ -475,8 +477,7 @@ def run(settings: Any, *, stop: threading.Event | None = None, **config_override
     """
     from appstore.wiring import build_store
 
-    # Installations under sync traffic are loaded batch after batch: keep them cached.
-    store = build_store(settings, aggregate_cache=5000)
+    store = build_store(settings, aggregate_cache=AGGREGATE_CACHE)
     config = WorkerConfig.from_settings(settings, **config_overrides)
     worker = SyncEventWorker(store, config, stop_event=stop)
     previous: dict[signal.Signals, Any] = {}
