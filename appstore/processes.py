@@ -48,6 +48,8 @@ class ServeSettings(BaseSettings):
     # API worker processes; each also runs the projections (the tracking rows keep them
     # from applying an event twice) and the sweeper.
     workers: int = 1
+    # False where separate `appstore project` processes build the read models (compose).
+    projections: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ def app_from_environment(settings: Settings | None = None) -> Any:
     tuning = ProjectorSettings()
     return create_app(
         settings or get_settings(),
-        run_projections=True,
+        run_projections=ServeSettings().projections,
         sweep_interval=tuning.sweep_interval,
         batch_size=tuning.batch_size,
     )

@@ -54,3 +54,17 @@ def test_sweep_expires_only_what_is_due(
     assert store.installation(short).status.value == "expired"
     projector.catch_up()
     assert processes.sweep(store, projector).expired == 0
+
+
+@pytest.mark.parametrize("flag", ["true", "false"])
+def test_serve_runs_projections_unless_told_that_projectors_run_elsewhere(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, flag: str
+) -> None:
+    import threading
+
+    from starlette.testclient import TestClient
+
+    monkeypatch.setenv("APPSTORE_SERVE_PROJECTIONS", flag)
+    with TestClient(processes.app_from_environment(settings)):
+        names = {t.name for t in threading.enumerate()}
+    assert ("projector" in names) is (flag == "true")
