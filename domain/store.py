@@ -38,7 +38,6 @@ from domain.errors import (
     DomainError,
     DuplicateInstallation,
     EmailTaken,
-    IncidentNotFound,
     InstallationNotFound,
     InvalidCredentials,
     InvalidDuration,
@@ -514,22 +513,12 @@ class AppStore(Application[UUID]):
         _check_sync(sync)
 
         def attempt() -> SyncResult:
-            receipt_id = sync_receipt_id(sync.installation_id, sync.event_id)
-            if self._get(receipt_id, SyncEventReceipt) is not None:
+            if self._get(sync_receipt_id(sync.installation_id, sync.event_id), SyncEventReceipt):
                 return SyncResult(sync.event_id, sync.installation_id, True, [], None)
-            installation = self.installation(sync.installation_id)
-            if sync.app_id is not None and installation.app_id != sync.app_id:
-                raise InstallationNotFound(f"installation {sync.installation_id} not found")
-            incident_ids = _apply_sync(installation, sync, self.clock.now())
-            if not installation.pending_events:
-                return SyncResult(sync.event_id, sync.installation_id, False, [], None)
-            receipt = SyncEventReceipt(
-                installation_id=sync.installation_id,
-                event_id=sync.event_id,
-                received_at=self.clock.now(),
-            )
-            position = self._commit(installation, receipt)
-            return SyncResult(sync.event_id, sync.installation_id, False, incident_ids, position)
+            (result,) = self._record_batch([sync])
+            if isinstance(result, Exception):
+                raise result
+            return result
 
         return self._retrying(attempt)
 
@@ -595,18 +584,6 @@ class AppStore(Application[UUID]):
             else r
             for r in results
         ]
-
-    def incident_installation(
-        self, seller_id: UUID, installation_id: UUID, incident_id: UUID
-    ) -> Installation:
-        """The seller's installation holding this incident, or IncidentNotFound."""
-        try:
-            installation = self._own_installation(seller_id, installation_id)
-        except InstallationNotFound:
-            raise IncidentNotFound(f"incident {incident_id} not found") from None
-        if incident_id not in installation.incidents:
-            raise IncidentNotFound(f"incident {incident_id} not found")
-        return installation
 
 
 def _check_sync(sync: SyncEvent) -> None:
