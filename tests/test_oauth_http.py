@@ -120,6 +120,21 @@ def sign_up_and_authorize(http: TestClient, dev: Dev, email: str = "shop@example
     return post(http, page, decision="allow")
 
 
+def new_seller_at_conditions(http: TestClient, dev: Dev, email: str) -> Any:
+    """Signs up through the link and confirms a 30-day install; returns the conditions page."""
+    page = http.get(dev.authorize_url())
+    page = post(http, page, step="show_signup")
+    page = post(http, page, step="signup", name="S", email=email, password=f.PASSWORD)
+    return post(
+        http,
+        page,
+        step="confirm",
+        duration="30d",
+        contact_email="a@b.co",
+        contact_phone="+14155550100",
+    )
+
+
 def redirect_params(response: Any) -> dict[str, str]:
     assert response.status_code == 302
     location = response.headers["location"]
@@ -192,17 +207,7 @@ def test_log_in_with_account_type_then_reauthorize_a_live_installation(
 
 def test_deny_redirects_with_access_denied_and_state(http: TestClient, store: AppStore) -> None:
     dev = Dev(store)
-    page = http.get(dev.authorize_url())
-    page = post(http, page, step="show_signup")
-    page = post(http, page, step="signup", name="S", email="deny@example.com", password=f.PASSWORD)
-    page = post(
-        http,
-        page,
-        step="confirm",
-        duration="30d",
-        contact_email="a@b.co",
-        contact_phone="+14155550100",
-    )
+    page = new_seller_at_conditions(http, dev, "deny@example.com")
     installation_id = form_fields(page.text)["installation_id"]
     answer = redirect_params(post(http, page, decision="deny"))
     assert answer["error"] == "access_denied" and answer["state"] == "st-123"
@@ -536,17 +541,7 @@ def test_authorizing_after_the_30_minute_window_is_access_denied(
     http: TestClient, store: AppStore, clock: FixedClock
 ) -> None:
     dev = Dev(store)
-    page = http.get(dev.authorize_url())
-    page = post(http, page, step="show_signup")
-    page = post(http, page, step="signup", name="S", email="slow@example.com", password=f.PASSWORD)
-    page = post(
-        http,
-        page,
-        step="confirm",
-        duration="30d",
-        contact_email="a@b.co",
-        contact_phone="+14155550100",
-    )
+    page = new_seller_at_conditions(http, dev, "slow@example.com")
     clock.advance(timedelta(minutes=31))
     answer = redirect_params(post(http, page, decision="allow"))
     assert answer["error"] == "access_denied" and answer["state"] == "st-123"
