@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from api.auth import bearer_token, current_session
 from api.routing import Call, Endpoint
+from application import accounts
 
 
 class SignUp(BaseModel):
@@ -51,9 +52,15 @@ async def sign_up(call: Call) -> AccountOut:
     body: SignUp = call.body
     store = call.state.store
     outcome = await call.run(
-        store.register_account, body.role, body.email, body.password, body.name, body.account_type
+        accounts.register_account,
+        store,
+        body.role,
+        body.email,
+        body.password,
+        body.name,
+        body.account_type,
     )
-    account = await call.run(store.account, outcome.id)
+    account = await call.run(accounts.account, store, outcome.id)
     call.headers["Location"] = f"/v1/accounts/{account.id}"
     return AccountOut(
         id=account.id,
@@ -68,7 +75,7 @@ async def sign_up(call: Call) -> AccountOut:
 async def log_in(call: Call) -> SessionOut:
     """Logs in with e-mail and password; the token is shown once."""
     body: LogIn = call.body
-    started = await call.run(call.state.store.start_session, body.email, body.password)
+    started = await call.run(accounts.start_session, call.state.store, body.email, body.password)
     return SessionOut(
         token=started.token,
         account_id=started.session.account_id,
@@ -80,7 +87,7 @@ async def log_in(call: Call) -> SessionOut:
 async def log_out(call: Call) -> Response:
     """Ends the current session; its token stops working."""
     await current_session(call.request)
-    await call.run(call.state.store.end_session, bearer_token(call.request))
+    await call.run(accounts.end_session, call.state.store, bearer_token(call.request))
     return Response(status_code=204)
 
 

@@ -12,8 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from api.problems import Problem
+from application import accounts, tokens
+from application.store import Store
 from domain.session import Session
-from domain.store import AppStore
 
 
 def bearer_token(request: Request) -> str | None:
@@ -34,8 +35,8 @@ async def optional_session(request: Request) -> Session | None:
     token = bearer_token(request)
     if token is None:
         return None
-    store: AppStore = request.app.state.store
-    return await run_in_threadpool(store.session_for, token)
+    store: Store = request.app.state.store
+    return await run_in_threadpool(accounts.session_for, store, token)
 
 
 async def current_session(request: Request, role: str | None = None) -> Session:
@@ -43,8 +44,8 @@ async def current_session(request: Request, role: str | None = None) -> Session:
     token = bearer_token(request)
     if token is None:
         raise _unauthorized("an Authorization: Bearer <token> header is required")
-    store: AppStore = request.app.state.store
-    session = await run_in_threadpool(store.session_for, token)
+    store: Store = request.app.state.store
+    session = await run_in_threadpool(accounts.session_for, store, token)
     if session is None:
         raise _unauthorized("the session token is unknown, expired or ended")
     if role is not None and session.role != role:
@@ -60,3 +61,37 @@ def require_ops(request: Request) -> None:
     token = bearer_token(request)
     if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
         raise _unauthorized("the ops token is required")
+
+
+async def installation_token(
+    request: Request, required_scope: str | None = None
+) -> tokens.TokenCheck:
+    """The active access token of the `Authorization: Bearer` header, or a 401/403 Problem.
+
+    401 (RFC 6750 `invalid_token`) carries the typed reason (`revoked`, `expired`,
+    `cancelled`, `installation_expired`, `unknown`); a missing scope is 403
+    `insufficient_scope`. The check's `installation_id` says which installation calls.
+    """
+    token = bearer_token(request)
+    check = await run_in_threadpool(
+        tokens.check_access_token, request.app.state.store, token, required_scope
+    )
+    if check.active:
+        return check
+    if check.reason == "insufficient_scope":
+        raise Problem(
+            403,
+            "Insufficient scope",
+            f"this needs the {required_scope} scope",
+            headers={
+                "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{required_scope}"'
+            },
+        )
+    reason = check.reason if token else "missing"
+    raise Problem(
+        401,
+        "Invalid access token",
+        f"the access token is not active: {reason}",
+        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'},
+        errors=[{"field": "Authorization", "message": str(reason)}],
+    )

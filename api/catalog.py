@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from api.auth import current_session, optional_session
-from api.pagination import PageQuery
+from api.pagination import Page, PageQuery
 from api.problems import Problem
 from api.routing import Call, Endpoint
 from domain import values as v
@@ -45,11 +45,7 @@ class Facets(BaseModel):
     platforms: dict[str, int]
 
 
-class AppPage(BaseModel):
-    items: list[AppItem]
-    total: int
-    page: int
-    page_size: int
+class AppPage(Page[AppItem]):
     facets: Facets
 
 
@@ -88,11 +84,8 @@ class ViewedItem(AppItem):
     viewed_at: datetime
 
 
-class ViewedPage(BaseModel):
-    items: list[ViewedItem]
-    total: int
-    page: int
-    page_size: int
+class ViewedPage(Page[ViewedItem]):
+    pass
 
 
 async def search_apps(call: Call) -> AppPage:

@@ -12,8 +12,9 @@ from starlette.responses import Response
 from api.auth import current_session
 from api.catalog import AppDetail
 from api.my_apps import AppRef
-from api.pagination import PageQuery
+from api.pagination import Page, PageQuery
 from api.routing import Call, Endpoint
+from application import listings
 from domain.app_listing import AppListing
 from projections import catalog, my_apps
 
@@ -101,11 +102,8 @@ class DeveloperInstallation(BaseModel):
     seller: SellerContact | None
 
 
-class DeveloperInstallationPage(BaseModel):
-    items: list[DeveloperInstallation]
-    total: int
-    page: int
-    page_size: int
+class DeveloperInstallationPage(Page[DeveloperInstallation]):
+    pass
 
 
 class DeveloperInstallationParams(PageQuery):
@@ -130,7 +128,7 @@ def _listing_detail(app: AppListing, installs: int) -> dict[str, Any]:
 
 async def _answer(call: Call, app_id: UUID, position: int | None, secret: str | None) -> Any:
     await call.written(position)
-    app: AppListing = await call.run(call.state.store.app, app_id)
+    app: AppListing = await call.run(listings.app, call.state.store, app_id)
     row = await call.read(catalog.find_any_app, app_id)
     detail = _listing_detail(app, row.installs if row is not None else 0)
     return ListedAppOut.model_validate(
@@ -150,7 +148,7 @@ async def list_app(call: Call) -> Any:
     session = await current_session(call.request, role="developer")
     body: NewApp = call.body
     listed = await call.run(
-        call.state.store.list_app, session.account_id, body.model_dump(exclude_none=True)
+        listings.list_app, call.state.store, session.account_id, body.model_dump(exclude_none=True)
     )
     call.headers["Location"] = f"/v1/apps/{listed.id}"
     return await _answer(call, listed.id, listed.position, listed.client_secret)
@@ -162,7 +160,11 @@ async def update_app(call: Call) -> Any:
     app_id = call.path_id("id", "app")
     body: AppChanges = call.body
     outcome = await call.run(
-        call.state.store.update_app, session.account_id, app_id, body.model_dump(exclude_none=True)
+        listings.update_app,
+        call.state.store,
+        session.account_id,
+        app_id,
+        body.model_dump(exclude_none=True),
     )
     return await _answer(call, app_id, outcome.position, None)
 
@@ -171,7 +173,7 @@ async def delist_app(call: Call) -> Response:
     """Delists my app: it leaves the catalog; existing installations keep working."""
     session = await current_session(call.request, role="developer")
     app_id = call.path_id("id", "app")
-    outcome = await call.run(call.state.store.delist_app, session.account_id, app_id)
+    outcome = await call.run(listings.delist_app, call.state.store, session.account_id, app_id)
     await call.written(outcome.position)
     return Response(status_code=204)
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
 from api.auth import current_session
-from api.pagination import PageQuery
+from api.pagination import Page, PageQuery
 from api.problems import Problem
 from api.routing import Call, Endpoint
+from application import installations
+from application.store import Outcome, Store
 from domain.installation import Installation
+from domain.values import IncidentStatus
 from projections import incidents
 
 
@@ -33,15 +37,12 @@ class IncidentOut(BaseModel):
     position: int | None = None
 
 
-class IncidentPage(BaseModel):
-    items: list[IncidentOut]
-    total: int
-    page: int
-    page_size: int
+class IncidentPage(Page[IncidentOut]):
+    pass
 
 
 class IncidentParams(PageQuery):
-    status: Literal["open", "acknowledged", "resolved"] | None = None
+    status: IncidentStatus | None = None
     installation_id: UUID | None = Field(default=None, description="only this installation's")
 
 
@@ -82,29 +83,27 @@ def _incident_out(installation: Installation, incident_id: UUID, position: int |
     }
 
 
-async def _act(call: Call, command: str) -> IncidentOut:
+async def _act(call: Call, command: Callable[[Store, UUID, UUID, UUID], Outcome]) -> IncidentOut:
     session = await current_session(call.request, role="seller")
     incident_id = call.path_id("id", "incident")
     row = await call.read(incidents.seller_incident, session.account_id, incident_id)
     if row is None:
         raise Problem(404, "Incident not found", f"incident {incident_id} not found")
     store = call.state.store
-    outcome = await call.run(
-        getattr(store, command), session.account_id, row.installation_id, incident_id
-    )
-    installation = await call.run(store.installation, row.installation_id)
+    outcome = await call.run(command, store, session.account_id, row.installation_id, incident_id)
+    installation = await call.run(installations.installation, store, row.installation_id)
     await call.written(outcome.position)
     return IncidentOut.model_validate(_incident_out(installation, incident_id, outcome.position))
 
 
 async def acknowledge(call: Call) -> IncidentOut:
     """Marks an open incident as seen (it keeps grouping recurrences)."""
-    return await _act(call, "acknowledge_incident")
+    return await _act(call, installations.acknowledge_incident)
 
 
 async def resolve(call: Call) -> IncidentOut:
     """Marks an incident resolved."""
-    return await _act(call, "resolve_incident")
+    return await _act(call, installations.resolve_incident)
 
 
 endpoints = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -10,18 +11,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import current_session
 from api.routing import Call, Endpoint
-from domain import values as v
+from application import installations, listings
+from application.store import Outcome, Store
 from domain.app_listing import AppListing
-from domain.installation import AUTHORIZATION_WINDOW, Installation
-
-Duration = Literal["30d", "90d", "180d", "365d", "unlimited"]
+from domain.installation import Installation
+from domain.values import DurationText
 
 
 class InstallRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     app_id: UUID
-    duration: Duration
+    duration: DurationText
     contact_email: str = Field(max_length=320)
     contact_phone: str = Field(max_length=40)
 
@@ -89,24 +90,20 @@ def installation_out(
     }
 
 
-def conditions_of(installation: Installation, app: AppListing, now: datetime) -> Conditions:
-    """The authorization conditions shown before the seller authorizes."""
-    scopes = [
-        ScopeCondition(
-            scope=s,
-            description=v.SCOPES[s],
-            access="read" if s.endswith(".read") else "change",
-        )
-        for s in installation.scopes
-    ]
+def conditions_out(installation: Installation, app: AppListing, now: datetime) -> Conditions:
+    """The domain's authorization conditions, with the app they are for."""
+    conditions = installation.conditions(now)
     return Conditions(
         app=AppSummary(id=app.id, slug=app.details["slug"], name=app.details["name"]),
-        scopes=scopes,
-        can_read=[s.description for s in scopes if s.access == "read"],
-        can_change=[s.description for s in scopes if s.access == "change"],
-        duration=installation.duration.value,
-        expires_at_if_authorized_now=installation.duration.expiry_from(now),
-        authorize_before=installation.installed_at + AUTHORIZATION_WINDOW,
+        scopes=[
+            ScopeCondition(scope=s.scope, description=s.description, access=s.access)
+            for s in conditions.scopes
+        ],
+        can_read=conditions.can_read,
+        can_change=conditions.can_change,
+        duration=conditions.duration,
+        expires_at_if_authorized_now=conditions.expires_at_if_authorized_now,
+        authorize_before=conditions.authorize_before,
     )
 
 
@@ -116,32 +113,36 @@ async def install(call: Call) -> PendingInstallationOut:
     body: InstallRequest = call.body
     store = call.state.store
     outcome = await call.run(
-        store.install,
+        installations.install,
+        store,
         session.account_id,
         body.app_id,
         body.duration,
         body.contact_email,
         body.contact_phone,
     )
-    installation = await call.run(store.installation, outcome.id)
-    app = await call.run(store.app, installation.app_id)
+    installation = await call.run(installations.installation, store, outcome.id)
+    app = await call.run(listings.app, store, installation.app_id)
     await call.written(outcome.position)
     now = store.clock.now()
     call.headers["Location"] = f"/v1/me/apps/{outcome.id}"
     return PendingInstallationOut.model_validate(
         {
             **installation_out(installation, outcome.position, now),
-            "conditions": conditions_of(installation, app, now),
+            "conditions": conditions_out(installation, app, now),
         }
     )
 
 
-async def _act(call: Call, command: str) -> InstallationOut:
+async def act_on_installation(
+    call: Call, command: Callable[..., Outcome], *args: Any, path_name: str = "id"
+) -> InstallationOut:
+    """Runs a seller's command on one of their installations; answers its new state."""
     session = await current_session(call.request, role="seller")
-    installation_id = call.path_id("id", "installation")
-    store = call.state.store
-    outcome = await call.run(getattr(store, command), session.account_id, installation_id)
-    installation = await call.run(store.installation, installation_id)
+    installation_id = call.path_id(path_name, "installation")
+    store: Store = call.state.store
+    outcome = await call.run(command, store, session.account_id, installation_id, *args)
+    installation = await call.run(installations.installation, store, installation_id)
     await call.written(outcome.position)
     return InstallationOut.model_validate(
         installation_out(installation, outcome.position, store.clock.now())
@@ -150,12 +151,12 @@ async def _act(call: Call, command: str) -> InstallationOut:
 
 async def authorize(call: Call) -> InstallationOut:
     """Authorizes a pending installation (within 30 minutes): it becomes active."""
-    return await _act(call, "authorize")
+    return await act_on_installation(call, installations.authorize)
 
 
 async def decline(call: Call) -> InstallationOut:
     """Declines a pending installation."""
-    return await _act(call, "decline")
+    return await act_on_installation(call, installations.decline)
 
 
 endpoints = [

@@ -64,3 +64,46 @@ class Metrics:
     def observe(self, method: str, route: str, status: int, started: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(time.perf_counter() - started)
+
+
+class MetricsMiddleware:
+    """Counts every request by route template and status, and times it (pure ASGI)."""
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self._templates: dict[Any, str] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = self._template(scope)
+            self.metrics.observe(scope["method"], route, status, started)
+
+    def _template(self, scope: Any) -> str:
+        """The matched route's path template (e.g. /v1/apps/{id}), not the raw path."""
+        endpoint = scope.get("endpoint")
+        if endpoint is None:
+            return "unmatched"
+        template = self._templates.get(endpoint)
+        if template is None:
+            router = scope.get("router")
+            for route in getattr(router, "routes", []):
+                if getattr(route, "endpoint", None) is endpoint:
+                    template = str(getattr(route, "path", "unmatched"))
+                    break
+            self._templates[endpoint] = template or "unmatched"
+        return self._templates[endpoint]

@@ -1,18 +1,21 @@
-"""The seller's apps: list with expiry and incidents, renew, cancel."""
+"""The seller's apps: list with expiry and incidents, the authorization record, renew, cancel."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import current_session
-from api.installations import InstallationOut, installation_out
-from api.pagination import PageQuery
+from api.installations import InstallationOut, act_on_installation
+from api.pagination import Page, PageQuery
 from api.routing import Call, Endpoint
+from application import installations
+from domain.values import DurationText
 from projections import my_apps
+from projections.authorization_record import authorization_record
 
 
 class AppRef(BaseModel):
@@ -33,24 +36,44 @@ class MyAppItem(BaseModel):
     open_incidents: int
 
 
-class MyAppPage(BaseModel):
-    items: list[MyAppItem]
-    total: int
-    page: int
-    page_size: int
+class MyAppPage(Page[MyAppItem]):
+    pass
 
 
 class MyAppParams(PageQuery):
-    status: (
-        Literal["active", "expiring", "expired", "cancelled", "pending_authorization", "declined"]
-        | None
-    ) = Field(default=None, description="default: every status but declined")
+    status: my_apps.MyAppsStatus | None = Field(
+        default=None, description="default: every status but declined"
+    )
 
 
 class RenewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    duration: Literal["30d", "90d", "180d", "365d", "unlimited"]
+    duration: DurationText
+
+
+class AuthorizationRecord(BaseModel):
+    """Who authorized what, when, for how long, and what the app's tokens did."""
+
+    model_config = ConfigDict(extra="allow")
+
+    installation_id: UUID
+    app: AppRef
+    authorized_by: dict[str, Any]
+    via: str
+    status: str
+    duration: str
+    scopes: list[dict[str, str]]
+    installed_at: str
+    authorized_at: str | None
+    expires_at: str | None
+    ended_at: str | None
+    end_reason: str | None
+    contact_email: str
+    contact_phone: str
+    history: list[dict[str, Any]]
+    grants: list[dict[str, Any]]
+    token_activity: list[dict[str, Any]]
 
 
 async def list_my_apps(call: Call) -> MyAppPage:
@@ -70,36 +93,35 @@ async def list_my_apps(call: Call) -> MyAppPage:
     )
 
 
-async def renew(call: Call) -> InstallationOut:
-    """Renews from max(now, expires_at); brings back an expired installation. Cancelled → 409."""
+async def my_authorization_record(call: Call) -> dict[str, Any]:
+    """Who authorized what, when, for how long, and the token activity of one installation."""
     session = await current_session(call.request, role="seller")
     installation_id = call.path_id("installation_id", "installation")
+    record: dict[str, Any] = await call.run(
+        authorization_record, call.state.store, session.account_id, installation_id
+    )
+    return record
+
+
+async def renew(call: Call) -> InstallationOut:
+    """Renews from max(now, expires_at); brings back an expired installation. Cancelled → 409."""
     body: RenewRequest = call.body
-    store = call.state.store
-    outcome = await call.run(store.renew, session.account_id, installation_id, body.duration)
-    installation = await call.run(store.installation, installation_id)
-    await call.written(outcome.position)
-    return InstallationOut.model_validate(
-        installation_out(installation, outcome.position, store.clock.now())
+    return await act_on_installation(
+        call, installations.renew, body.duration, path_name="installation_id"
     )
 
 
 async def cancel(call: Call) -> InstallationOut:
     """Cancels at once: the app's tokens and data access end. Final."""
-    session = await current_session(call.request, role="seller")
-    installation_id = call.path_id("installation_id", "installation")
-    store = call.state.store
-    outcome = await call.run(store.cancel, session.account_id, installation_id)
-    installation = await call.run(store.installation, installation_id)
-    await call.written(outcome.position)
-    return InstallationOut.model_validate(
-        installation_out(installation, outcome.position, store.clock.now())
-    )
+    return await act_on_installation(call, installations.cancel, path_name="installation_id")
 
 
 endpoints = [
     Endpoint("GET", "/v1/me/apps", list_my_apps, "My apps", "my apps",
              query=MyAppParams, response=MyAppPage, auth="seller"),
+    Endpoint("GET", "/v1/me/apps/{installation_id}", my_authorization_record,
+             "Authorization record of one of my installations", "my apps",
+             response=AuthorizationRecord, auth="seller"),
     Endpoint("POST", "/v1/me/apps/{installation_id}/renew", renew, "Renew", "my apps",
              body=RenewRequest, response=InstallationOut, auth="seller", errors=(409,)),
     Endpoint("POST", "/v1/me/apps/{installation_id}/cancel", cancel, "Cancel", "my apps",

@@ -1,20 +1,28 @@
-"""problem+json errors (RFC 9457) and the one table mapping domain errors to HTTP statuses.
+"""problem+json errors (RFC 9457) and the one place where errors become HTTP answers.
 
-Raise `Problem` anywhere in a route to answer with it; domain errors are translated by
-`problem_for`. Every error body has `type`, `title`, `status`, `detail` (and `errors`
-[{field, message}] for validation).
+Raise `Problem` anywhere in a route to answer with it; domain errors are translated by the
+`STATUS_OF` table; OAuth errors keep the RFC 6749 JSON shape. `EXCEPTION_HANDLERS` is what
+the Starlette app is built with: every error is mapped there, once. Every problem body has
+`type`, `title`, `status`, `detail` (and `errors` [{field, message}] for validation).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
-from starlette.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from domain import errors
 
+log = logging.getLogger("appstore.api")
+
 MEDIA_TYPE = "application/problem+json"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 # The single place where a domain error kind becomes an HTTP status (most specific first).
 STATUS_OF: tuple[tuple[type[errors.DomainError], int], ...] = (
@@ -24,6 +32,8 @@ STATUS_OF: tuple[tuple[type[errors.DomainError], int], ...] = (
     (errors.WrongRole, 403),
     (errors.Conflict, 409),
 )
+# RFC 6749 §5.2: a failed client authentication is 401, every other OAuth error 400.
+OAUTH_STATUS_OF = {"invalid_client": 401}
 
 
 class FieldError(BaseModel):
@@ -97,6 +107,16 @@ def problem_for(error: errors.DomainError) -> Problem:
     return Problem(status, error.title, error.detail, errors=field_errors, headers=headers)
 
 
+def oauth_response(error: errors.OAuthError) -> JSONResponse:
+    """An RFC 6749 §5.2 error answer of the token, introspection and revocation endpoints."""
+    status = OAUTH_STATUS_OF.get(error.error, 400)
+    headers = dict(NO_STORE)
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="appstore"'
+    body = {"error": error.error, "error_description": error.description}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 def not_found(what: str = "resource") -> Problem:
     return Problem(404, "Not found", f"no such {what}")
 
@@ -110,3 +130,39 @@ def validation_problem(field_errors: list[dict[str, str]], detail: str = "") -> 
         detail or f"{first['field']}: {first['message']}",
         errors=field_errors,
     )
+
+
+async def _problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return exc.response()
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, errors.OAuthError):
+        return oauth_response(exc)
+    assert isinstance(exc, errors.DomainError)
+    return problem_for(exc).response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+    return Problem(
+        exc.status_code, title, str(exc.detail), headers=dict(exc.headers or {})
+    ).response()
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return Problem(500, "Internal server error", "something went wrong on our side").response()
+
+
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
+
+# Starlette(exception_handlers=EXCEPTION_HANDLERS): every error mapped here, once.
+EXCEPTION_HANDLERS: Mapping[Any, ExceptionHandler] = {
+    Problem: _problem,
+    errors.DomainError: _domain_error,
+    HTTPException: _http_error,
+    Exception: _server_error,
+}

@@ -1,31 +1,30 @@
 """The route table's building block: an `Endpoint` knows its pydantic models, so the same
-table serves requests and generates /openapi.json.
+table serves requests and generates /openapi.json (api/openapi.py).
 
-A handler is `async def handler(call: Call) -> Any`; it gets the parsed query and body,
-and returns a pydantic model, a dict/list (validated by the response model), or a Response.
+A handler is `async def handler(call: Call) -> Any`; it gets the parsed query and body (a
+JSON object, or a form for `form=True` endpoints), and returns a pydantic model, a
+dict/list (validated by the response model), or a Response. Errors are raised, never
+answered here: `api.problems.EXCEPTION_HANDLERS` maps them.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import types
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
-from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.consistency import MIN_POSITION_HEADER, POSITION_HEADER, min_position, wait_for_position
-from api.problems import Problem, ProblemBody, problem_for, validation_problem
-from domain.errors import DomainError
+from api.consistency import POSITION_HEADER, min_position, wait_for_position
+from api.problems import Problem, validation_problem
 
 Handler = Callable[["Call"], Awaitable[Any]]
 
@@ -90,26 +89,15 @@ class Endpoint:
     body: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
-    auth: str | None = None  # "session" | "seller" | "developer" | "ops" | None
+    auth: str | None = None  # "session" | "seller" | "developer" | "ops" | "app" | "client"
     errors: tuple[int, ...] = ()
+    form: bool = False  # the body is application/x-www-form-urlencoded (OAuth endpoints)
+    media_type: str = "application/json"  # of the success answer, for the documentation
 
     def route(self) -> Route:
         return Route(self.path, self._serve, methods=[self.method], name=self.summary)
 
     async def _serve(self, request: Request) -> Response:
-        started = time.perf_counter()
-        try:
-            response = await self._answer(request)
-        except Problem as problem:
-            response = problem.response()
-        except DomainError as error:
-            response = problem_for(error).response()
-        metrics = getattr(request.app.state, "metrics", None)
-        if metrics is not None:
-            metrics.observe(self.method, self.path, response.status_code, started)
-        return response
-
-    async def _answer(self, request: Request) -> Response:
         call = Call(request)
         if self.method == "GET":
             wanted = min_position(request)
@@ -117,7 +105,9 @@ class Endpoint:
                 call.headers["X-Appstore-Stale"] = "true"
         if self.query is not None:
             call.query = _parse_query(request, self.query)
-        if self.body is not None:
+        if self.body is not None and self.form:
+            call.body = await _parse_form(request, self.body)
+        elif self.body is not None:
             call.body = _parse_body(await request.body(), self.body)
         result = await self.handler(call)
         if isinstance(result, Response):
@@ -139,11 +129,11 @@ def _errors_of(error: ValidationError, prefix: str = "") -> list[dict[str, str]]
     return out
 
 
-def _is_list(annotation: Any) -> bool:
+def is_list_annotation(annotation: Any) -> bool:
     if typing.get_origin(annotation) in (list, tuple):
         return True
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return any(_is_list(a) for a in typing.get_args(annotation))
+        return any(is_list_annotation(a) for a in typing.get_args(annotation))
     return False
 
 
@@ -154,7 +144,17 @@ def _parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
         key = info.alias or name
         if key not in params:
             continue
-        data[key] = params.getlist(key) if _is_list(info.annotation) else params[key]
+        data[key] = params.getlist(key) if is_list_annotation(info.annotation) else params[key]
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise validation_problem(_errors_of(error)) from None
+
+
+async def _parse_form(request: Request, model: type[BaseModel]) -> BaseModel:
+    """A form body as the model's fields (text fields only; a repeated field: the last)."""
+    form = await request.form()
+    data = {key: value for key, value in form.multi_items() if isinstance(value, str)}
     try:
         return model.model_validate(data)
     except ValidationError as error:
@@ -172,113 +172,3 @@ def _parse_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
         return model.model_validate(data)
     except ValidationError as error:
         raise validation_problem(_errors_of(error)) from None
-
-
-# --- OpenAPI ---------------------------------------------------------------------------------
-_ERROR_TEXT = {
-    400: "Malformed request",
-    401: "Missing or invalid credentials",
-    403: "Wrong role or ops token",
-    404: "Not found",
-    409: "Conflict with the current state",
-    422: "Invalid input (the field is named in errors)",
-}
-
-
-def openapi(endpoints: list[Endpoint], title: str, version: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of a route table."""
-    models: set[type[BaseModel]] = {ProblemBody}
-    for e in endpoints:
-        models.update(m for m in (e.body, e.response) if m is not None)
-    keyed: list[tuple[type[BaseModel], Literal["validation"]]] = [
-        (m, "validation") for m in sorted(models, key=lambda m: m.__name__)
-    ]
-    refs, defs = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
-    schemas = defs.get("$defs", {})
-
-    def ref(model: type[BaseModel]) -> dict[str, Any]:
-        return refs[(model, "validation")]
-
-    problem = {"application/problem+json": {"schema": ref(ProblemBody)}}
-    paths: dict[str, dict[str, Any]] = {}
-    for e in endpoints:
-        parameters: list[dict[str, Any]] = []
-        for name in _path_params(e.path):
-            parameters.append(
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            )
-        if e.query is not None:
-            schema = e.query.model_json_schema()
-            for name, info in e.query.model_fields.items():
-                key = info.alias or name
-                prop = dict(schema["properties"][key])
-                prop.pop("title", None)
-                param: dict[str, Any] = {
-                    "name": key,
-                    "in": "query",
-                    "required": info.is_required(),
-                    "schema": prop,
-                }
-                if info.description:
-                    param["description"] = info.description
-                if _is_list(info.annotation):
-                    param["style"] = "form"
-                    param["explode"] = True
-                parameters.append(param)
-        if e.method == "GET":
-            parameters.append(
-                {
-                    "name": MIN_POSITION_HEADER,
-                    "in": "header",
-                    "required": False,
-                    "description": "wait (bounded) until the read models reached this position",
-                    "schema": {"type": "integer", "minimum": 0},
-                }
-            )
-        operation: dict[str, Any] = {
-            "summary": e.summary,
-            "operationId": e.handler.__name__,
-            "tags": [e.tag],
-            "parameters": parameters,
-            "responses": {},
-        }
-        if e.handler.__doc__:
-            operation["description"] = e.handler.__doc__.strip()
-        if e.body is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": ref(e.body)}},
-            }
-        ok: dict[str, Any] = {"description": "OK"}
-        if e.response is not None:
-            ok["content"] = {"application/json": {"schema": ref(e.response)}}
-        operation["responses"][str(e.status)] = ok
-        codes = set(e.errors)
-        if e.body is not None or e.method == "GET":
-            codes |= {400, 422} if e.body is not None else {400}
-        if e.query is not None:
-            codes.add(422)
-        if e.auth is not None:
-            codes |= {401, 403}
-            operation["security"] = [{"bearer": []}]
-        if _path_params(e.path):
-            codes.add(404)
-        for code in sorted(codes):
-            operation["responses"][str(code)] = {
-                "description": _ERROR_TEXT[code],
-                "content": problem,
-            }
-        paths.setdefault(e.path, {})[e.method.lower()] = operation
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": title, "version": version},
-        "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
-    }
-
-
-def _path_params(path: str) -> list[str]:
-    return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]

@@ -1,6 +1,6 @@
 """Connector sync events over HTTP, for connectors without Kafka: `POST /v1/sync-events`.
 
-Same message as the Kafka topic (consumers.messages.SyncEventMessage), authenticated by
+Same message as the Kafka topic (application.sync_events.SyncEventMessage), authenticated by
 the installation's OAuth access token, applied exactly once per event_id.
 """
 
@@ -10,10 +10,11 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from api.oauth import installation_token
+from api.auth import installation_token
 from api.problems import Problem
 from api.routing import Call, Endpoint
-from consumers.messages import SyncEventMessage
+from application import sync_events
+from application.sync_events import SyncEventMessage
 
 
 class SyncEventAccepted(BaseModel):
@@ -46,7 +47,9 @@ async def post_sync_event(call: Call) -> SyncEventAccepted:
             "the access token was issued to another app",
             errors=[{"field": "app_id", "message": "not this token's app"}],
         )
-    result = await call.run(call.state.store.record_sync_event, message.to_sync_event())
+    result = await call.run(
+        sync_events.record_sync_event, call.state.store, message.to_sync_event()
+    )
     await call.written(result.position)
     return SyncEventAccepted(
         event_id=result.event_id,

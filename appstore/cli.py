@@ -1,8 +1,9 @@
-"""The `appstore` command line: serve, project, consume, demo, replay, expire, audit, migrate."""
+"""The `appstore` command line: every entry point of the store's processes and tools."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Annotated
 from uuid import UUID
@@ -11,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from appstore.settings import get_settings
+from appstore.settings import get_settings, settings_table
 
 cli = typer.Typer(help="App & Service Store back end.", no_args_is_help=True)
 audit_cli = typer.Typer(help="Read the event history (ops).", no_args_is_help=True)
@@ -19,32 +20,77 @@ cli.add_typer(audit_cli, name="audit")
 console = Console(stderr=True)
 
 
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+
+
 @cli.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address")] = None,
     port: Annotated[int | None, typer.Option(help="port")] = None,
 ) -> None:
-    """Run the API with the projections in-process (the embedded default)."""
-    from appstore.processes import serve as run_serve
+    """Run the API and web pages with the projections in-process (the embedded default)."""
+    from appstore.processes import serve as run
 
     settings = get_settings()
-    run_serve(settings, host or settings.host, port or settings.port)
+    run(settings, host or settings.host, port or settings.port)
 
 
 @cli.command()
 def project() -> None:
     """Run the projections continuously (a separate process at scale)."""
-    from appstore.processes import run_projector
+    from appstore.processes import project as run
 
-    run_projector(get_settings())
+    run(get_settings())
 
 
 @cli.command()
-def consume() -> None:
+def consume(
+    batch_size: Annotated[
+        int | None, typer.Option(help="max messages per poll and transaction")
+    ] = None,
+    partitions: Annotated[int | None, typer.Option(help="partitions of topics it creates")] = None,
+    group_id: Annotated[str | None, typer.Option(help="consumer group")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve Prometheus /metrics on this port")
+    ] = None,
+) -> None:
     """Run the Kafka consumer of connector sync events."""
-    from appstore.processes import run_consumer
+    from appstore.processes import consume as run
 
-    run_consumer(get_settings())
+    _log_to_stderr()
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
+    run(get_settings(), batch_size=batch_size, partitions=partitions, group_id=group_id)
+
+
+@cli.command()
+def redrive(
+    reason: Annotated[
+        list[str] | None, typer.Option(help="only dead letters with this reason (repeatable)")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count, send nothing")] = False,
+) -> None:
+    """Put dead letters back on the sync-events topic once their cause is fixed, once each."""
+    from consumers.redrive import redrive as run
+
+    _log_to_stderr()
+    settings = get_settings()
+    if not settings.kafka_bootstrap_servers:
+        console.print("[red]APPSTORE_KAFKA_BOOTSTRAP_SERVERS is not set[/red]")
+        raise typer.Exit(2)
+    report = run(
+        settings.kafka_bootstrap_servers,
+        settings.sync_events_topic,
+        reasons=reason or [],
+        dry_run=dry_run,
+    )
+    verb = "would re-drive" if dry_run else "re-drove"
+    print(f"{verb} {sum(report.redriven.values())}: {dict(report.redriven)}")
+    print(f"left alone {sum(report.skipped.values())}: {dict(report.skipped)}")
 
 
 @cli.command()
@@ -52,17 +98,18 @@ def replay(
     projection: Annotated[str | None, typer.Option(help="one read model, default all")] = None,
 ) -> None:
     """Drop and rebuild read models from position 0, with a progress bar."""
-    from appstore.processes import replay as run_replay
+    from appstore.processes import replay as run
 
-    run_replay(get_settings(), projection)
+    run(get_settings(), projection)
 
 
 @cli.command()
 def expire() -> None:
     """Append Expired events for installations past their expiry (and lapse stale ones)."""
-    from appstore.processes import expire_due
+    from appstore.processes import expire as run
 
-    expire_due(get_settings())
+    result = run(get_settings())
+    console.print(f"expired {result.expired}, lapsed {result.lapsed}")
 
 
 @cli.command()
@@ -73,11 +120,11 @@ def demo(
     apps: Annotated[int, typer.Option(help="number of apps (at least 60)")] = 72,
 ) -> None:
     """Load a realistic demo catalog, developers, sellers and installations."""
+    from appstore.bootstrap import build_store
     from appstore.demo import load_demo
-    from appstore.wiring import build_store
 
     store = build_store(get_settings())
-    if if_empty and store.recorder.max_notification_id():
+    if if_empty and store.head():
         console.print("[dim]store not empty: demo catalog not loaded[/dim]")
         return
     summary = load_demo(store, apps=max(apps, 60), console=console)
@@ -87,16 +134,22 @@ def demo(
 @cli.command()
 def migrate() -> None:
     """Create the event store and read-model tables (idempotent)."""
-    from appstore.processes import migrate as run_migrate
+    from appstore.processes import migrate as run
 
-    run_migrate(get_settings())
+    run(get_settings())
     console.print("[green]schema ready[/green]")
+
+
+@cli.command("settings")
+def show_settings() -> None:
+    """Print every APPSTORE_* setting with its default and meaning (README's table)."""
+    print(settings_table())
 
 
 @audit_cli.command("show")
 def audit_show(aggregate_id: str) -> None:
     """Print an aggregate's full history: position, version, time, event type, payload."""
-    from appstore.wiring import build_store
+    from appstore.bootstrap import build_store
     from projections.audit import aggregate_history
 
     try:
@@ -123,7 +176,7 @@ def audit_export(
     since: Annotated[int, typer.Option(help="only events after this position")] = 0,
 ) -> None:
     """Write every event after --since as JSON lines to stdout."""
-    from appstore.wiring import build_store
+    from appstore.bootstrap import build_store
     from projections.audit import iter_log
 
     out = sys.stdout

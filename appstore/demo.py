@@ -11,9 +11,11 @@ from uuid import UUID
 from rich.console import Console
 from rich.progress import Progress
 
+from application import accounts, installations, listings, sync_events
+from application.store import Store
 from domain import values as v
 from domain.errors import DomainError
-from domain.store import AppStore, SyncEvent
+from domain.incident import SyncEvent
 
 DEMO_PASSWORD = "demo-password-123"
 
@@ -176,7 +178,7 @@ def demo_listings(count: int, seed: int = 7) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     categories, platforms = list(v.CATEGORIES), list(v.PLATFORMS)
     names: set[str] = set()
-    listings = []
+    out = []
     for n in range(count):
         category = categories[n % len(categories)]
         platform = platforms[n % len(platforms)]
@@ -189,7 +191,7 @@ def demo_listings(count: int, seed: int = 7) -> list[dict[str, Any]]:
         extra_platforms = rng.sample(platforms, k=rng.randint(0, 3))
         extra_category = rng.choice(categories)
         domain = f"{name.lower()}.example.com"
-        listings.append(
+        out.append(
             {
                 "name": name,
                 "tagline": kind["tagline"].format(platform=v.PLATFORMS[platform], name=name),
@@ -231,12 +233,12 @@ def demo_listings(count: int, seed: int = 7) -> list[dict[str, Any]]:
                 else ["30d", "365d"],
             }
         )
-    return listings
+    return out
 
 
-def load_demo(store: AppStore, *, apps: int = 72, console: Console | None = None) -> str:
+def load_demo(store: Store, *, apps: int = 72, console: Console | None = None) -> str:
     """Loads the demo data into `store`; returns a one-line summary."""
-    listings = demo_listings(apps)
+    catalog = demo_listings(apps)
     developers: list[UUID] = []
     app_ids: list[UUID] = []
     sellers: list[UUID] = []
@@ -245,7 +247,8 @@ def load_demo(store: AppStore, *, apps: int = 72, console: Console | None = None
         task = progress.add_task("demo catalog", total=apps + 12)
         for n in range(6):
             developers.append(
-                store.register_account(
+                accounts.register_account(
+                    store,
                     "developer",
                     f"developer{n + 1}@demo.example.com",
                     DEMO_PASSWORD,
@@ -253,12 +256,13 @@ def load_demo(store: AppStore, *, apps: int = 72, console: Console | None = None
                 ).id
             )
             progress.advance(task)
-        for n, listing in enumerate(listings):
-            app_ids.append(store.list_app(developers[n % len(developers)], listing).id)
+        for n, listing in enumerate(catalog):
+            app_ids.append(listings.list_app(store, developers[n % len(developers)], listing).id)
             progress.advance(task)
         for n in range(6):
             sellers.append(
-                store.register_account(
+                accounts.register_account(
+                    store,
                     "seller",
                     f"seller{n + 1}@demo.example.com",
                     DEMO_PASSWORD,
@@ -268,19 +272,21 @@ def load_demo(store: AppStore, *, apps: int = 72, console: Console | None = None
             )
             rng = random.Random(n)
             for app_id in rng.sample(app_ids, k=min(6, len(app_ids))):
-                duration = rng.choice(store.app(app_id).durations)
+                duration = rng.choice(listings.app(store, app_id).durations)
                 try:
-                    outcome = store.install(
+                    outcome = installations.install(
+                        store,
                         sellers[-1],
                         app_id,
                         duration,
                         f"ops@shop{n + 1}.example.com",
                         "+14155550199",
                     )
-                    store.authorize(sellers[-1], outcome.id)
+                    installations.authorize(store, sellers[-1], outcome.id)
                     installs += 1
                     if rng.random() < 0.4:
-                        store.record_sync_event(
+                        sync_events.record_sync_event(
+                            store,
                             SyncEvent(
                                 event_id=f"demo-{outcome.id}",
                                 installation_id=outcome.id,
@@ -293,11 +299,11 @@ def load_demo(store: AppStore, *, apps: int = 72, console: Console | None = None
                                 ),
                                 message="The last sync did not complete; it will be retried.",
                                 object_ids=[f"order-{rng.randint(1000, 9999)}"],
-                            )
+                            ),
                         )
                         incidents += 1
                     if rng.random() < 0.15:
-                        store.cancel(sellers[-1], outcome.id)
+                        installations.cancel(store, sellers[-1], outcome.id)
                 except DomainError:
                     continue
             progress.advance(task)

@@ -1,83 +1,34 @@
-"""The store's processes: serve, project, replay, expire, migrate, consume.
+"""The bodies of the store's processes: serve, project, consume, replay, expire, migrate.
 
-Each function builds what it needs from the settings and runs until done or signalled.
+Each builds what it needs through appstore.bootstrap and runs until done or signalled.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from application.expiry import SweepResult, sweep
+from appstore.bootstrap import (
+    app_from_environment,
+    build_store,
+    read_side,
+    worker_config,
+)
 from appstore.settings import Settings
-from appstore.wiring import build_store
-from domain.errors import DomainError
-from domain.store import AppStore
-from projections import my_apps
-from projections.read_side import all_projections, build_projector
-from projections.runner import Projector
+from consumers.worker import AGGREGATE_CACHE, SyncEventWorker
+from projections.my_apps import DueInstallations
+from projections.read_side import all_projections
+from projections.runner import StepResult
 
 console = Console(stderr=True)
-
-
-class ProjectorSettings(BaseSettings):
-    """Tuning of the projection runner (APPSTORE_PROJECTOR_*)."""
-
-    model_config = SettingsConfigDict(env_prefix="APPSTORE_PROJECTOR_", extra="ignore")
-
-    batch_size: int = 1000
-    # Replays rebuild from scratch: bigger transactions, fewer commits.
-    replay_batch_size: int = 2000
-    poll_interval: float = 0.05
-    # Seconds between expiry sweeps in `serve`.
-    sweep_interval: float = 30.0
-
-
-class ServeSettings(BaseSettings):
-    """`serve` process options (APPSTORE_SERVE_*)."""
-
-    model_config = SettingsConfigDict(env_prefix="APPSTORE_SERVE_", extra="ignore")
-
-    # API worker processes; each also runs the projections (the tracking rows keep them
-    # from applying an event twice) and the sweeper.
-    workers: int = 1
-    # False where separate `appstore project` processes build the read models (compose).
-    projections: bool = True
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    expired: int
-    lapsed: int
-
-
-def sweep(store: AppStore, projector: Projector, now: datetime | None = None) -> SweepResult:
-    """Appends Expired / Declined(lapsed) events for installations the read model finds due."""
-    now = now or store.clock.now()
-    with projector.engine.connect() as conn:
-        expiring = my_apps.due_for_expiry(conn, now)
-        lapsing = my_apps.due_for_lapse(conn, now)
-    expired = lapsed = 0
-    for installation_id in expiring:
-        try:
-            store.expire(installation_id)
-            expired += 1
-        except DomainError:
-            pass  # renewed or cancelled meanwhile: the read model was behind
-    for installation_id in lapsing:
-        try:
-            store.lapse(installation_id)
-            lapsed += 1
-        except DomainError:
-            pass
-    return SweepResult(expired, lapsed)
+log = logging.getLogger("appstore")
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -89,55 +40,61 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 
 def serve(settings: Settings, host: str, port: int) -> None:
-    """The API with the projections and the expiry sweeper in background threads."""
+    """The API (and web pages) with the projections and the expiry sweeper in background
+    threads; the Kafka consumer too when a broker is configured."""
     import uvicorn
 
     if settings.kafka_bootstrap_servers:
-        thread = threading.Thread(target=run_consumer, args=(settings,), daemon=True)
-        thread.start()
-    workers = ServeSettings().workers
+        threading.Thread(target=consume, args=(settings,), name="consumer", daemon=True).start()
     # Per-request access lines cost latency; /metrics counts requests instead.
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "info"}
     options["access_log"] = False
-    if workers > 1:
+    if settings.serve.workers > 1:
         migrate(settings)  # create the tables once, before the workers race to
         uvicorn.run(
-            "appstore.processes:app_from_environment", factory=True, workers=workers, **options
+            "appstore.bootstrap:app_from_environment",
+            factory=True,
+            workers=settings.serve.workers,
+            **options,
         )
     else:
         uvicorn.run(app_from_environment(settings), **options)
 
 
-def app_from_environment(settings: Settings | None = None) -> Any:
-    """The API app for `serve` (also the factory each uvicorn worker calls)."""
-    from api.app import create_app
-    from appstore.settings import get_settings
-
-    tuning = ProjectorSettings()
-    return create_app(
-        settings or get_settings(),
-        run_projections=ServeSettings().projections,
-        sweep_interval=tuning.sweep_interval,
-        batch_size=tuning.batch_size,
-    )
-
-
-def run_projector(settings: Settings) -> None:
+def project(settings: Settings) -> None:
     """Runs every projection until SIGTERM/SIGINT (the current batch commits or rolls back)."""
-    tuning = ProjectorSettings()
     store = build_store(settings)
-    projector = build_projector(store, settings.database_url, batch_size=tuning.batch_size)
+    projector = read_side(store, settings)
     stop = threading.Event()
     _stop_on_signals(stop)
     console.print(f"[green]projecting[/green] {', '.join(projector.projections)}")
-    projector.run_forever(stop, interval=tuning.poll_interval)
+    projector.run_forever(stop, interval=settings.projector.poll_interval)
     console.print("[dim]projector stopped[/dim]")
     store.close()
 
 
+def consume(settings: Settings, *, stop: threading.Event | None = None, **overrides: Any) -> None:
+    """The Kafka consumer of sync events until SIGTERM/SIGINT (or `stop`).
+
+    Signal handlers are installed only in the main thread; an embedding process (`serve`)
+    passes its own `stop` event instead.
+    """
+    store = build_store(settings, aggregate_cache=AGGREGATE_CACHE)
+    worker = SyncEventWorker(store, worker_config(settings, **overrides), stop_event=stop)
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, lambda *_: worker.stop())
+    try:
+        worker.run()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        store.close()
+
+
 def replay(settings: Settings, projection_name: str | None) -> None:
     """Drops and rebuilds one read model (or all) from position 0, with a progress bar."""
-    tuning = ProjectorSettings()
     store = build_store(settings)
     known = [p.name for p in all_projections()]
     if projection_name is not None and projection_name not in known:
@@ -146,8 +103,8 @@ def replay(settings: Settings, projection_name: str | None) -> None:
         )
         raise SystemExit(2)
     names = [projection_name] if projection_name else known
-    projector = build_projector(
-        store, settings.database_url, names=names, batch_size=tuning.replay_batch_size
+    projector = read_side(
+        store, settings, names=names, batch_size=settings.projector.replay_batch_size
     )
     head = projector.head()
     started = time.perf_counter()
@@ -164,7 +121,7 @@ def replay(settings: Settings, projection_name: str | None) -> None:
             task = progress.add_task(name, total=head or 1, rate="")
             begun = time.perf_counter()
 
-            def advance(result: Any, task: Any = task, begun: float = begun) -> None:
+            def advance(result: StepResult, task: Any = task, begun: float = begun) -> None:
                 if result.position >= 0:
                     rate = result.position / max(time.perf_counter() - begun, 1e-9)
                     progress.update(task, completed=result.position, rate=f"{rate:,.0f}")
@@ -178,25 +135,18 @@ def replay(settings: Settings, projection_name: str | None) -> None:
     store.close()
 
 
-def expire_due(settings: Settings) -> None:
+def expire(settings: Settings) -> SweepResult:
     """One expiry sweep (run it from cron, or let `serve` run it periodically)."""
     store = build_store(settings)
-    projector = build_projector(store, settings.database_url)
+    projector = read_side(store, settings)
     projector.catch_up()
-    result = sweep(store, projector)
-    console.print(f"expired {result.expired}, lapsed {result.lapsed}")
+    result = sweep(store, DueInstallations(projector.engine))
     store.close()
+    return result
 
 
 def migrate(settings: Settings) -> None:
     """Creates the event store tables and every read-model table (idempotent)."""
     store = build_store(settings)
-    build_projector(store, settings.database_url)
+    read_side(store, settings)
     store.close()
-
-
-def run_consumer(settings: Settings) -> None:
-    """The Kafka consumer of connector sync events (consumers.worker)."""
-    from consumers.worker import run
-
-    run(settings)

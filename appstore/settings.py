@@ -1,11 +1,60 @@
-"""Settings, read once from the environment (prefix APPSTORE_)."""
+"""Settings: one object, read once from the environment (prefix APPSTORE_).
+
+Sections group what one process tunes: `serve` (APPSTORE_SERVE_*), `projector`
+(APPSTORE_PROJECTOR_*), `consumer` (APPSTORE_CONSUMER_*). README's settings table is made
+from this class (`appstore settings`), and a test keeps the two equal.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
 from pydantic import Field
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServeSettings(BaseSettings):
+    """`appstore serve`: the API (and, embedded, the projections and the consumer)."""
+
+    model_config = SettingsConfigDict(env_prefix="APPSTORE_SERVE_", extra="ignore")
+
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="API worker processes; each also runs the projections and the sweeper",
+    )
+    projections: bool = Field(
+        default=True,
+        description="false where separate `appstore project` processes build the read models",
+    )
+
+
+class ProjectorSettings(BaseSettings):
+    """The projection runner, in `serve` or `appstore project`."""
+
+    model_config = SettingsConfigDict(env_prefix="APPSTORE_PROJECTOR_", extra="ignore")
+
+    batch_size: int = Field(default=1000, ge=1, description="events per projection transaction")
+    replay_batch_size: int = Field(
+        default=2000, ge=1, description="events per transaction when `replay` rebuilds"
+    )
+    poll_interval: float = Field(default=0.05, gt=0, description="seconds between idle polls")
+    sweep_interval: float = Field(
+        default=30.0, gt=0, description="seconds between expiry sweeps in `serve`"
+    )
+
+
+class ConsumerSettings(BaseSettings):
+    """The Kafka consumer of sync events, in `serve` or `appstore consume`."""
+
+    model_config = SettingsConfigDict(env_prefix="APPSTORE_CONSUMER_", extra="ignore")
+
+    group_id: str = Field(default="appstore-consumers", description="Kafka consumer group")
+    partitions: int = Field(
+        default=6, ge=1, description="partitions of the topics it creates (≥ consumers)"
+    )
+    batch_size: int = Field(default=500, ge=1, description="messages per poll and transaction")
 
 
 class Settings(BaseSettings):
@@ -15,20 +64,63 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default="sqlite:///./var/appstore.db",
-        description="sqlite:///path/to/file.db (embedded) or postgresql://user:pw@host:port/db",
+        description="event store and read models: `sqlite:///path.db` (embedded) or "
+        "`postgresql://user:pw@host:5432/db`",
     )
     ops_token: str | None = Field(default=None, description="bearer token for the ops routes")
     kafka_bootstrap_servers: str | None = Field(
-        default=None, description="unset: no Kafka; set: serve also runs the consumer"
+        default=None, description="unset: no Kafka; set: `serve` also runs the consumer"
     )
-    sync_events_topic: str = "appstore.sync-events"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    # Fast argon2 parameters, for tests and the demo only.
-    fast_password_hashing: bool = False
+    sync_events_topic: str = Field(
+        default="appstore.sync-events", description="topic of connector sync events"
+    )
+    host: str = Field(default="127.0.0.1", description="where `serve` listens (`--host`)")
+    port: int = Field(default=8000, description="where `serve` listens (`--port`)")
+    fast_password_hashing: bool = Field(
+        default=False, description="cheap argon2 parameters: for tests and the demo only"
+    )
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    projector: ProjectorSettings = Field(default_factory=ProjectorSettings)
+    consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
+
+
+SECTIONS: dict[str, type[BaseSettings]] = {
+    "serve": ServeSettings,
+    "projector": ProjectorSettings,
+    "consumer": ConsumerSettings,
+}
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process's settings, read once."""
     return Settings()
+
+
+def environment_variables() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) of every setting, in the order of the classes."""
+    rows: list[tuple[str, str, str]] = []
+
+    def add(prefix: str, fields: dict[str, FieldInfo]) -> None:
+        for name, info in fields.items():
+            if name in SECTIONS:
+                continue
+            default = info.get_default(call_default_factory=True)
+            if default is None:
+                shown = "unset"
+            else:
+                shown = str(default).lower() if isinstance(default, bool) else str(default)
+            rows.append((f"{prefix}{name.upper()}", shown, info.description or ""))
+
+    add("APPSTORE_", Settings.model_fields)
+    for section in SECTIONS.values():
+        add(str(section.model_config.get("env_prefix", "")), section.model_fields)
+    return rows
+
+
+def settings_table() -> str:
+    """README's settings table (markdown)."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for variable, default, meaning in environment_variables():
+        lines.append(f"| `{variable}` | `{default}` | {meaning} |")
+    return "\n".join(lines)

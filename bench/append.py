@@ -20,9 +20,10 @@ from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from application import installations
+from application.store import Store
+from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from appstore.wiring import build_store
-from domain.store import AppStore
 from tests import factories as f
 
 console = Console()
@@ -59,20 +60,22 @@ def raw_inserts(url: str, seconds: float, progress: Progress) -> tuple[int, floa
         return n, time.perf_counter() - start
 
 
-def store_commands(store: AppStore, seconds: float, progress: Progress) -> tuple[int, int, float]:
+def store_commands(store: Store, seconds: float, progress: Progress) -> tuple[int, int, float]:
     """install + authorize through the domain, each a separate command and transaction."""
     developer = f.developer(store)
     apps = [f.app(store, developer) for _ in range(40)]
     sellers: list[uuid.UUID] = []
-    head = store.recorder.max_notification_id()
+    head = store.application.recorder.max_notification_id()
     task = progress.add_task("install+authorize", total=seconds)
     commands, start, i = 0, time.perf_counter(), 0
     while (elapsed := time.perf_counter() - start) < seconds:
         if i % len(apps) == 0:
             sellers.append(f.seller(store))
         seller, app = sellers[-1], apps[i % len(apps)]
-        installation = store.install(seller, app, "90d", "ops@shop.example.com", "+14155550101")
-        store.authorize(seller, installation.id)
+        installation = installations.install(
+            store, seller, app, "90d", "ops@shop.example.com", "+14155550101"
+        )
+        installations.authorize(store, seller, installation.id)
         commands += 2
         i += 1
         if i % 20 == 0:
@@ -82,7 +85,7 @@ def store_commands(store: AppStore, seconds: float, progress: Progress) -> tuple
     # Sign-ups of the sellers happen inside the timed loop too; count only install events.
     events = sum(
         1
-        for n in store.recorder.select_notifications(head + 1, 10_000_000)
+        for n in store.application.recorder.select_notifications(head + 1, 10_000_000)
         if ":Installation." in n.topic or ":InstallationSlot." in n.topic
     )
     return commands, events, elapsed

@@ -29,8 +29,9 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from application import accounts
+from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from appstore.wiring import build_store
 from bench.workload import NOUNS, append_catalog, fresh_postgres_database
 from domain import values as v
 from tests import factories as f
@@ -75,8 +76,8 @@ def seed(url: str, apps: int, progress: Progress) -> tuple[list[str], list[str]]
         seller = f.seller(store)
         for app_id in app_ids:
             f.active_installation(store, seller, app_id)
-        email = store.account(seller).email
-        tokens.append(store.start_session(email, f.PASSWORD).token)
+        email = accounts.account(store, seller).email
+        tokens.append(accounts.start_session(store, email, f.PASSWORD).token)
     store.close()
     return [f"app-{n}" for n in range(apps)], tokens
 

@@ -3,7 +3,7 @@
 In one run, over the same N messages on the same broker:
   a. the raw kafka-python consume rate (poll only, no parsing, no store);
   b. the worker's rate from topic to stored incidents (parse, validate, one transaction per
-     batch through `AppStore.record_sync_events`, commit offsets), and the ratio b / a;
+     batch through `Store.record_sync_events`, commit offsets), and the ratio b / a;
   c. end-to-end latency at a steady produce rate below capacity: produce → incident stored,
      and produce → incident visible in the incidents read model (projections.incidents).
 
@@ -39,8 +39,9 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from application.store import Store
+from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from appstore.wiring import build_store
 from consumers.worker import (
     AGGREGATE_CACHE,
     BatchOutcome,
@@ -48,7 +49,6 @@ from consumers.worker import (
     WorkerConfig,
     ensure_topics,
 )
-from domain.store import AppStore
 from tests import factories as f
 
 console = Console()
@@ -73,7 +73,7 @@ def progress_bar() -> Progress:
     )
 
 
-def installations(store: AppStore, count: int, progress: Progress) -> list[uuid.UUID]:
+def installations(store: Store, count: int, progress: Progress) -> list[uuid.UUID]:
     task = progress.add_task("setup: active installations", total=count, rate="")
     app_id = f.app(store)
     ids = []
@@ -158,7 +158,7 @@ def raw_consume(bootstrap: str, topic: str, count: int, progress: Progress) -> f
 class WorkerRun:
     """The worker in a thread, with every committed batch handed to `on_batch`."""
 
-    def __init__(self, store: AppStore, config: WorkerConfig) -> None:
+    def __init__(self, store: Store, config: WorkerConfig) -> None:
         self.batches: queue.Queue[BatchOutcome] = queue.Queue()
         self.worker = SyncEventWorker(store, config, on_batch=self.batches.put)
         self.thread = threading.Thread(target=self.worker.run, name="bench-worker", daemon=True)
@@ -173,7 +173,7 @@ class WorkerRun:
 
 
 def worker_throughput(
-    store: AppStore, config: WorkerConfig, count: int, progress: Progress
+    store: Store, config: WorkerConfig, count: int, progress: Progress
 ) -> tuple[float, float]:
     """The worker over the backlog; returns (msg/s from first batch to last commit, join s)."""
     task = progress.add_task("b. worker: topic → stored incidents", total=count, rate="")
@@ -223,7 +223,7 @@ def projector_process(database_url: str) -> Iterator[tuple[subprocess.Popen[byte
 
 
 def latency(
-    store: AppStore,
+    store: Store,
     database_url: str,
     config: WorkerConfig,
     ids: list[uuid.UUID],

@@ -3,7 +3,7 @@
 Measurements in the same run, on the same database:
   raw        psycopg `SELECT state FROM <events table> WHERE originator_id=… AND
              originator_version=1` (one primary-key read, prepared, one connection)
-  check      domain.oauth.check_access_token: grant + installation aggregates (token
+  check      application.tokens.check_access_token: grant + installation aggregates (token
              records never change, so a process keeps them after the first read)
   raw in txn the same SELECT inside BEGIN … COMMIT, as the event store reads
   1 aggregate one `repository.get` of a token aggregate (read + decode + replay)
@@ -36,11 +36,13 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from application import authorization, listings, sync_events, tokens
+from application.store import Store
+from appstore.bootstrap import build_store, event_store_env
 from appstore.settings import Settings
-from appstore.wiring import build_store, event_store_env
 from domain import oauth
 from domain.credentials import Passwords, token_hash
-from domain.store import AppStore, SyncEvent
+from domain.incident import SyncEvent
 from tests import factories as f
 
 console = Console()
@@ -54,15 +56,15 @@ def fresh_database(admin_url: str) -> str:
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
-def issue_tokens(store: AppStore, count: int) -> tuple[list[str], str, str]:
+def issue_tokens(store: Store, count: int) -> tuple[list[str], str, str]:
     """`count` access tokens, each of its own live installation of one app."""
-    listed = store.list_app(f.developer(store), f.listing())
-    client = oauth.authenticate_client(store, listed.client_id, listed.client_secret)
-    tokens = []
+    listed = listings.list_app(store, f.developer(store), f.listing())
+    client = tokens.authenticate_client(store, listed.client_id, listed.client_secret)
+    access_tokens = []
     for _ in range(count):
         seller = f.seller(store)
         installation = f.active_installation(store, seller, listed.id, "365d")
-        request = oauth.check_authorization_request(
+        request = authorization.check_authorization_request(
             store,
             client_id=listed.client_id,
             redirect_uri=REDIRECT,
@@ -72,9 +74,9 @@ def issue_tokens(store: AppStore, count: int) -> tuple[list[str], str, str]:
             code_challenge=None,
             code_challenge_method=None,
         )
-        code = oauth.issue_code(store, seller, installation, request).code
-        tokens.append(oauth.exchange_code(store, client, code, REDIRECT, None).access_token)
-    return tokens, listed.client_id, listed.client_secret
+        code = authorization.issue_code(store, seller, installation, request).code
+        access_tokens.append(tokens.exchange_code(store, client, code, REDIRECT, None).access_token)
+    return access_tokens, listed.client_id, listed.client_secret
 
 
 def measure(name: str, seconds: float, call: Callable[[], object]) -> dict[str, float]:
@@ -121,19 +123,20 @@ def concurrent_rate(threads: int, seconds: float, call: Callable[[], object], na
     return rate
 
 
-def busy_installation(store: AppStore, token: str, reports: int) -> None:
+def busy_installation(store: Store, token: str, reports: int) -> None:
     """Gives the token's installation `reports` connector failure reports (its events grow)."""
-    check = oauth.check_access_token(store, token)
+    check = tokens.check_access_token(store, token)
     assert check.installation_id is not None
     now = datetime.now(UTC)
     for start in range(0, reports, 100):
-        store.record_sync_events(
+        sync_events.record_sync_events(
+            store,
             [
                 SyncEvent(
                     f"bench-{i}", check.installation_id, "failure", "orders", now, f"E{i % 7}"
                 )
                 for i in range(start, min(start + 100, reports))
-            ]
+            ],
         )
 
 
@@ -153,7 +156,7 @@ def main() -> None:
     store = build_store(Settings(database_url=url, fast_password_hashing=True))
     # The same database through the library's aggregate cache: every read still asks the
     # database for newer events (fast-forward), so a cancel elsewhere is seen at once.
-    cached = AppStore(
+    cached = Store(
         {**event_store_env(url), "AGGREGATE_CACHE_MAXSIZE": "20000"}, passwords=Passwords.fast()
     )
     console.print(f"issuing {args.tokens} tokens (one installation each)…")
@@ -161,7 +164,7 @@ def main() -> None:
     busy_token = tokens.pop()
     console.print(f"giving one installation {args.reports} incident reports…")
     busy_installation(store, busy_token, args.reports)
-    table = store.recorder.events_table_name  # type: ignore[attr-defined]
+    table = store.application.recorder.events_table_name  # type: ignore[attr-defined]
     ids = [oauth.token_id_for(token_hash(t)) for t in tokens]
     rng = random.Random(7)  # random.choice is thread-safe enough for picking test tokens
 
@@ -179,20 +182,20 @@ def main() -> None:
                 return raw()
 
         def one_aggregate() -> object:
-            return store.repository.get(rng.choice(ids))
+            return store.application.repository.get(rng.choice(ids))
 
-        def checker(on: AppStore, token: str | None = None) -> Callable[[], object]:
+        def checker(on: Store, token: str | None = None) -> Callable[[], object]:
             def check() -> object:
-                verdict = oauth.check_access_token(on, token or rng.choice(tokens), "orders.read")
+                verdict = tokens.check_access_token(on, token or rng.choice(tokens), "orders.read")
                 assert verdict.active, verdict
                 return verdict
 
             return check
 
-        def introspector(on: AppStore) -> Callable[[], object]:
+        def introspector(on: Store) -> Callable[[], object]:
             def introspect() -> object:
-                client = oauth.authenticate_client(on, client_id, secret)
-                verdict = oauth.check_token(on, rng.choice(tokens), client=client)
+                client = tokens.authenticate_client(on, client_id, secret)
+                verdict = tokens.check_token(on, rng.choice(tokens), client=client)
                 assert verdict.active
                 return verdict.introspection(client_id)
 

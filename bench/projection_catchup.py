@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sqlalchemy as sa
 
+from application.store import Store
+from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from appstore.wiring import build_store
 from bench.workload import append_catalog, fresh_postgres_database
-from domain.store import AppStore
 from projections.read_side import build_projector
 from projections.runner import Projector
 
@@ -40,7 +40,7 @@ EVENTS_PER_APP = 8
 REPLAY_BATCH = 2000
 
 
-def fill(store: AppStore, events: int, progress: Progress) -> int:
+def fill(store: Store, events: int, progress: Progress) -> int:
     apps = max(1, events // EVENTS_PER_APP)
     task = progress.add_task("append events", total=apps * EVENTS_PER_APP)
     appended = append_catalog(

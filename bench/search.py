@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import sqlalchemy as sa
 
 from api.answers import AnswerCache
+from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from appstore.wiring import build_store
 from bench.workload import ADJECTIVES, NOUNS, VERBS, append_catalog, fresh_postgres_database
 from domain import values as v
 from projections import catalog

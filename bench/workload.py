@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from application.store import Store
 from domain import values as v
 from domain.account import Account
 from domain.app_listing import AppListing, validate_listing
 from domain.installation import Installation
-from domain.store import AppStore
 
 ADJECTIVES = [
     "smart",
@@ -142,7 +142,7 @@ def listing(rng: random.Random, n: int) -> dict[str, object]:
 
 
 def append_catalog(
-    store: AppStore,
+    store: Store,
     *,
     apps: int,
     installs_per_app: int = 0,

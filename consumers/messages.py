@@ -1,24 +1,13 @@
-"""The sync-event message connectors publish (Kafka value, or the HTTP body), and its parsing.
-
-Wire format (JSON, UTF-8), key = the installation id::
-
-    {"event_id": "run-42-orders", "installation_id": "<uuid>", "app_id": "<uuid>",
-     "kind": "failure", "area": "orders", "error_code": "SKU_NOT_FOUND",
-     "message": "3 orders reference unknown SKUs", "object_ids": ["o-1", "o-2"],
-     "occurred_at": "2026-11-25T20:00:00Z"}
-
-Unknown fields are ignored, so connectors may send newer fields to an older store.
-"""
+"""Parsing a Kafka record into the sync-event message (application.sync_events), and the
+reasons a record goes to the dead-letter topic."""
 
 from __future__ import annotations
 
 import json
-from typing import Literal
-from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
-from domain.store import SyncEvent
+from application.sync_events import SyncEventMessage
 
 # Short machine codes in the DLQ `reason` header; operators filter and alert on them.
 REASON_INVALID_JSON = "invalid_json"
@@ -28,49 +17,6 @@ REASON_CANCELLED = "installation_cancelled"
 REASON_NOT_ACTIVE = "installation_not_active"
 REASON_REJECTED = "rejected"
 REASON_PROCESSING_ERROR = "processing_error"
-
-# A connector may report many affected objects; the domain keeps the newest 100 anyway.
-MAX_OBJECT_IDS = 10_000
-
-
-class SyncEventMessage(BaseModel):
-    """One connector sync result, as published to `appstore.sync-events`."""
-
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, frozen=True)
-
-    event_id: str = Field(min_length=1, max_length=200, description="unique per installation")
-    installation_id: UUID
-    app_id: UUID | None = Field(default=None, description="checked against the installation")
-    kind: Literal["failure", "success"]
-    area: str = Field(min_length=1, max_length=64, description="orders, inventory, …")
-    error_code: str = Field(default="", max_length=120)
-    message: str = Field(default="", max_length=20_000)
-    object_ids: list[str] = Field(default_factory=list, max_length=MAX_OBJECT_IDS)
-    occurred_at: AwareDatetime
-
-    @model_validator(mode="after")
-    def _failure_has_error_code(self) -> SyncEventMessage:
-        if self.kind == "failure" and not self.error_code:
-            raise ValueError("error_code is required when kind is 'failure'")
-        return self
-
-    def to_sync_event(self) -> SyncEvent:
-        """The domain's view of this message."""
-        return SyncEvent(
-            event_id=self.event_id,
-            installation_id=self.installation_id,
-            kind=self.kind,
-            area=self.area,
-            occurred_at=self.occurred_at,
-            error_code=self.error_code,
-            message=self.message,
-            object_ids=list(self.object_ids),
-            app_id=self.app_id,
-        )
-
-    def to_json_bytes(self) -> bytes:
-        """The wire form (what the producer helper sends)."""
-        return self.model_dump_json().encode()
 
 
 class PoisonMessage(Exception):

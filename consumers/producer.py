@@ -38,7 +38,7 @@ from uuid import UUID
 from kafka.producer import KafkaProducer
 from kafka.producer.future import FutureRecordMetadata
 
-from consumers.messages import SyncEventMessage
+from application.sync_events import SyncEventMessage
 
 DEFAULT_TOPIC = "appstore.sync-events"
 

@@ -3,7 +3,7 @@
 After the cause is fixed (an installation authorized, a connector's schema bug patched and
 its messages still worth applying), an operator runs::
 
-    python -m consumers.redrive --reason installation_not_active [--dry-run]
+    appstore redrive --reason installation_not_active [--dry-run]
 
 It reads `<topic>.dlq` up to its end as of the start, remembering in consumer group
 `appstore-dlq-redrive.<reasons>` what it considered, so each dead letter is re-driven once per
@@ -14,7 +14,6 @@ dedupes). Messages still bad land in the DLQ again, past this run's end: no loop
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections import Counter
@@ -120,31 +119,3 @@ def _consider(
                 topic, key=record.key, value=record.value, headers=[("redriven_from", source)]
             )
         )
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m consumers.redrive [--reason R ...] [--dry-run]`, settings from APPSTORE_*."""
-    from appstore.settings import get_settings
-
-    parser = argparse.ArgumentParser(prog="python -m consumers.redrive", description=__doc__)
-    parser.add_argument("--reason", action="append", default=[], help="only this DLQ reason")
-    parser.add_argument("--dry-run", action="store_true", help="count, send nothing")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.ERROR)
-    settings = get_settings()
-    if not settings.kafka_bootstrap_servers:
-        raise SystemExit("APPSTORE_KAFKA_BOOTSTRAP_SERVERS is not set")
-    report = redrive(
-        settings.kafka_bootstrap_servers,
-        settings.sync_events_topic,
-        reasons=args.reason,
-        dry_run=args.dry_run,
-    )
-    verb = "would re-drive" if args.dry_run else "re-drove"
-    print(f"{verb} {sum(report.redriven.values())}: {dict(report.redriven)}")
-    print(f"left alone {sum(report.skipped.values())}: {dict(report.skipped)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -3,7 +3,7 @@
 One poll loop (group `appstore-consumers`, no auto-commit). Each polled batch goes through
 three steps, each retried on its own until it works or the worker is told to stop:
 
-1. store: valid messages go to `AppStore.record_sync_events` in one transaction; the
+1. store: valid messages go to `record_sync_events` in one transaction; the
    (installation, event_id) receipts make a redelivered message a no-op;
 2. dead letters: bad JSON, schema violations and refused reports (unknown, cancelled,
    not active installation) go to `<topic>.dlq` with the original key and bytes and the
@@ -16,13 +16,12 @@ error (store or broker unreachable) never skips a message: the step backs off an
 Any other error rewinds the batch's partitions and polls it again (after a backoff).
 SIGTERM/SIGINT stop the loop after the current batch.
 
-Run it with `appstore consume` or `python -m consumers.worker` (settings from APPSTORE_*).
+Run it with `appstore consume` (settings from APPSTORE_*), or inside `appstore serve`.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import sqlite3
 import threading
 import time
@@ -40,6 +39,8 @@ from kafka.producer import KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import Counter, Histogram
 
+from application.store import Store
+from application.sync_events import SyncResult, record_sync_event, record_sync_events
 from consumers.messages import (
     REASON_CANCELLED,
     REASON_NOT_ACTIVE,
@@ -58,7 +59,7 @@ from domain.errors import (
     InstallationNotFound,
     InvalidInput,
 )
-from domain.store import AppStore, SyncEvent, SyncResult
+from domain.incident import SyncEvent
 
 log = logging.getLogger("appstore.consumer")
 
@@ -100,7 +101,7 @@ BATCH_SECONDS = Histogram(
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """How the worker talks to Kafka. `from_settings` reads the process settings."""
+    """How the worker talks to Kafka (appstore.bootstrap.worker_config builds it)."""
 
     bootstrap_servers: str
     topic: str = "appstore.sync-events"
@@ -116,26 +117,6 @@ class WorkerConfig:
     @property
     def dlq_topic(self) -> str:
         return f"{self.topic}.dlq"
-
-    @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> WorkerConfig:
-        """Config from `appstore.settings.Settings` (optional fields fall back to defaults)."""
-        if not settings.kafka_bootstrap_servers:
-            raise ValueError("APPSTORE_KAFKA_BOOTSTRAP_SERVERS is not set")
-        values: dict[str, Any] = {
-            "bootstrap_servers": settings.kafka_bootstrap_servers,
-            "topic": settings.sync_events_topic,
-        }
-        for name, setting in (
-            ("group_id", "kafka_consumer_group"),
-            ("partitions", "kafka_sync_events_partitions"),
-            ("batch_size", "kafka_consumer_batch_size"),
-        ):
-            value = getattr(settings, setting, None)
-            if value is not None:
-                values[name] = value
-        values.update(overrides)
-        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -212,11 +193,11 @@ def ensure_topics(config: WorkerConfig) -> None:
 
 
 class SyncEventWorker:
-    """The consumer loop. `run()` blocks until `stop()` (or a signal, see `run` below)."""
+    """The consumer loop. `run()` blocks until `stop()` (or the `stop_event` is set)."""
 
     def __init__(
         self,
-        store: AppStore,
+        store: Store,
         config: WorkerConfig,
         *,
         on_batch: Callable[[BatchOutcome], None] | None = None,
@@ -381,7 +362,7 @@ class SyncEventWorker:
         """One result per message: its SyncResult, or the (reason, detail) of a refusal."""
         events = [event for _, event in valid]
         try:
-            raw: Sequence[SyncResult | Exception] = self.store.record_sync_events(events)
+            raw: Sequence[SyncResult | Exception] = record_sync_events(self.store, events)
         except TRANSIENT_ERRORS:
             raise
         except Exception:
@@ -402,7 +383,7 @@ class SyncEventWorker:
 
     def _store_one(self, event: SyncEvent) -> SyncResult | Exception:
         try:
-            return self.store.record_sync_event(event)
+            return record_sync_event(self.store, event)
         except TRANSIENT_ERRORS:
             raise
         except Exception as error:  # dead-lettered with the error, never silently dropped
@@ -467,55 +448,3 @@ class SyncEventWorker:
                 )
                 if self._stop.wait(delay):
                     raise Stopped(step) from error
-
-
-def run(settings: Any, *, stop: threading.Event | None = None, **config_overrides: Any) -> None:
-    """Runs the consumer for these settings until SIGTERM/SIGINT (or `stop` is set).
-
-    Signal handlers are installed only when called from the main thread; an embedding
-    process (e.g. `serve`) passes its own `stop` event instead.
-    """
-    from appstore.wiring import build_store
-
-    store = build_store(settings, aggregate_cache=AGGREGATE_CACHE)
-    config = WorkerConfig.from_settings(settings, **config_overrides)
-    worker = SyncEventWorker(store, config, stop_event=stop)
-    previous: dict[signal.Signals, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            previous[signum] = signal.signal(signum, lambda *_: worker.stop())
-    try:
-        worker.run()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        store.close()
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m consumers.worker [--batch-size N] [--partitions N]`, settings from APPSTORE_*."""
-    import argparse
-
-    from appstore.settings import get_settings
-
-    parser = argparse.ArgumentParser(prog="python -m consumers.worker", description=main.__doc__)
-    parser.add_argument("--batch-size", type=int, help="max messages per poll and transaction")
-    parser.add_argument("--partitions", type=int, help="partitions of topics it creates")
-    parser.add_argument("--group-id", help=f"consumer group (default {GROUP_ID})")
-    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
-    args = parser.parse_args(argv)
-    metrics_port = args.metrics_port
-    del args.metrics_port
-    overrides = {k: v for k, v in vars(args).items() if v is not None}
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("kafka").setLevel(logging.ERROR)
-    if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port)
-    run(get_settings(), **overrides)
-
-
-if __name__ == "__main__":
-    main()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
@@ -34,7 +34,24 @@ LISTING_FIELDS: tuple[str, ...] = (
 class AppListing(Aggregate):
     """A listed app. `details` holds the validated listing fields (see LISTING_FIELDS)."""
 
-    @event("Listed")
+    class Listed(Aggregate.Created):
+        developer_id: UUID
+        details: dict[str, Any]
+        client_secret_hash: str
+        listed_at: datetime
+
+    class Updated(Aggregate.Event):
+        changes: dict[str, Any]
+        updated_at: datetime
+
+    class Delisted(Aggregate.Event):
+        delisted_at: datetime
+
+    class ClientSecretRotated(Aggregate.Event):
+        client_secret_hash: str
+        rotated_at: datetime
+
+    @event(Listed)
     def __init__(
         self,
         developer_id: UUID,
@@ -73,7 +90,7 @@ class AppListing(Aggregate):
         if changed:
             self._updated(changed, now)
 
-    @event("Updated")
+    @event(Updated)
     def _updated(self, changes: dict[str, Any], updated_at: datetime) -> None:
         self.details = {**self.details, **changes}
         self.updated_at = updated_at
@@ -83,31 +100,14 @@ class AppListing(Aggregate):
         if self.is_listed:
             self._delisted(now)
 
-    @event("Delisted")
+    @event(Delisted)
     def _delisted(self, delisted_at: datetime) -> None:
         self.delisted_at = delisted_at
 
-    @event("ClientSecretRotated")
+    @event(ClientSecretRotated)
     def rotate_client_secret(self, client_secret_hash: str, rotated_at: datetime) -> None:
         """Replaces the OAuth client secret (the old one stops working)."""
         self.client_secret_hash = client_secret_hash
-
-
-class SlugClaim(Aggregate):
-    """Reserves a catalog slug for one app (same collision trick as EmailClaim)."""
-
-    @staticmethod
-    def create_id(slug: str) -> UUID:
-        return slug_claim_id(slug)
-
-    @event("Claimed")
-    def __init__(self, slug: str, app_id: UUID) -> None:
-        self.slug = slug
-        self.app_id = app_id
-
-
-def slug_claim_id(slug: str) -> UUID:
-    return uuid5(NAMESPACE_URL, f"appstore:slug:{slug}")
 
 
 def client_id_for(app_id: UUID) -> str:

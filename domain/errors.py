@@ -150,3 +150,20 @@ class IncidentAlreadyResolved(Conflict):
 
 class ConcurrentUpdate(Conflict):
     title = "Concurrent update"
+
+
+# --- OAuth (RFC 6749 error codes; the API picks the HTTP status) ---------------------------
+class OAuthError(DomainError):
+    """An RFC 6749 error: `error` is the registered code, `description` says why.
+
+    `redirectable` errors of the authorization endpoint go back to the client's
+    redirect_uri; the others (unknown client, wrong redirect_uri) must never redirect.
+    """
+
+    title = "OAuth error"
+
+    def __init__(self, error: str, description: str, *, redirectable: bool = True) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.redirectable = redirectable

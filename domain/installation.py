@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, Snapshot, event
 
@@ -22,34 +22,17 @@ from domain.errors import (
     NotPendingAuthorization,
     NotRenewable,
 )
-from domain.values import Duration, IncidentStatus, InstallationStatus
+from domain.incident import (
+    MAX_MESSAGE,
+    Incident,
+    SyncEvent,
+    incident_id_for,
+    newest_object_ids,
+)
+from domain.values import Conditions, Duration, IncidentStatus, InstallationStatus
 
 # A seller who leaves the authorization step open longer than this must start again.
 AUTHORIZATION_WINDOW = timedelta(minutes=30)
-# Affected object ids kept per incident (the newest win); connectors may send thousands.
-MAX_OBJECT_IDS = 100
-
-
-@dataclass
-class Incident:
-    """A sync problem reported by the app, grouped by area + error code while unresolved."""
-
-    id: UUID
-    area: str
-    error_code: str
-    message: str
-    object_ids: list[str]
-    first_seen: datetime
-    last_seen: datetime
-    count: int = 1
-    status: IncidentStatus = IncidentStatus.OPEN
-    acknowledged_at: datetime | None = None
-    resolved_at: datetime | None = None
-    resolution: str | None = None
-
-    @property
-    def is_unresolved(self) -> bool:
-        return self.status is not IncidentStatus.RESOLVED
 
 
 class InstallationSnapshot(Snapshot):
@@ -96,7 +79,64 @@ class Installation(Aggregate):
 
     Snapshot = InstallationSnapshot
 
-    @event("Installed")
+    # --- events -------------------------------------------------------------------------
+    class Installed(Aggregate.Created):
+        seller_id: UUID
+        app_id: UUID
+        duration: str
+        contact_email: str
+        contact_phone: str
+        scopes: list[str]
+        installed_at: datetime
+        via: str
+
+    class Authorized(Aggregate.Event):
+        authorized_at: datetime
+        expires_at: datetime | None
+
+    class Declined(Aggregate.Event):
+        declined_at: datetime
+        reason: str
+
+    class Renewed(Aggregate.Event):
+        duration: str
+        renewed_at: datetime
+        expires_at: datetime | None
+
+    class Cancelled(Aggregate.Event):
+        cancelled_at: datetime
+        reason: str
+
+    class Expired(Aggregate.Event):
+        expired_at: datetime
+
+    class IncidentRaised(Aggregate.Event):
+        incident_id: UUID
+        event_id: str
+        area: str
+        error_code: str
+        message: str
+        object_ids: list[str]
+        occurred_at: datetime
+
+    class IncidentRecurred(Aggregate.Event):
+        incident_id: UUID
+        event_id: str
+        message: str
+        object_ids: list[str]
+        occurred_at: datetime
+
+    class IncidentAcknowledged(Aggregate.Event):
+        incident_id: UUID
+        acknowledged_at: datetime
+
+    class IncidentResolved(Aggregate.Event):
+        incident_id: UUID
+        resolved_at: datetime
+        resolution: str
+        event_id: str | None
+
+    @event(Installed)
     def __init__(
         self,
         seller_id: UUID,
@@ -143,6 +183,15 @@ class Installation(Aggregate):
             return InstallationStatus.DECLINED
         return self.status
 
+    def conditions(self, now: datetime) -> Conditions:
+        """The authorization conditions the seller reviews before authorizing."""
+        return Conditions.of(
+            self.scopes,
+            self.duration,
+            now,
+            authorize_before=self.installed_at + AUTHORIZATION_WINDOW,
+        )
+
     def _past_expiry(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
 
@@ -155,7 +204,7 @@ class Installation(Aggregate):
             raise AuthorizationLapsed("the authorization step was left open for over 30 minutes")
         self._authorized(now, self.duration.expiry_from(now))
 
-    @event("Authorized")
+    @event(Authorized)
     def _authorized(self, authorized_at: datetime, expires_at: datetime | None) -> None:
         self.status = InstallationStatus.ACTIVE
         self.authorized_at = authorized_at
@@ -173,7 +222,7 @@ class Installation(Aggregate):
             raise NotPendingAuthorization("installation has not lapsed")
         self._declined(now, "lapsed")
 
-    @event("Declined")
+    @event(Declined)
     def _declined(self, declined_at: datetime, reason: str) -> None:
         self.status = InstallationStatus.DECLINED
         self.ended_at = declined_at
@@ -190,7 +239,7 @@ class Installation(Aggregate):
         start = max(now, self.expires_at) if self.expires_at is not None else now
         self._renewed(duration.value, now, duration.expiry_from(start))
 
-    @event("Renewed")
+    @event(Renewed)
     def _renewed(self, duration: str, renewed_at: datetime, expires_at: datetime | None) -> None:
         self.duration = Duration(duration)
         self.status = InstallationStatus.ACTIVE
@@ -206,7 +255,7 @@ class Installation(Aggregate):
             raise NotCancellable(f"an installation that is {self.status.value} cannot be cancelled")
         self._cancelled(now, reason)
 
-    @event("Cancelled")
+    @event(Cancelled)
     def _cancelled(self, cancelled_at: datetime, reason: str) -> None:
         self.status = InstallationStatus.CANCELLED
         self.ended_at = cancelled_at
@@ -218,7 +267,7 @@ class Installation(Aggregate):
             raise NotExpirable("installation is not active past its expiry")
         self._expired(self.expires_at or now)
 
-    @event("Expired")
+    @event(Expired)
     def _expired(self, expired_at: datetime) -> None:
         self.status = InstallationStatus.EXPIRED
         self.ended_at = expired_at
@@ -235,40 +284,39 @@ class Installation(Aggregate):
                 return incident
         return None
 
-    def report_failure(
-        self,
-        event_id: str,
-        area: str,
-        error_code: str,
-        message: str,
-        object_ids: list[str],
-        occurred_at: datetime,
-        now: datetime,
-    ) -> UUID:
-        """A sync of `area` failed: raises an incident or groups into the open one."""
+    def record_sync(self, sync: SyncEvent, now: datetime) -> list[UUID]:
+        """Applies a connector's sync report; returns the incidents it raised, grouped or
+        resolved. A failure raises an incident or groups into the open one of its area and
+        error code; a success resolves the unresolved incidents of its area it supersedes."""
+        sync.check()
         self._require_live(now)
-        existing = self.open_incident_for(area, error_code)
-        if existing is not None:
-            self._incident_recurred(existing.id, event_id, message, object_ids, occurred_at)
-            return existing.id
-        incident_id = incident_id_for(self.id, event_id)
-        self._incident_raised(
-            incident_id, event_id, area, error_code, message, object_ids, occurred_at
-        )
-        return incident_id
-
-    def report_success(
-        self, event_id: str, area: str, occurred_at: datetime, now: datetime
-    ) -> list[UUID]:
-        """A sync of `area` worked: resolves the unresolved incidents it supersedes."""
-        self._require_live(now)
+        if sync.kind == "failure":
+            message = sync.message[:MAX_MESSAGE]
+            object_ids = [str(o) for o in sync.object_ids]
+            existing = self.open_incident_for(sync.area, sync.error_code)
+            if existing is not None:
+                self._incident_recurred(
+                    existing.id, sync.event_id, message, object_ids, sync.occurred_at
+                )
+                return [existing.id]
+            incident_id = incident_id_for(self.id, sync.event_id)
+            self._incident_raised(
+                incident_id,
+                sync.event_id,
+                sync.area,
+                sync.error_code,
+                message,
+                object_ids,
+                sync.occurred_at,
+            )
+            return [incident_id]
         resolved = [
             i.id
             for i in self.incidents.values()
-            if i.is_unresolved and i.area == area and i.last_seen <= occurred_at
+            if i.is_unresolved and i.area == sync.area and i.last_seen <= sync.occurred_at
         ]
         for incident_id in resolved:
-            self._incident_resolved(incident_id, occurred_at, "sync_succeeded", event_id)
+            self._incident_resolved(incident_id, sync.occurred_at, "sync_succeeded", sync.event_id)
         return resolved
 
     def acknowledge_incident(self, incident_id: UUID, now: datetime) -> None:
@@ -297,7 +345,7 @@ class Installation(Aggregate):
         if not self.is_live(now):
             raise InstallationNotActive(f"installation is {self.effective_status(now).value}")
 
-    @event("IncidentRaised")
+    @event(IncidentRaised)
     def _incident_raised(
         self,
         incident_id: UUID,
@@ -313,12 +361,12 @@ class Installation(Aggregate):
             area=area,
             error_code=error_code,
             message=message,
-            object_ids=_bounded(object_ids),
+            object_ids=newest_object_ids(object_ids),
             first_seen=occurred_at,
             last_seen=occurred_at,
         )
 
-    @event("IncidentRecurred")
+    @event(IncidentRecurred)
     def _incident_recurred(
         self,
         incident_id: UUID,
@@ -330,17 +378,17 @@ class Installation(Aggregate):
         incident = self.incidents[incident_id]
         incident.count += 1
         incident.message = message
-        incident.object_ids = _bounded(incident.object_ids + object_ids)
+        incident.object_ids = newest_object_ids(incident.object_ids + object_ids)
         incident.first_seen = min(incident.first_seen, occurred_at)
         incident.last_seen = max(incident.last_seen, occurred_at)
 
-    @event("IncidentAcknowledged")
+    @event(IncidentAcknowledged)
     def _incident_acknowledged(self, incident_id: UUID, acknowledged_at: datetime) -> None:
         incident = self.incidents[incident_id]
         incident.status = IncidentStatus.ACKNOWLEDGED
         incident.acknowledged_at = acknowledged_at
 
-    @event("IncidentResolved")
+    @event(IncidentResolved)
     def _incident_resolved(
         self, incident_id: UUID, resolved_at: datetime, resolution: str, event_id: str | None
     ) -> None:
@@ -348,61 +396,3 @@ class Installation(Aggregate):
         incident.status = IncidentStatus.RESOLVED
         incident.resolved_at = resolved_at
         incident.resolution = resolution
-
-
-class InstallationSlot(Aggregate):
-    """Points at the current installation of one app by one seller.
-
-    Every install (and every comeback of an expired installation) moves this aggregate
-    in the same transaction as the installation, so two racing installs collide on its
-    version: one active installation per seller and app, enforced by the event store.
-    """
-
-    @staticmethod
-    def create_id(seller_id: UUID, app_id: UUID) -> UUID:
-        return installation_slot_id(seller_id, app_id)
-
-    @event("Opened")
-    def __init__(self, seller_id: UUID, app_id: UUID) -> None:
-        self.seller_id = seller_id
-        self.app_id = app_id
-        self.installation_id: UUID | None = None
-
-    @event("Claimed")
-    def claim(self, installation_id: UUID) -> None:
-        self.installation_id = installation_id
-
-
-class SyncEventReceipt(Aggregate):
-    """Marks a connector's sync event as applied, so a redelivery has no second effect.
-
-    Saved with the installation's events; its id is derived from the event_id, so a
-    duplicate racing the original collides on the event store's unique key.
-    """
-
-    @staticmethod
-    def create_id(installation_id: UUID, event_id: str) -> UUID:
-        return sync_receipt_id(installation_id, event_id)
-
-    @event("Received")
-    def __init__(self, installation_id: UUID, event_id: str, received_at: datetime) -> None:
-        self.installation_id = installation_id
-        self.event_id = event_id
-        self.received_at = received_at
-
-
-def installation_slot_id(seller_id: UUID, app_id: UUID) -> UUID:
-    return uuid5(NAMESPACE_URL, f"appstore:slot:{seller_id}:{app_id}")
-
-
-def sync_receipt_id(installation_id: UUID, event_id: str) -> UUID:
-    return uuid5(NAMESPACE_URL, f"appstore:sync:{installation_id}:{event_id}")
-
-
-def incident_id_for(installation_id: UUID, event_id: str) -> UUID:
-    """An incident's id, derived from the event that raised it (stable across replays)."""
-    return uuid5(NAMESPACE_URL, f"appstore:incident:{installation_id}:{event_id}")
-
-
-def _bounded(object_ids: list[str]) -> list[str]:
-    return list(dict.fromkeys(object_ids))[-MAX_OBJECT_IDS:]

@@ -11,11 +11,21 @@ from eventsourcing.domain import Aggregate, event
 class Session(Aggregate):
     """A log-in. Its id derives from the token's hash, so the token itself is never stored."""
 
+    class Started(Aggregate.Created):
+        token_hash: str
+        account_id: UUID
+        role: str
+        started_at: datetime
+        expires_at: datetime
+
+    class Ended(Aggregate.Event):
+        ended_at: datetime
+
     @staticmethod
     def create_id(token_hash: str) -> UUID:
         return session_id_for(token_hash)
 
-    @event("Started")
+    @event(Started)
     def __init__(
         self,
         token_hash: str,
@@ -33,7 +43,7 @@ class Session(Aggregate):
     def is_valid(self, now: datetime) -> bool:
         return self.ended_at is None and now < self.expires_at
 
-    @event("Ended")
+    @event(Ended)
     def end(self, ended_at: datetime) -> None:
         self.ended_at = ended_at
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 from urllib.parse import urlsplit
 
 from domain.errors import (
@@ -17,6 +20,11 @@ from domain.errors import (
     UnknownPlatform,
     UnknownScope,
 )
+
+# The durations as a type, for request models (kept equal to Duration by a test).
+DurationText = Literal["30d", "90d", "180d", "365d", "unlimited"]
+# An active installation this close to its expiry is shown as `expiring` (and warned).
+EXPIRING_WITHIN = timedelta(days=14)
 
 
 class Duration(StrEnum):
@@ -46,6 +54,13 @@ class Duration(StrEnum):
         except ValueError:
             allowed = ", ".join(d.value for d in cls)
             raise InvalidDuration(field, f"must be one of {allowed}, got {value!r}") from None
+
+
+def days_left(expires_at: datetime | None, now: datetime) -> int | None:
+    """Whole days (rounded up) until expiry; None for unlimited, 0 once past."""
+    if expires_at is None:
+        return None
+    return max(0, math.ceil((expires_at - now).total_seconds() / 86400))
 
 
 class Role(StrEnum):
@@ -115,6 +130,50 @@ SCOPES: dict[str, str] = {
     "customers.read": "See your customers' names and contact details",
     "finance.read": "See your settlements, payouts and fees",
 }
+
+
+def scope_access(scope: str) -> Literal["read", "change"]:
+    """Whether a scope lets an app only read, or also change, the seller's data."""
+    return "read" if scope.endswith(".read") else "change"
+
+
+@dataclass(frozen=True)
+class ScopeGrant:
+    """One scope as the seller reviews it: what it lets the app do, in plain words."""
+
+    scope: str
+    description: str
+    access: Literal["read", "change"]
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What a seller agrees to by authorizing: the access, and for how long."""
+
+    scopes: list[ScopeGrant]
+    duration: str
+    expires_at_if_authorized_now: datetime | None
+    authorize_before: datetime
+
+    @classmethod
+    def of(
+        cls, scopes: list[str], duration: Duration, now: datetime, *, authorize_before: datetime
+    ) -> Conditions:
+        return cls(
+            scopes=[ScopeGrant(s, SCOPES[s], scope_access(s)) for s in scopes],
+            duration=duration.value,
+            expires_at_if_authorized_now=duration.expiry_from(now),
+            authorize_before=authorize_before,
+        )
+
+    @property
+    def can_read(self) -> list[str]:
+        return [s.description for s in self.scopes if s.access == "read"]
+
+    @property
+    def can_change(self) -> list[str]:
+        return [s.description for s in self.scopes if s.access == "change"]
+
 
 SYNC_AREAS: tuple[str, ...] = (
     "orders",

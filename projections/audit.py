@@ -14,10 +14,8 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from domain.store import AppStore
+from application.store import Store
 
 LOG_PAGE = 1000
 # Secrets are stored only as hashes, but even hashes stay out of audit screens and exports.
@@ -67,16 +65,16 @@ def redacted(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _decode(
-    store: AppStore, position: int, originator_id: Any, version: int, topic: str, state: bytes
+    store: Store, position: int, aggregate_id: UUID, version: int, topic: str, state: bytes
 ) -> AuditEvent:
-    data = dict(store.mapper.transcoder.decode(state))
+    data = store.decode_state(state)
     timestamp = data.pop("timestamp", None)
     data.pop("originator_topic", None)
     # topic looks like "domain.installation:Installation.Renewed"
     event_type = topic.rsplit(":", 1)[-1]
     return AuditEvent(
         position=position,
-        aggregate_id=originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id)),
+        aggregate_id=aggregate_id,
         version=version,
         event_type=event_type,
         timestamp=timestamp.isoformat() if isinstance(timestamp, datetime) else str(timestamp),
@@ -84,62 +82,33 @@ def _decode(
     )
 
 
-def _from_notification(store: AppStore, n: Notification) -> AuditEvent:
-    return _decode(store, n.id, n.originator_id, n.originator_version, n.topic, n.state)
+def _from_notification(store: Store, n: Notification) -> AuditEvent:
+    aggregate_id = (
+        n.originator_id if isinstance(n.originator_id, UUID) else UUID(str(n.originator_id))
+    )
+    return _decode(store, n.id, aggregate_id, n.originator_version, n.topic, n.state)
 
 
 def aggregate_history(
-    store: AppStore, aggregate_id: UUID, *, up_to_version: int | None = None
+    store: Store, aggregate_id: UUID, *, up_to_version: int | None = None
 ) -> list[AuditEvent]:
     """Every event of one aggregate in version order, with its global position."""
-    recorder = store.recorder
-    table = recorder.events_table_name  # type: ignore[attr-defined]
-    rows: list[tuple[int, Any, int, str, bytes]]
-    if isinstance(recorder, PostgresApplicationRecorder):
-        sql = (
-            f"SELECT notification_id, originator_id, originator_version, topic, state "
-            f"FROM {table} WHERE originator_id = %s ORDER BY originator_version"
-        )
-        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(sql, [aggregate_id])
-            rows = [
-                (
-                    r["notification_id"],
-                    r["originator_id"],
-                    r["originator_version"],
-                    r["topic"],
-                    bytes(r["state"]),
-                )
-                for r in curs.fetchall()
-            ]
-    elif isinstance(recorder, SQLiteApplicationRecorder):
-        sql = (
-            f"SELECT rowid, originator_id, originator_version, topic, state "
-            f"FROM {table} WHERE originator_id = ? ORDER BY originator_version"
-        )
-        with recorder.datastore.transaction(commit=False) as curs:
-            curs.execute(sql, [aggregate_id.hex])
-            rows = [
-                (r["rowid"], r["originator_id"], r["originator_version"], r["topic"], r["state"])
-                for r in curs.fetchall()
-            ]
-    else:  # pragma: no cover - only the two backends are supported
-        raise TypeError(f"unsupported recorder {type(recorder).__name__}")
-    events = [_decode(store, *row) for row in rows]
+    events = [
+        _decode(store, e.position, e.aggregate_id, e.version, e.topic, e.state)
+        for e in store.stored_events(aggregate_id)
+    ]
     if up_to_version is not None:
         events = [e for e in events if e.version <= up_to_version]
     return events
 
 
-def read_log(store: AppStore, after: int = 0, limit: int = 100) -> list[AuditEvent]:
+def read_log(store: Store, after: int = 0, limit: int = 100) -> list[AuditEvent]:
     """At most `limit` events of the global log after position `after`."""
-    notifications = store.recorder.select_notifications(
-        start=after, limit=limit, inclusive_of_start=False
-    )
+    notifications = store.notifications(after, limit, inclusive=False)
     return [_from_notification(store, n) for n in notifications]
 
 
-def iter_log(store: AppStore, after: int = 0, limit: int | None = None) -> Iterator[AuditEvent]:
+def iter_log(store: Store, after: int = 0, limit: int | None = None) -> Iterator[AuditEvent]:
     """The global log after `after`, read in pages (for exports of any size)."""
     emitted = 0
     position = after
@@ -154,13 +123,6 @@ def iter_log(store: AppStore, after: int = 0, limit: int | None = None) -> Itera
         position = page[-1].position
 
 
-def state_at(store: AppStore, aggregate_id: UUID, version: int | None = None) -> Any:
+def state_at(store: Store, aggregate_id: UUID, version: int | None = None) -> Any:
     """The aggregate as it was at `version` (default: now), or None if there is no such version."""
-    from eventsourcing.application import AggregateNotFoundError
-
-    try:
-        aggregate: Any = store.repository.get(aggregate_id, version=version)
-    except AggregateNotFoundError:
-        return None
-    # The repository answers a version past the last with the latest state: that is no answer.
-    return aggregate if version is None or aggregate.version == version else None
+    return store.load_version(aggregate_id, version)

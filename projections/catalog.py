@@ -7,7 +7,7 @@ Search uses SQLite FTS5 on the embedded store and a tsvector + GIN index on Post
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -19,8 +19,9 @@ from sqlalchemy.engine import Connection
 from domain import values as v
 from domain.app_listing import AppListing
 from domain.installation import Installation
+from projections.batch import Batch
 from projections.db import UTCDateTime, metadata
-from projections.runner import Batch, Handler, Projection, event_of
+from projections.projection import On, Projection, on
 
 apps = sa.Table(
     "catalog_apps",
@@ -82,17 +83,17 @@ class CatalogProjection(Projection):
     name = "catalog"
     tables = (apps, app_installations)
 
-    def handlers(self) -> Mapping[type[Any], Handler]:
-        return {
-            event_of(AppListing, "Listed"): self._listed,
-            event_of(AppListing, "Updated"): self._updated,
-            event_of(AppListing, "Delisted"): self._delisted,
-            event_of(Installation, "Installed"): self._installed,
-            event_of(Installation, "Authorized"): self._activated,
-            event_of(Installation, "Renewed"): self._activated,
-            event_of(Installation, "Cancelled"): self._deactivated,
-            event_of(Installation, "Expired"): self._deactivated,
-        }
+    def handlers(self) -> Sequence[On[Any]]:
+        return [
+            on(AppListing.Listed, self._listed),
+            on(AppListing.Updated, self._updated),
+            on(AppListing.Delisted, self._delisted),
+            on(Installation.Installed, self._installed),
+            on(Installation.Authorized, self._activated),
+            on(Installation.Renewed, self._activated),
+            on(Installation.Cancelled, self._deactivated),
+            on(Installation.Expired, self._deactivated),
+        ]
 
     def create(self, conn: Connection) -> None:
         super().create(conn)
@@ -130,7 +131,7 @@ class CatalogProjection(Projection):
             conn.exec_driver_sql("DROP TABLE IF EXISTS catalog_fts")
 
     # --- handlers ---------------------------------------------------------------------
-    def _listed(self, batch: Batch, e: Any, position: int) -> None:
+    def _listed(self, batch: Batch, e: AppListing.Listed, position: int) -> None:
         details = dict(e.details)
         batch.add(
             apps,
@@ -148,7 +149,7 @@ class CatalogProjection(Projection):
         )
         batch.extra.setdefault("search", {})[position] = _document(position, details)
 
-    def _updated(self, batch: Batch, e: Any, position: int) -> None:
+    def _updated(self, batch: Batch, e: AppListing.Updated, position: int) -> None:
         row = batch.require(apps, e.originator_id)
         details = {**row["details"], **e.changes}
         batch.update(
@@ -156,19 +157,23 @@ class CatalogProjection(Projection):
         )
         batch.extra.setdefault("search", {})[row["seq"]] = _document(row["seq"], details)
 
-    def _delisted(self, batch: Batch, e: Any, position: int) -> None:
+    def _delisted(self, batch: Batch, e: AppListing.Delisted, position: int) -> None:
         batch.update(apps, e.originator_id, delisted_at=e.delisted_at)
 
-    def _installed(self, batch: Batch, e: Any, position: int) -> None:
+    def _installed(self, batch: Batch, e: Installation.Installed, position: int) -> None:
         batch.add(
             app_installations,
             {"installation_id": e.originator_id, "app_id": e.app_id, "active": False},
         )
 
-    def _activated(self, batch: Batch, e: Any, position: int) -> None:
+    def _activated(
+        self, batch: Batch, e: Installation.Authorized | Installation.Renewed, position: int
+    ) -> None:
         self._set_active(batch, e.originator_id, True)
 
-    def _deactivated(self, batch: Batch, e: Any, position: int) -> None:
+    def _deactivated(
+        self, batch: Batch, e: Installation.Cancelled | Installation.Expired, position: int
+    ) -> None:
         self._set_active(batch, e.originator_id, False)
 
     def _set_active(self, batch: Batch, installation_id: UUID, active: bool) -> None:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from domain.installation import MAX_OBJECT_IDS, Installation
+from domain.incident import newest_object_ids
+from domain.installation import Installation
+from projections.batch import Batch
 from projections.db import UTCDateTime, metadata
-from projections.runner import Batch, Handler, Projection, event_of
-
-INCIDENT_STATUSES = ("open", "acknowledged", "resolved")
+from projections.projection import On, Projection, on
 
 # Who owns each installation (incident events do not repeat it).
 owners = sa.Table(
@@ -51,22 +51,22 @@ class IncidentsProjection(Projection):
     name = "incidents"
     tables = (owners, incidents)
 
-    def handlers(self) -> Mapping[type[Any], Handler]:
-        return {
-            event_of(Installation, "Installed"): self._installed,
-            event_of(Installation, "IncidentRaised"): self._raised,
-            event_of(Installation, "IncidentRecurred"): self._recurred,
-            event_of(Installation, "IncidentAcknowledged"): self._acknowledged,
-            event_of(Installation, "IncidentResolved"): self._resolved,
-        }
+    def handlers(self) -> Sequence[On[Any]]:
+        return [
+            on(Installation.Installed, self._installed),
+            on(Installation.IncidentRaised, self._raised),
+            on(Installation.IncidentRecurred, self._recurred),
+            on(Installation.IncidentAcknowledged, self._acknowledged),
+            on(Installation.IncidentResolved, self._resolved),
+        ]
 
-    def _installed(self, batch: Batch, e: Any, position: int) -> None:
+    def _installed(self, batch: Batch, e: Installation.Installed, position: int) -> None:
         batch.add(
             owners,
             {"installation_id": e.originator_id, "seller_id": e.seller_id, "app_id": e.app_id},
         )
 
-    def _raised(self, batch: Batch, e: Any, position: int) -> None:
+    def _raised(self, batch: Batch, e: Installation.IncidentRaised, position: int) -> None:
         owner = batch.require(owners, e.originator_id)
         batch.add(
             incidents,
@@ -78,7 +78,7 @@ class IncidentsProjection(Projection):
                 "area": e.area,
                 "error_code": e.error_code,
                 "message": e.message,
-                "object_ids": _bounded(list(e.object_ids)),
+                "object_ids": newest_object_ids(list(e.object_ids)),
                 "status": "open",
                 "count": 1,
                 "first_seen": e.occurred_at,
@@ -86,24 +86,26 @@ class IncidentsProjection(Projection):
             },
         )
 
-    def _recurred(self, batch: Batch, e: Any, position: int) -> None:
+    def _recurred(self, batch: Batch, e: Installation.IncidentRecurred, position: int) -> None:
         row = batch.require(incidents, e.incident_id)
         batch.update(
             incidents,
             e.incident_id,
             count=row["count"] + 1,
             message=e.message,
-            object_ids=_bounded(list(row["object_ids"]) + list(e.object_ids)),
+            object_ids=newest_object_ids(list(row["object_ids"]) + list(e.object_ids)),
             first_seen=min(row["first_seen"], e.occurred_at),
             last_seen=max(row["last_seen"], e.occurred_at),
         )
 
-    def _acknowledged(self, batch: Batch, e: Any, position: int) -> None:
+    def _acknowledged(
+        self, batch: Batch, e: Installation.IncidentAcknowledged, position: int
+    ) -> None:
         batch.update(
             incidents, e.incident_id, status="acknowledged", acknowledged_at=e.acknowledged_at
         )
 
-    def _resolved(self, batch: Batch, e: Any, position: int) -> None:
+    def _resolved(self, batch: Batch, e: Installation.IncidentResolved, position: int) -> None:
         batch.update(
             incidents,
             e.incident_id,
@@ -111,11 +113,6 @@ class IncidentsProjection(Projection):
             resolved_at=e.resolved_at,
             resolution=e.resolution,
         )
-
-
-def _bounded(object_ids: list[str]) -> list[str]:
-    """The same bound the aggregate keeps: distinct ids, the newest MAX_OBJECT_IDS."""
-    return list(dict.fromkeys(object_ids))[-MAX_OBJECT_IDS:]
 
 
 def item_of(row: Any) -> dict[str, Any]:

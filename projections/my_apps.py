@@ -7,30 +7,26 @@ shows `expiring`, and a pending one past the authorization window shows `decline
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from domain.account import Account
 from domain.app_listing import AppListing
 from domain.installation import AUTHORIZATION_WINDOW, Installation
+from domain.values import EXPIRING_WITHIN, days_left
+from projections.batch import Batch
 from projections.db import UTCDateTime, metadata
-from projections.runner import Batch, Handler, Projection, event_of
+from projections.projection import On, Projection, on
 
-EXPIRING_WITHIN = timedelta(days=14)
-MY_APPS_STATUSES = (
-    "active",
-    "expiring",
-    "expired",
-    "cancelled",
-    "pending_authorization",
-    "declined",
-)
+# A status as my-apps lists show it: the installation's, or `expiring` within 14 days.
+MyAppsStatus = Literal[
+    "active", "expiring", "expired", "cancelled", "pending_authorization", "declined"
+]
 
 app_names = sa.Table(
     "my_apps_apps",
@@ -78,25 +74,25 @@ class MyAppsProjection(Projection):
     name = "my_apps"
     tables = (app_names, accounts, installations)
 
-    def handlers(self) -> Mapping[type[Any], Handler]:
-        return {
-            event_of(Account, "Registered"): self._registered,
-            event_of(AppListing, "Listed"): self._listed,
-            event_of(AppListing, "Updated"): self._updated,
-            event_of(Installation, "Installed"): self._installed,
-            event_of(Installation, "Authorized"): self._authorized,
-            event_of(Installation, "Declined"): self._declined,
-            event_of(Installation, "Renewed"): self._renewed,
-            event_of(Installation, "Cancelled"): self._cancelled,
-            event_of(Installation, "Expired"): self._expired,
-            event_of(Installation, "IncidentRaised"): self._incident_raised,
-            event_of(Installation, "IncidentResolved"): self._incident_resolved,
-        }
+    def handlers(self) -> Sequence[On[Any]]:
+        return [
+            on(Account.Registered, self._registered),
+            on(AppListing.Listed, self._listed),
+            on(AppListing.Updated, self._updated),
+            on(Installation.Installed, self._installed),
+            on(Installation.Authorized, self._authorized),
+            on(Installation.Declined, self._declined),
+            on(Installation.Renewed, self._renewed),
+            on(Installation.Cancelled, self._cancelled),
+            on(Installation.Expired, self._expired),
+            on(Installation.IncidentRaised, self._incident_raised),
+            on(Installation.IncidentResolved, self._incident_resolved),
+        ]
 
-    def _registered(self, batch: Batch, e: Any, position: int) -> None:
+    def _registered(self, batch: Batch, e: Account.Registered, position: int) -> None:
         batch.add(accounts, {"account_id": e.originator_id, "name": e.name, "email": e.email})
 
-    def _listed(self, batch: Batch, e: Any, position: int) -> None:
+    def _listed(self, batch: Batch, e: AppListing.Listed, position: int) -> None:
         batch.add(
             app_names,
             {
@@ -107,12 +103,12 @@ class MyAppsProjection(Projection):
             },
         )
 
-    def _updated(self, batch: Batch, e: Any, position: int) -> None:
+    def _updated(self, batch: Batch, e: AppListing.Updated, position: int) -> None:
         changes = {k: e.changes[k] for k in ("slug", "name") if k in e.changes}
         if changes:
             batch.update(app_names, e.originator_id, **changes)
 
-    def _installed(self, batch: Batch, e: Any, position: int) -> None:
+    def _installed(self, batch: Batch, e: Installation.Installed, position: int) -> None:
         app = batch.require(app_names, e.app_id)
         batch.add(
             installations,
@@ -133,10 +129,10 @@ class MyAppsProjection(Projection):
             },
         )
 
-    def _set(self, batch: Batch, e: Any, position: int, **values: Any) -> None:
+    def _set(self, batch: Batch, e: Installation.Event, position: int, **values: Any) -> None:
         batch.update(installations, e.originator_id, position=position, **values)
 
-    def _authorized(self, batch: Batch, e: Any, position: int) -> None:
+    def _authorized(self, batch: Batch, e: Installation.Authorized, position: int) -> None:
         self._set(
             batch,
             e,
@@ -146,12 +142,12 @@ class MyAppsProjection(Projection):
             expires_at=e.expires_at,
         )
 
-    def _declined(self, batch: Batch, e: Any, position: int) -> None:
+    def _declined(self, batch: Batch, e: Installation.Declined, position: int) -> None:
         self._set(
             batch, e, position, status="declined", ended_at=e.declined_at, end_reason=e.reason
         )
 
-    def _renewed(self, batch: Batch, e: Any, position: int) -> None:
+    def _renewed(self, batch: Batch, e: Installation.Renewed, position: int) -> None:
         self._set(
             batch,
             e,
@@ -163,19 +159,21 @@ class MyAppsProjection(Projection):
             end_reason=None,
         )
 
-    def _cancelled(self, batch: Batch, e: Any, position: int) -> None:
+    def _cancelled(self, batch: Batch, e: Installation.Cancelled, position: int) -> None:
         self._set(
             batch, e, position, status="cancelled", ended_at=e.cancelled_at, end_reason=e.reason
         )
 
-    def _expired(self, batch: Batch, e: Any, position: int) -> None:
+    def _expired(self, batch: Batch, e: Installation.Expired, position: int) -> None:
         self._set(batch, e, position, status="expired", ended_at=e.expired_at, end_reason="expired")
 
-    def _incident_raised(self, batch: Batch, e: Any, position: int) -> None:
+    def _incident_raised(self, batch: Batch, e: Installation.IncidentRaised, position: int) -> None:
         row = batch.require(installations, e.originator_id)
         self._set(batch, e, position, open_incidents=row["open_incidents"] + 1)
 
-    def _incident_resolved(self, batch: Batch, e: Any, position: int) -> None:
+    def _incident_resolved(
+        self, batch: Batch, e: Installation.IncidentResolved, position: int
+    ) -> None:
         row = batch.require(installations, e.originator_id)
         self._set(batch, e, position, open_incidents=row["open_incidents"] - 1)
 
@@ -203,13 +201,6 @@ def effective_status(now: datetime) -> sa.ColumnElement[str]:
         ),
         else_=c.status,
     )
-
-
-def days_left(expires_at: datetime | None, now: datetime) -> int | None:
-    """Whole days (rounded up) until expiry; None for unlimited, 0 once past."""
-    if expires_at is None:
-        return None
-    return max(0, math.ceil((expires_at - now).total_seconds() / 86400))
 
 
 def _my_app_item(row: Any, now: datetime) -> dict[str, Any]:
@@ -345,3 +336,18 @@ def due_for_lapse(conn: Connection, now: datetime, limit: int = 500) -> list[UUI
         .limit(limit)
     )
     return [r[0] for r in rows]
+
+
+class DueInstallations:
+    """What the expiry sweep must record, read from this read model (application.expiry)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def due_for_expiry(self, now: datetime) -> list[UUID]:
+        with self.engine.connect() as conn:
+            return due_for_expiry(conn, now)
+
+    def due_for_lapse(self, now: datetime) -> list[UUID]:
+        with self.engine.connect() as conn:
+            return due_for_lapse(conn, now)

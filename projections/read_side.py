@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from domain.store import AppStore
+from application.store import Store
 from projections import recently_viewed
 from projections.catalog import CatalogProjection
 from projections.db import create_read_engine
 from projections.incidents import IncidentsProjection
 from projections.my_apps import MyAppsProjection
-from projections.runner import DEFAULT_BATCH, Projection, Projector
+from projections.projection import Projection
+from projections.runner import DEFAULT_BATCH, Projector
 
 
 def all_projections() -> list[Projection]:
@@ -19,7 +20,7 @@ def all_projections() -> list[Projection]:
 
 
 def build_projector(
-    store: AppStore,
+    store: Store,
     database_url: str,
     *,
     names: list[str] | None = None,

@@ -15,10 +15,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from application.store import Store
+from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from appstore.wiring import build_store
 from domain.clock import FixedClock
-from domain.store import AppStore
 
 POSTGRES_URL = os.environ.get("APPSTORE_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -63,7 +63,7 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-def store(settings: Settings, clock: FixedClock) -> Iterator[AppStore]:
+def store(settings: Settings, clock: FixedClock) -> Iterator[Store]:
     app = build_store(settings, clock=clock)
     yield app
     app.close()

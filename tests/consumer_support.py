@@ -21,10 +21,11 @@ from kafka.consumer import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition
 
+from application import installations
+from application.store import Store
+from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from appstore.wiring import build_store
 from consumers.worker import BatchOutcome, SyncEventWorker, WorkerConfig
-from domain.store import AppStore
 from tests import factories as f
 from tests.kafka_broker import ENV_BOOTSTRAP, KafkaBroker
 
@@ -89,12 +90,12 @@ def consumer_settings(database_url: str, bootstrap: str, topic: str) -> Settings
     )
 
 
-def new_store(settings: Settings) -> AppStore:
+def new_store(settings: Settings) -> Store:
     """A store on the system clock: a worker subprocess must see the same 'now'."""
     return build_store(settings)
 
 
-def live_installations(store: AppStore, n: int) -> list[UUID]:
+def live_installations(store: Store, n: int) -> list[UUID]:
     """`n` active installations of one app by different sellers."""
     app_id = f.app(store)
     return [
@@ -103,12 +104,12 @@ def live_installations(store: AppStore, n: int) -> list[UUID]:
     ]
 
 
-def failures_recorded(store: AppStore, installation_ids: list[UUID]) -> int:
+def failures_recorded(store: Store, installation_ids: list[UUID]) -> int:
     """How many failure reports the incidents count (each raise or recurrence counts one)."""
     return sum(
         incident.count
         for installation_id in installation_ids
-        for incident in store.installation(installation_id).incidents.values()
+        for incident in installations.installation(store, installation_id).incidents.values()
     )
 
 
@@ -147,7 +148,7 @@ class RunningWorker:
 
 
 @contextlib.contextmanager
-def running_worker(store: AppStore, config: WorkerConfig) -> Iterator[RunningWorker]:
+def running_worker(store: Store, config: WorkerConfig) -> Iterator[RunningWorker]:
     """A worker consuming in a thread; stopped (and joined, bounded) on exit."""
     outcomes: list[BatchOutcome] = []
     worker = SyncEventWorker(store, config, on_batch=outcomes.append)

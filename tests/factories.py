@@ -6,7 +6,8 @@ import itertools
 from typing import Any
 from uuid import UUID
 
-from domain.store import AppStore
+from application import accounts, installations, listings
+from application.store import Store
 
 _counter = itertools.count(1)
 PASSWORD = "correct horse battery staple"
@@ -35,28 +36,28 @@ def listing(**overrides: Any) -> dict[str, Any]:
     return data
 
 
-def developer(store: AppStore) -> UUID:
+def developer(store: Store) -> UUID:
     n = next(_counter)
-    return store.register_account("developer", f"dev{n}@example.com", PASSWORD, f"Dev {n}").id
-
-
-def seller(store: AppStore, account_type: str = "local") -> UUID:
-    n = next(_counter)
-    return store.register_account(
-        "seller", f"seller{n}@example.com", PASSWORD, f"Seller {n}", account_type
+    return accounts.register_account(
+        store, "developer", f"dev{n}@example.com", PASSWORD, f"Dev {n}"
     ).id
 
 
-def app(store: AppStore, developer_id: UUID | None = None, **overrides: Any) -> UUID:
+def seller(store: Store, account_type: str = "local") -> UUID:
+    n = next(_counter)
+    return accounts.register_account(
+        store, "seller", f"seller{n}@example.com", PASSWORD, f"Seller {n}", account_type
+    ).id
+
+
+def app(store: Store, developer_id: UUID | None = None, **overrides: Any) -> UUID:
     developer_id = developer_id or developer(store)
-    return store.list_app(developer_id, listing(**overrides)).id
+    return listings.list_app(store, developer_id, listing(**overrides)).id
 
 
-def active_installation(
-    store: AppStore, seller_id: UUID, app_id: UUID, duration: str = "30d"
-) -> UUID:
-    installation_id = store.install(
-        seller_id, app_id, duration, "ops@shop.example.com", "+14155550101"
+def active_installation(store: Store, seller_id: UUID, app_id: UUID, duration: str = "30d") -> UUID:
+    installation_id = installations.install(
+        store, seller_id, app_id, duration, "ops@shop.example.com", "+14155550101"
     ).id
-    store.authorize(seller_id, installation_id)
+    installations.authorize(store, seller_id, installation_id)
     return installation_id

@@ -16,12 +16,14 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from api import oauth as oauth_api
-from api.app import create_app
+from api.auth import installation_token
+from application import accounts, installations, listings
+from application.store import Store
+from appstore.bootstrap import create_app
 from appstore.settings import Settings
 from domain.clock import FixedClock
-from domain.store import AppStore
 from tests import factories as f
+from web import authorize as authorize_pages
 
 REDIRECT = "https://ordersync.example.com/oauth/callback"
 VERIFIER = "verifier-" + "x" * 50
@@ -31,7 +33,7 @@ CHALLENGE = (
 
 
 @pytest.fixture
-def asgi(settings: Settings, store: AppStore) -> Starlette:
+def asgi(settings: Settings, store: Store) -> Starlette:
     """The real application (create_app), reached over ASGI without a network."""
     return create_app(settings, store=store, run_projections=False)
 
@@ -48,8 +50,8 @@ def http(asgi: Starlette) -> Iterator[TestClient]:
 
 
 class Dev:
-    def __init__(self, store: AppStore) -> None:
-        listed = store.list_app(f.developer(store), f.listing())
+    def __init__(self, store: Store) -> None:
+        listed = listings.list_app(store, f.developer(store), f.listing())
         self.app_id = listed.id
         self.client_id = listed.client_id
         self.secret = listed.client_secret
@@ -153,7 +155,7 @@ def exchange(http: TestClient, dev: Dev, code: str, **overrides: str) -> Any:
     return http.post("/oauth/token", data=data, headers=dev.basic())
 
 
-def test_authorization_link_flow_from_sign_up_to_tokens(http: TestClient, store: AppStore) -> None:
+def test_authorization_link_flow_from_sign_up_to_tokens(http: TestClient, store: Store) -> None:
     dev = Dev(store)
     answer = redirect_params(sign_up_and_authorize(http, dev))
     assert answer["state"] == "st-123" and answer["code"].startswith("ac_")
@@ -180,17 +182,17 @@ def test_authorization_link_flow_from_sign_up_to_tokens(http: TestClient, store:
     )
     assert refreshed.status_code == 200, refreshed.text
     assert refreshed.json()["refresh_token"] != body["refresh_token"]
-    installation = store.installation(UUID(body["installation_id"]))
+    installation = installations.installation(store, UUID(body["installation_id"]))
     assert installation.via == "oauth" and installation.duration.value == "90d"
-    assert store.account(installation.seller_id).account_type == "cross_border"
+    assert accounts.account(store, installation.seller_id).account_type == "cross_border"
 
 
 def test_log_in_with_account_type_then_reauthorize_a_live_installation(
-    http: TestClient, store: AppStore
+    http: TestClient, store: Store
 ) -> None:
     dev = Dev(store)
     seller = f.seller(store, "local")
-    email = store.account(seller).email
+    email = accounts.account(store, seller).email
     installation = f.active_installation(store, seller, dev.app_id)
     page = http.get(dev.authorize_url())
     wrong = post(
@@ -205,14 +207,14 @@ def test_log_in_with_account_type_then_reauthorize_a_live_installation(
     assert exchange(http, dev, answer["code"]).json()["installation_id"] == str(installation)
 
 
-def test_deny_redirects_with_access_denied_and_state(http: TestClient, store: AppStore) -> None:
+def test_deny_redirects_with_access_denied_and_state(http: TestClient, store: Store) -> None:
     dev = Dev(store)
     page = new_seller_at_conditions(http, dev, "deny@example.com")
     installation_id = form_fields(page.text)["installation_id"]
     answer = redirect_params(post(http, page, decision="deny"))
     assert answer["error"] == "access_denied" and answer["state"] == "st-123"
     assert "code" not in answer
-    assert store.installation(UUID(installation_id)).status.value == "declined"
+    assert installations.installation(store, UUID(installation_id)).status.value == "declined"
 
 
 @pytest.mark.parametrize(
@@ -225,7 +227,7 @@ def test_deny_redirects_with_access_denied_and_state(http: TestClient, store: Ap
     ],
 )
 def test_unknown_client_or_redirect_uri_shows_an_error_page_never_a_redirect(
-    http: TestClient, store: AppStore, overrides: dict[str, str]
+    http: TestClient, store: Store, overrides: dict[str, str]
 ) -> None:
     page = http.get(Dev(store).authorize_url(**overrides))
     assert page.status_code == 400 and "location" not in page.headers
@@ -241,13 +243,13 @@ def test_unknown_client_or_redirect_uri_shows_an_error_page_never_a_redirect(
     ],
 )
 def test_other_request_errors_go_back_to_the_client_with_state(
-    http: TestClient, store: AppStore, overrides: dict[str, str], error: str
+    http: TestClient, store: Store, overrides: dict[str, str], error: str
 ) -> None:
     answer = redirect_params(http.get(Dev(store).authorize_url(**overrides)))
     assert answer["error"] == error and answer["state"] == "st-123"
 
 
-def test_forms_need_the_csrf_token(http: TestClient, store: AppStore, asgi: Starlette) -> None:
+def test_forms_need_the_csrf_token(http: TestClient, store: Store, asgi: Starlette) -> None:
     dev = Dev(store)
     page = http.get(dev.authorize_url())
     fields = form_fields(page.text)
@@ -259,14 +261,14 @@ def test_forms_need_the_csrf_token(http: TestClient, store: AppStore, asgi: Star
         assert refused.status_code == 403
 
 
-def test_pages_cannot_be_framed(http: TestClient, store: AppStore) -> None:
+def test_pages_cannot_be_framed(http: TestClient, store: Store) -> None:
     page = http.get(Dev(store).authorize_url())
     assert page.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
 
 def test_token_endpoint_error_cases(
-    http: TestClient, store: AppStore, clock: FixedClock, asgi: Starlette
+    http: TestClient, store: Store, clock: FixedClock, asgi: Starlette
 ) -> None:
     dev = Dev(store)
     code = redirect_params(sign_up_and_authorize(http, dev))["code"]
@@ -299,7 +301,7 @@ def test_token_endpoint_error_cases(
 
 
 def test_refresh_reuse_after_grace_revokes_the_chain(
-    http: TestClient, store: AppStore, clock: FixedClock
+    http: TestClient, store: Store, clock: FixedClock
 ) -> None:
     dev = Dev(store)
     tokens = exchange(http, dev, redirect_params(sign_up_and_authorize(http, dev))["code"]).json()
@@ -317,7 +319,7 @@ def test_refresh_reuse_after_grace_revokes_the_chain(
         assert answer.json() == {"active": False, "reason": "revoked"}
 
 
-def test_revoke_endpoint(http: TestClient, store: AppStore) -> None:
+def test_revoke_endpoint(http: TestClient, store: Store) -> None:
     dev = Dev(store)
     tokens = exchange(http, dev, redirect_params(sign_up_and_authorize(http, dev))["code"]).json()
     done = http.post("/oauth/revoke", data={"token": tokens["refresh_token"]}, headers=dev.basic())
@@ -331,12 +333,12 @@ def test_revoke_endpoint(http: TestClient, store: AppStore) -> None:
 
 
 def test_cancel_makes_every_token_inactive_with_reason_cancelled(
-    http: TestClient, store: AppStore
+    http: TestClient, store: Store
 ) -> None:
     dev = Dev(store)
     tokens = exchange(http, dev, redirect_params(sign_up_and_authorize(http, dev))["code"]).json()
-    installation = store.installation(UUID(tokens["installation_id"]))
-    store.cancel(installation.seller_id, installation.id)
+    installation = installations.installation(store, UUID(tokens["installation_id"]))
+    installations.cancel(store, installation.seller_id, installation.id)
     for token in (tokens["access_token"], tokens["refresh_token"]):
         answer = http.post("/oauth/introspect", data={"token": token}, headers=dev.basic())
         assert answer.json() == {"active": False, "reason": "cancelled"}
@@ -348,14 +350,16 @@ def test_cancel_makes_every_token_inactive_with_reason_cancelled(
     assert refused.json()["error"] == "invalid_grant"
 
 
-def test_authorization_record_is_the_sellers_only(http: TestClient, store: AppStore) -> None:
+def test_authorization_record_is_the_sellers_only(http: TestClient, store: Store) -> None:
     dev = Dev(store)
     owner = f.seller(store)
     installation = f.active_installation(store, owner, dev.app_id)
     stranger = f.seller(store)
 
     def bearer(account: Any) -> dict[str, str]:
-        token = store.start_session(store.account(account).email, f.PASSWORD).token
+        token = accounts.start_session(
+            store, accounts.account(store, account).email, f.PASSWORD
+        ).token
         return {"Authorization": f"Bearer {token}"}
 
     mine = http.get(f"/v1/me/apps/{installation}", headers=bearer(owner))
@@ -371,25 +375,25 @@ def test_authorization_record_is_the_sellers_only(http: TestClient, store: AppSt
 
 
 def test_no_token_code_or_secret_in_clear_in_the_event_store(
-    http: TestClient, store: AppStore
+    http: TestClient, store: Store
 ) -> None:
     dev = Dev(store)
     code = redirect_params(sign_up_and_authorize(http, dev))["code"]
     tokens = exchange(http, dev, code).json()
-    session = http.cookies.get(oauth_api.SESSION_COOKIE)
+    session = http.cookies.get(authorize_pages.SESSION_COOKIE)
     assert session
-    blob = b"".join(n.state for n in store.recorder.select_notifications(1, 10_000))
+    blob = b"".join(n.state for n in store.application.recorder.select_notifications(1, 10_000))
     for secret in (code, tokens["access_token"], tokens["refresh_token"], dev.secret, session):
         assert secret.encode() not in blob
     assert f.PASSWORD.encode() not in blob
 
 
 def test_expiry_stops_tokens_and_renewal_brings_them_back(
-    http: TestClient, store: AppStore, clock: FixedClock
+    http: TestClient, store: Store, clock: FixedClock
 ) -> None:
     dev = Dev(store)
     tokens = exchange(http, dev, redirect_params(sign_up_and_authorize(http, dev))["code"]).json()
-    installation = store.installation(UUID(tokens["installation_id"]))
+    installation = installations.installation(store, UUID(tokens["installation_id"]))
 
     def refresh() -> Any:
         data = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
@@ -400,7 +404,7 @@ def test_expiry_stops_tokens_and_renewal_brings_them_back(
         answer = http.post("/oauth/introspect", data={"token": token}, headers=dev.basic())
         assert answer.json() == {"active": False, "reason": "installation_expired"}
     assert refresh().json()["error"] == "invalid_grant"
-    store.renew(installation.seller_id, installation.id, "30d")
+    installations.renew(store, installation.seller_id, installation.id, "30d")
     renewed = refresh()
     assert renewed.status_code == 200, renewed.text
     answer = http.post(
@@ -429,12 +433,12 @@ def test_malformed_client_credentials_are_invalid_client(
     assert answer.status_code == 401 and answer.json()["error"] == "invalid_client"
 
 
-def test_token_endpoint_wants_a_form(http: TestClient, store: AppStore) -> None:
+def test_token_endpoint_wants_a_form(http: TestClient, store: Store) -> None:
     answer = http.post("/oauth/token", json={"grant_type": "refresh_token"})
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
 
 
-def test_installation_token_guard_for_app_facing_routes(http: TestClient, store: AppStore) -> None:
+def test_installation_token_guard_for_app_facing_routes(http: TestClient, store: Store) -> None:
     """The helper other routes (POST /v1/sync-events) use to accept an app's access token."""
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -444,7 +448,7 @@ def test_installation_token_guard_for_app_facing_routes(http: TestClient, store:
 
     async def probe(request: Request) -> Response:
         try:
-            check = await oauth_api.installation_token(request, request.query_params.get("scope"))
+            check = await installation_token(request, request.query_params.get("scope"))
         except Problem as problem:
             return problem.response()
         return JSONResponse({"installation_id": str(check.installation_id)})
@@ -461,8 +465,8 @@ def test_installation_token_guard_for_app_facing_routes(http: TestClient, store:
         assert scope.status_code == 403
         assert 'error="insufficient_scope"' in scope.headers["www-authenticate"]
         assert client.get("/probe").status_code == 401
-        installation = store.installation(UUID(tokens["installation_id"]))
-        store.cancel(installation.seller_id, installation.id)
+        installation = installations.installation(store, UUID(tokens["installation_id"]))
+        installations.cancel(store, installation.seller_id, installation.id)
         cancelled = client.get("/probe", headers=bearer)
         assert cancelled.status_code == 401
         assert 'error_description="cancelled"' in cancelled.headers["www-authenticate"]
@@ -470,7 +474,7 @@ def test_installation_token_guard_for_app_facing_routes(http: TestClient, store:
 
 
 def test_redirects_carry_the_issuer_and_metadata_describes_the_server(
-    http: TestClient, store: AppStore
+    http: TestClient, store: Store
 ) -> None:
     dev = Dev(store)
     answer = redirect_params(sign_up_and_authorize(http, dev))
@@ -484,20 +488,20 @@ def test_redirects_carry_the_issuer_and_metadata_describes_the_server(
     assert meta["authorization_response_iss_parameter_supported"] is True
 
 
-def test_use_another_account_ends_the_session(http: TestClient, store: AppStore) -> None:
+def test_use_another_account_ends_the_session(http: TestClient, store: Store) -> None:
     dev = Dev(store)
     page = http.get(dev.authorize_url())
     page = post(http, page, step="show_signup")
     page = post(http, page, step="signup", name="S", email="sw@example.com", password=f.PASSWORD)
-    session = http.cookies.get(oauth_api.SESSION_COOKIE)
-    assert session and store.session_for(session) is not None
+    session = http.cookies.get(authorize_pages.SESSION_COOKIE)
+    assert session and accounts.session_for(store, session) is not None
     page = post(http, page, step="switch")
     assert "Select your account type" in page.text
-    assert store.session_for(session) is None
-    assert http.cookies.get(oauth_api.SESSION_COOKIE) is None
+    assert accounts.session_for(store, session) is None
+    assert http.cookies.get(authorize_pages.SESSION_COOKIE) is None
 
 
-def test_state_is_escaped_in_pages_and_echoed_unchanged(http: TestClient, store: AppStore) -> None:
+def test_state_is_escaped_in_pages_and_echoed_unchanged(http: TestClient, store: Store) -> None:
     dev = Dev(store)
     evil = '"><script>alert(1)</script>&x=1'
     page = http.get(dev.authorize_url(state=evil))
@@ -517,9 +521,9 @@ def test_state_is_escaped_in_pages_and_echoed_unchanged(http: TestClient, store:
     assert redirect_params(post(http, page, decision="allow"))["state"] == evil
 
 
-def test_a_registered_redirect_uri_keeps_its_own_query(store: AppStore, http: TestClient) -> None:
+def test_a_registered_redirect_uri_keeps_its_own_query(store: Store, http: TestClient) -> None:
     uri = "https://ordersync.example.com/cb?tenant=7"
-    listed = store.list_app(f.developer(store), f.listing(redirect_uris=[uri]))
+    listed = listings.list_app(store, f.developer(store), f.listing(redirect_uris=[uri]))
     query = urlencode(
         {
             "response_type": "code",
@@ -538,7 +542,7 @@ def test_a_registered_redirect_uri_keeps_its_own_query(store: AppStore, http: Te
 
 
 def test_authorizing_after_the_30_minute_window_is_access_denied(
-    http: TestClient, store: AppStore, clock: FixedClock
+    http: TestClient, store: Store, clock: FixedClock
 ) -> None:
     dev = Dev(store)
     page = new_seller_at_conditions(http, dev, "slow@example.com")

@@ -6,16 +6,20 @@ from datetime import timedelta
 
 import pytest
 
+from application import installations
+from application.expiry import sweep
+from application.store import Store
 from appstore import processes
+from appstore.bootstrap import app_from_environment
 from appstore.settings import Settings
 from domain.clock import FixedClock
-from domain.store import AppStore
+from projections.my_apps import DueInstallations
 from projections.read_side import build_projector, snapshot
 from tests import factories as f
 
 
 def test_replay_rebuilds_every_read_model_to_the_same_rows(
-    store: AppStore, settings: Settings
+    store: Store, settings: Settings
 ) -> None:
     seller = f.seller(store)
     f.active_installation(store, seller, f.app(store))
@@ -41,19 +45,19 @@ def test_migrate_is_idempotent(settings: Settings) -> None:
 
 
 def test_sweep_expires_only_what_is_due(
-    store: AppStore, settings: Settings, clock: FixedClock
+    store: Store, settings: Settings, clock: FixedClock
 ) -> None:
     seller = f.seller(store)
     short = f.active_installation(store, seller, f.app(store), "30d")
     f.active_installation(store, seller, f.app(store), "unlimited")
     projector = build_projector(store, settings.database_url)
     projector.catch_up()
-    assert processes.sweep(store, projector).expired == 0
+    assert sweep(store, DueInstallations(projector.engine)).expired == 0
     clock.advance(timedelta(days=30))
-    assert processes.sweep(store, projector).expired == 1
-    assert store.installation(short).status.value == "expired"
+    assert sweep(store, DueInstallations(projector.engine)).expired == 1
+    assert installations.installation(store, short).status.value == "expired"
     projector.catch_up()
-    assert processes.sweep(store, projector).expired == 0
+    assert sweep(store, DueInstallations(projector.engine)).expired == 0
 
 
 @pytest.mark.parametrize("flag", ["true", "false"])
@@ -65,6 +69,7 @@ def test_serve_runs_projections_unless_told_that_projectors_run_elsewhere(
     from starlette.testclient import TestClient
 
     monkeypatch.setenv("APPSTORE_SERVE_PROJECTIONS", flag)
-    with TestClient(processes.app_from_environment(settings)):
+    read_once = Settings(database_url=settings.database_url, fast_password_hashing=True)
+    with TestClient(app_from_environment(read_once)):
         names = {t.name for t in threading.enumerate()}
     assert ("projector" in names) is (flag == "true")

@@ -12,16 +12,16 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from api.app import create_app
+from application.store import Store
+from appstore.bootstrap import create_app
 from appstore.settings import Settings
 from domain.clock import FixedClock
-from domain.store import AppStore
 from tests import factories as f
-from tests.test_oauth_http import CHALLENGE, REDIRECT, VERIFIER, form_fields
+from tests.integration.test_oauth_http import CHALLENGE, REDIRECT, VERIFIER, form_fields
 
 
 @pytest.fixture
-def api(settings: Settings, store: AppStore) -> Iterator[TestClient]:
+def api(settings: Settings, store: Store) -> Iterator[TestClient]:
     app = create_app(settings, store=store, consistency_timeout=5.0)
     with TestClient(app, follow_redirects=False) as client:
         yield client
@@ -124,7 +124,7 @@ def introspect(api: TestClient, dev: Developer, token: str) -> dict[str, Any]:
 
 
 def test_in_store_install_then_authorization_link_then_cancel(
-    api: TestClient, store: AppStore, clock: FixedClock
+    api: TestClient, store: Store, clock: FixedClock
 ) -> None:
     dev = Developer(api)
     seller = sign_up(api, "seller", "shop@example.com", account_type="local")
@@ -157,9 +157,7 @@ def test_in_store_install_then_authorization_link_then_cancel(
     assert record["token_activity"][-1]["action"] == "revoked"
 
 
-def test_cancelled_token_is_refused_by_the_sync_events_api(
-    api: TestClient, store: AppStore
-) -> None:
+def test_cancelled_token_is_refused_by_the_sync_events_api(api: TestClient, store: Store) -> None:
     paths = {getattr(r, "path", "") for r in api.app.routes}  # type: ignore[attr-defined]
     if "/v1/sync-events" not in paths:
         pytest.skip("POST /v1/sync-events is not in this tree yet")
@@ -203,7 +201,7 @@ def test_seller_b_cannot_see_or_act_on_seller_a_installation(api: TestClient) ->
 
 
 def test_no_secret_in_clear_in_the_event_store_or_read_models(
-    api: TestClient, store: AppStore, settings: Settings
+    api: TestClient, store: Store, settings: Settings
 ) -> None:
     dev = Developer(api)
     seller = sign_up(api, "seller", "clear@example.com")
@@ -225,7 +223,7 @@ def test_no_secret_in_clear_in_the_event_store_or_read_models(
         seller["Authorization"].split()[1],
         f.PASSWORD,
     ]
-    blob = b"".join(n.state for n in store.recorder.select_notifications(1, 100_000))
+    blob = b"".join(n.state for n in store.application.recorder.select_notifications(1, 100_000))
     for secret in secrets:
         assert secret.encode() not in blob
     if settings.database_url.startswith("sqlite"):

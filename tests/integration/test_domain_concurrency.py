@@ -8,8 +8,9 @@ from uuid import UUID
 
 import pytest
 
+from application import installations
+from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from appstore.wiring import build_store
 from domain import errors
 from domain.clock import FixedClock
 from domain.values import InstallationStatus
@@ -26,7 +27,7 @@ def _renew_many(url: str, seller: str, installation: str, barrier, results) -> N
     done = 0
     for _ in range(RENEWS_EACH):
         try:
-            store.renew(UUID(seller), UUID(installation), "30d")
+            installations.renew(store, UUID(seller), UUID(installation), "30d")
             done += 1
         except errors.ConcurrentUpdate:
             pass  # answered 409 to the client: allowed, as long as nothing is lost
@@ -38,10 +39,10 @@ def _install_and_authorize(url: str, seller: str, app: str, barrier, results) ->
     store = build_store(Settings(database_url=url, fast_password_hashing=True), clock=FixedClock())
     barrier.wait()
     try:
-        installation = store.install(
-            UUID(seller), UUID(app), "30d", "a@b.example.com", "+14155550100"
+        installation = installations.install(
+            store, UUID(seller), UUID(app), "30d", "a@b.example.com", "+14155550100"
         )
-        store.authorize(UUID(seller), installation.id)
+        installations.authorize(store, UUID(seller), installation.id)
         results.put("active")
     except (
         errors.DuplicateInstallation,
@@ -59,7 +60,7 @@ def _start_store(url: str, barrier, results) -> None:  # type: ignore[no-untyped
     except Exception as error:  # reported to the test, which fails on it
         results.put(repr(error))
         return
-    results.put(store.recorder.max_notification_id() or 0)
+    results.put(store.application.recorder.max_notification_id() or 0)
     store.close()
 
 
@@ -83,17 +84,19 @@ def test_concurrent_renewals_are_all_applied(postgres_url: str) -> None:
     )
     seller, app = f.seller(store), f.app(store)
     installation = f.active_installation(store, seller, app, "30d")
-    start_expiry = store.installation(installation).expires_at
+    start_expiry = installations.installation(store, installation).expires_at
     assert start_expiry is not None
 
     done = _run(_renew_many, postgres_url, str(seller), str(installation))
 
     total = sum(int(d) for d in done)  # type: ignore[call-overload]
     assert total >= WORKERS * RENEWS_EACH // 2  # most win after retrying
-    final = store.installation(installation)
+    final = installations.installation(store, installation)
     # Each renewal extends from the previous expiry: none may be lost.
     assert final.expires_at == start_expiry + timedelta(days=30 * total)
-    renewed = [e for e in store.events.get(installation) if type(e).__name__ == "Renewed"]
+    renewed = [
+        e for e in store.application.events.get(installation) if type(e).__name__ == "Renewed"
+    ]
     assert len(renewed) == total
     store.close()
 
@@ -107,14 +110,14 @@ def test_concurrent_installs_leave_exactly_one_active_installation(postgres_url:
     outcomes = _run(_install_and_authorize, postgres_url, str(seller), str(app))
 
     assert outcomes.count("active") == 1, outcomes
-    installations = [
-        store.installation(n.originator_id)
-        for n in store.recorder.select_notifications(start=1, limit=10_000)
+    installed = [
+        installations.installation(store, n.originator_id)
+        for n in store.application.recorder.select_notifications(start=1, limit=10_000)
         if n.topic.endswith("Installation.Installed")
     ]
-    active = [i for i in installations if i.status is InstallationStatus.ACTIVE]
+    active = [i for i in installed if i.status is InstallationStatus.ACTIVE]
     assert len(active) == 1
-    assert all(i.status is InstallationStatus.DECLINED for i in installations if i not in active)
+    assert all(i.status is InstallationStatus.DECLINED for i in installed if i not in active)
     store.close()
 
 

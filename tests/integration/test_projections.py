@@ -8,19 +8,22 @@ from uuid import UUID
 
 import pytest
 
-from appstore.processes import sweep
+from application import installations, listings, sync_events
+from application.expiry import sweep
+from application.store import Store
 from appstore.settings import Settings
 from domain.clock import FixedClock
-from domain.store import AppStore, SyncEvent
+from domain.incident import SyncEvent
 from projections import catalog, incidents, my_apps, recently_viewed
 from projections.catalog import CatalogQuery
+from projections.my_apps import DueInstallations
 from projections.read_side import build_projector, snapshot
 from projections.runner import Projector
 from tests import factories as f
 
 
 @pytest.fixture
-def projector(store: AppStore, settings: Settings) -> Iterator[Projector]:
+def projector(store: Store, settings: Settings) -> Iterator[Projector]:
     projector = build_projector(store, settings.database_url, batch_size=7)
     yield projector
     projector.engine.dispose()
@@ -51,11 +54,11 @@ def failure(installation_id: UUID, event_id: str, when: datetime, **kw: object) 
 
 # --- the runner -------------------------------------------------------------------------------
 def test_catch_up_reaches_the_head_and_a_second_run_applies_nothing(
-    store: AppStore, projector: Projector
+    store: Store, projector: Projector
 ) -> None:
     f.app(store)
     f.app(store)
-    head = store.recorder.max_notification_id()
+    head = store.application.recorder.max_notification_id()
     assert projector.catch_up() > 0
     assert set(projector.positions().values()) == {head}
     before = snapshot(projector)
@@ -65,7 +68,7 @@ def test_catch_up_reaches_the_head_and_a_second_run_applies_nothing(
 
 
 def test_a_failing_batch_rolls_back_rows_and_position(
-    store: AppStore, projector: Projector, monkeypatch: pytest.MonkeyPatch
+    store: Store, projector: Projector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     f.app(store)
     projector.catch_up()
@@ -89,7 +92,7 @@ def test_a_failing_batch_rolls_back_rows_and_position(
     assert "Crash Test" in names(search(projector, q="crash"))
 
 
-def test_replay_rebuilds_the_same_read_models(store: AppStore, projector: Projector) -> None:
+def test_replay_rebuilds_the_same_read_models(store: Store, projector: Projector) -> None:
     seller = f.seller(store)
     app_id = f.app(store)
     f.active_installation(store, seller, app_id)
@@ -104,7 +107,7 @@ def test_replay_rebuilds_the_same_read_models(store: AppStore, projector: Projec
 
 # --- catalog ------------------------------------------------------------------------------------
 def test_search_ranks_name_matches_above_description_matches(
-    store: AppStore, projector: Projector
+    store: Store, projector: Projector
 ) -> None:
     dev = f.developer(store)
     f.app(store, dev, name="Label Printer Pro", tagline="Print shipping labels")
@@ -121,7 +124,7 @@ def test_search_ranks_name_matches_above_description_matches(
 
 
 def test_search_matches_prefixes_benefits_categories_and_platforms(
-    store: AppStore, projector: Projector
+    store: Store, projector: Projector
 ) -> None:
     dev = f.developer(store)
     plain = {"description": "Does one thing well.", "tagline": "A tool"}
@@ -151,9 +154,7 @@ def test_search_matches_prefixes_benefits_categories_and_platforms(
     assert search(projector, q="!!!").total == 2
 
 
-def test_sorts_popular_new_and_name(
-    store: AppStore, projector: Projector, clock: FixedClock
-) -> None:
+def test_sorts_popular_new_and_name(store: Store, projector: Projector, clock: FixedClock) -> None:
     dev = f.developer(store)
     zeta = f.app(store, dev, name="zeta")
     clock.advance(timedelta(days=1))
@@ -173,26 +174,28 @@ def test_sorts_popular_new_and_name(
 
 
 def test_installs_count_only_active_installations(
-    store: AppStore, projector: Projector, clock: FixedClock
+    store: Store, projector: Projector, clock: FixedClock
 ) -> None:
     app_id = f.app(store)
     sellers = [f.seller(store) for _ in range(3)]
     first = f.active_installation(store, sellers[0], app_id)
     f.active_installation(store, sellers[1], app_id, duration="90d")
-    store.install(sellers[2], app_id, "30d", "a@shop.example.com", "+14155550123")  # pending
+    installations.install(
+        store, sellers[2], app_id, "30d", "a@shop.example.com", "+14155550123"
+    )  # pending
     assert search(projector).items[0]["installs"] == 2
-    store.cancel(sellers[0], first)
+    installations.cancel(store, sellers[0], first)
     assert search(projector).items[0]["installs"] == 1
     clock.advance(timedelta(days=31))
-    sweep(store, projector)
+    sweep(store, DueInstallations(projector.engine))
     assert search(projector).items[0]["installs"] == 1  # the 90d one is still active
     clock.advance(timedelta(days=60))
-    sweep(store, projector)
+    sweep(store, DueInstallations(projector.engine))
     assert search(projector).items[0]["installs"] == 0
 
 
 def test_filters_accept_several_values_and_facets_count_under_the_query(
-    store: AppStore, projector: Projector
+    store: Store, projector: Projector
 ) -> None:
     dev = f.developer(store)
     plain = {"description": "Does one thing well.", "tagline": "A tool"}
@@ -226,7 +229,7 @@ def test_filters_accept_several_values_and_facets_count_under_the_query(
     [(1, 2, ["A1", "A2"]), (3, 2, ["A5"]), (4, 2, []), (1, 5, ["A1", "A2", "A3", "A4", "A5"])],
 )
 def test_pagination_boundaries(
-    store: AppStore, projector: Projector, page: int, page_size: int, expected: list[str]
+    store: Store, projector: Projector, page: int, page_size: int, expected: list[str]
 ) -> None:
     dev = f.developer(store)
     for n in range(1, 6):
@@ -236,15 +239,15 @@ def test_pagination_boundaries(
     assert result.total == 5
 
 
-def test_updates_reindex_and_delisted_apps_disappear(store: AppStore, projector: Projector) -> None:
+def test_updates_reindex_and_delisted_apps_disappear(store: Store, projector: Projector) -> None:
     dev = f.developer(store)
     app_id = f.app(store, dev, name="Old Name")
     other = f.app(store, dev, name="Other")
-    store.update_app(dev, app_id, {"name": "Fresh Name", "categories": ["analytics"]})
+    listings.update_app(store, dev, app_id, {"name": "Fresh Name", "categories": ["analytics"]})
     assert names(search(projector, q="fresh")) == ["Fresh Name"]
     assert names(search(projector, q="old")) == []
     assert search(projector, categories=("analytics",)).total == 1
-    store.delist_app(dev, app_id)
+    listings.delist_app(store, dev, app_id)
     assert names(search(projector)) == ["Other"]
     assert search(projector).facets["categories"]["analytics"] == 0
     with projector.engine.connect() as conn:
@@ -255,7 +258,7 @@ def test_updates_reindex_and_delisted_apps_disappear(store: AppStore, projector:
 
 
 def test_related_apps_share_a_category_or_platform_and_exclude_itself(
-    store: AppStore, projector: Projector
+    store: Store, projector: Projector
 ) -> None:
     dev = f.developer(store)
     me = f.app(store, dev, name="Me", categories=["connectors"], platforms=["etsy"])
@@ -269,7 +272,7 @@ def test_related_apps_share_a_category_or_platform_and_exclude_itself(
 
 
 def test_recently_viewed_is_most_recent_first_deduplicated_and_bounded(
-    store: AppStore, projector: Projector, clock: FixedClock
+    store: Store, projector: Projector, clock: FixedClock
 ) -> None:
     dev, seller = f.developer(store), f.seller(store)
     app_ids = [f.app(store, dev, name=f"App {n}") for n in range(recently_viewed.KEEP + 3)]
@@ -294,7 +297,7 @@ def my(projector: Projector, seller: UUID, now: datetime, status: str | None = N
 
 
 def test_my_apps_status_expiring_expired_and_days_left(
-    store: AppStore, projector: Projector, clock: FixedClock
+    store: Store, projector: Projector, clock: FixedClock
 ) -> None:
     seller = f.seller(store)
     short = f.active_installation(store, seller, f.app(store, name="Short"), "30d")
@@ -310,42 +313,44 @@ def test_my_apps_status_expiring_expired_and_days_left(
     clock.advance(timedelta(days=10))
     # past expiry: shown expired even before the sweeper recorded it
     assert [i["installation_id"] for i in my(projector, seller, clock.now(), "expired")] == [short]
-    result = sweep(store, projector)
+    result = sweep(store, DueInstallations(projector.engine))
     assert (result.expired, result.lapsed) == (1, 0)
-    assert store.installation(short).status.value == "expired"
+    assert installations.installation(store, short).status.value == "expired"
     assert [i["installation_id"] for i in my(projector, seller, clock.now(), "active")] == [forever]
-    store.renew(seller, short, "90d")
+    installations.renew(store, seller, short, "90d")
     renewed = my(projector, seller, clock.now(), "active")
     assert {i["installation_id"] for i in renewed} == {short, forever}
 
 
 def test_my_apps_cancelled_and_lapsed_pending(
-    store: AppStore, projector: Projector, clock: FixedClock
+    store: Store, projector: Projector, clock: FixedClock
 ) -> None:
     seller = f.seller(store)
     app_id = f.app(store)
     installation = f.active_installation(store, seller, app_id)
-    store.cancel(seller, installation)
-    pending = store.install(seller, f.app(store), "30d", "a@shop.example.com", "+14155550123").id
+    installations.cancel(store, seller, installation)
+    pending = installations.install(
+        store, seller, f.app(store), "30d", "a@shop.example.com", "+14155550123"
+    ).id
     assert my(projector, seller, clock.now(), "cancelled")[0]["installation_id"] == installation
     assert my(projector, seller, clock.now(), "pending_authorization")[0]["installation_id"] == (
         pending
     )
     clock.advance(timedelta(hours=1))
     assert my(projector, seller, clock.now(), "declined")[0]["installation_id"] == pending
-    assert sweep(store, projector).lapsed == 1
+    assert sweep(store, DueInstallations(projector.engine)).lapsed == 1
     assert {i["status"] for i in my(projector, seller, clock.now())} == {"cancelled"}
 
 
 def test_developer_view_hides_seller_data_of_cancelled_installations(
-    store: AppStore, projector: Projector, clock: FixedClock
+    store: Store, projector: Projector, clock: FixedClock
 ) -> None:
     dev = f.developer(store)
     app_id = f.app(store, dev)
     kept = f.active_installation(store, f.seller(store), app_id)
     seller = f.seller(store)
     gone = f.active_installation(store, seller, app_id)
-    store.cancel(seller, gone)
+    installations.cancel(store, seller, gone)
     f.active_installation(store, f.seller(store), f.app(store))  # another developer's app
     projector.catch_up()
     with projector.engine.connect() as conn:
@@ -358,16 +363,18 @@ def test_developer_view_hides_seller_data_of_cancelled_installations(
 
 # --- incidents ------------------------------------------------------------------------------
 def test_incidents_group_recur_acknowledge_and_resolve(
-    store: AppStore, projector: Projector, clock: FixedClock
+    store: Store, projector: Projector, clock: FixedClock
 ) -> None:
     seller = f.seller(store)
     installation = f.active_installation(store, seller, f.app(store))
     t0 = clock.now()
-    store.record_sync_event(failure(installation, "e1", t0, object_ids=["o-1"]))
-    store.record_sync_event(
-        failure(installation, "e2", t0 + timedelta(minutes=5), object_ids=["o-2"])
+    sync_events.record_sync_event(store, failure(installation, "e1", t0, object_ids=["o-1"]))
+    sync_events.record_sync_event(
+        store, failure(installation, "e2", t0 + timedelta(minutes=5), object_ids=["o-2"])
     )
-    store.record_sync_event(failure(installation, "e3", t0, area="inventory", error_code="E_SKU"))
+    sync_events.record_sync_event(
+        store, failure(installation, "e3", t0, area="inventory", error_code="E_SKU")
+    )
     projector.catch_up()
     with projector.engine.connect() as conn:
         items, total = incidents.seller_incidents(conn, seller, status="open")
@@ -376,9 +383,9 @@ def test_incidents_group_recur_acknowledge_and_resolve(
         assert (orders["count"], orders["object_ids"]) == (2, ["o-1", "o-2"])
         assert (orders["first_seen"], orders["last_seen"]) == (t0, t0 + timedelta(minutes=5))
         assert incidents.seller_incidents(conn, f.seller(store))[1] == 0
-    store.acknowledge_incident(seller, installation, orders["id"])
-    store.record_sync_event(
-        SyncEvent("e4", installation, "success", "orders", t0 + timedelta(minutes=9))
+    installations.acknowledge_incident(store, seller, installation, orders["id"])
+    sync_events.record_sync_event(
+        store, SyncEvent("e4", installation, "success", "orders", t0 + timedelta(minutes=9))
     )
     projector.catch_up()
     with projector.engine.connect() as conn:
@@ -389,7 +396,7 @@ def test_incidents_group_recur_acknowledge_and_resolve(
         assert incidents.seller_incidents(conn, seller, installation_id=installation)[1] == 2
 
 
-def test_times_are_utc(store: AppStore, projector: Projector) -> None:
+def test_times_are_utc(store: Store, projector: Projector) -> None:
     f.app(store)
     item = search(projector).items[0]
     assert item["listed_at"] == datetime(2026, 1, 1, tzinfo=UTC)

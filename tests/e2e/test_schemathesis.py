@@ -20,9 +20,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.app import create_app
+from application import accounts, sync_events
+from appstore.bootstrap import create_app
 from appstore.settings import Settings
-from domain.store import SyncEvent
+from domain.incident import SyncEvent
 from tests import factories as f
 
 _DIR = tempfile.mkdtemp(prefix="appstore-schemathesis-")
@@ -41,14 +42,14 @@ def _seed() -> dict[str, dict[str, str]]:
     installation = f.active_installation(store, seller, app_id)
     from datetime import UTC, datetime
 
-    store.record_sync_event(
-        SyncEvent("ev-1", installation, "failure", "orders", datetime.now(UTC), "E1", "boom")
+    sync_events.record_sync_event(
+        store, SyncEvent("ev-1", installation, "failure", "orders", datetime.now(UTC), "E1", "boom")
     )
     APP.state.projector.catch_up()
 
     def token(account_id: Any) -> str:
-        email = store.account(account_id).email
-        return str(store.start_session(email, f.PASSWORD).token)
+        email = accounts.account(store, account_id).email
+        return str(accounts.start_session(store, email, f.PASSWORD).token)
 
     return {
         "anonymous": {},

@@ -15,11 +15,12 @@ from uuid import UUID
 import pytest
 from kafka.producer import KafkaProducer
 
+from application import accounts, installations
+from application.store import Store
 from consumers.messages import PoisonMessage, parse_message
 from consumers.producer import SyncEventPublisher
 from consumers.redrive import redrive
 from consumers.worker import WorkerConfig
-from domain.store import AppStore
 from tests import factories as f
 from tests.consumer_support import (
     consumer_settings,
@@ -78,7 +79,7 @@ def _report(installation: UUID, **fields: Any) -> bytes:
     return json.dumps(body).encode()
 
 
-def test_a_failure_raises_an_incident(pg_store: AppStore, config: WorkerConfig) -> None:
+def test_a_failure_raises_an_incident(pg_store: Store, config: WorkerConfig) -> None:
     [installation_id] = live_installations(pg_store, 1)
     with SyncEventPublisher(config.bootstrap_servers, topic=config.topic) as publisher:
         publisher.publish_failure(
@@ -90,7 +91,7 @@ def test_a_failure_raises_an_incident(pg_store: AppStore, config: WorkerConfig) 
         )
     with running_worker(pg_store, config):
         incidents = wait_until(
-            lambda: list(pg_store.installation(installation_id).incidents.values()),
+            lambda: list(installations.installation(pg_store, installation_id).incidents.values()),
             30,
             "the incident",
         )
@@ -103,7 +104,7 @@ def test_a_failure_raises_an_incident(pg_store: AppStore, config: WorkerConfig) 
 
 
 def test_repeated_failures_group_and_count_and_a_success_resolves(
-    pg_store: AppStore, config: WorkerConfig
+    pg_store: Store, config: WorkerConfig
 ) -> None:
     [installation_id] = live_installations(pg_store, 1)
     start = datetime.now(UTC) - timedelta(minutes=10)
@@ -120,7 +121,10 @@ def test_repeated_failures_group_and_count_and_a_success_resolves(
         )
     with running_worker(pg_store, config) as running:
         wait_until(lambda: running.applied == 5, 30, "5 failures applied")
-        incidents = {i.area: i for i in pg_store.installation(installation_id).incidents.values()}
+        incidents = {
+            i.area: i
+            for i in installations.installation(pg_store, installation_id).incidents.values()
+        }
         assert incidents["orders"].count == 4
         assert incidents["orders"].first_seen == start
         assert incidents["orders"].last_seen == start + timedelta(minutes=3)
@@ -130,7 +134,7 @@ def test_repeated_failures_group_and_count_and_a_success_resolves(
             publisher.publish_success(installation_id, area="orders")
         wait_until(
             lambda: (
-                pg_store.installation(installation_id)
+                installations.installation(pg_store, installation_id)
                 .incidents[incidents["orders"].id]
                 .status.value
                 == "resolved"
@@ -138,13 +142,13 @@ def test_repeated_failures_group_and_count_and_a_success_resolves(
             30,
             "the orders incident resolved",
         )
-    after = pg_store.installation(installation_id).incidents
+    after = installations.installation(pg_store, installation_id).incidents
     assert after[incidents["fulfillment"].id].status.value == "open"  # another area
     assert after[incidents["orders"].id].resolution == "sync_succeeded"
 
 
 def test_the_same_message_delivered_twice_has_one_effect(
-    pg_store: AppStore, config: WorkerConfig
+    pg_store: Store, config: WorkerConfig
 ) -> None:
     [installation_id] = live_installations(pg_store, 1)
     value = _report(installation_id, event_id="run-7-orders")
@@ -163,18 +167,18 @@ def test_the_same_message_delivered_twice_has_one_effect(
     finally:
         producer.close(timeout=10)
     assert (running.applied, running.duplicates) == (1, 2)
-    [incident] = pg_store.installation(installation_id).incidents.values()
+    [incident] = installations.installation(pg_store, installation_id).incidents.values()
     assert incident.count == 1
 
 
 def test_poison_goes_to_the_dlq_with_reasons_and_every_good_report_applies(
-    pg_store: AppStore, config: WorkerConfig
+    pg_store: Store, config: WorkerConfig
 ) -> None:
-    installations = live_installations(pg_store, 12)
-    good, cancelled = installations[:10], installations[10:]
+    installation_ids = live_installations(pg_store, 12)
+    good, cancelled = installation_ids[:10], installation_ids[10:]
     for installation_id in cancelled:
-        seller_id = pg_store.installation(installation_id).seller_id
-        pg_store.cancel(seller_id, installation_id)
+        seller_id = installations.installation(pg_store, installation_id).seller_id
+        installations.cancel(pg_store, seller_id, installation_id)
     rng = random.Random(6)
     messages: list[tuple[bytes, bytes, str | None]] = []  # key, value, expected DLQ reason
     for n in range(1000):
@@ -257,12 +261,12 @@ def test_the_message_model_names_what_is_wrong() -> None:
 
 
 def test_reports_for_a_pending_installation_or_another_app_are_dead_lettered(
-    pg_store: AppStore, config: WorkerConfig
+    pg_store: Store, config: WorkerConfig
 ) -> None:
     [active] = live_installations(pg_store, 1)
     seller_id = f.seller(pg_store)
-    pending = pg_store.install(
-        seller_id, f.app(pg_store), "30d", "ops@shop.example.com", "+14155550101"
+    pending = installations.install(
+        pg_store, seller_id, f.app(pg_store), "30d", "ops@shop.example.com", "+14155550101"
     ).id  # never authorized
     producer = KafkaProducer(bootstrap_servers=config.bootstrap_servers, acks="all")
     try:
@@ -276,13 +280,13 @@ def test_reports_for_a_pending_installation_or_another_app_are_dead_lettered(
     dead = read_topic(config.bootstrap_servers, config.dlq_topic, expected=2)
     reasons = {r.key: dict(r.headers)["reason"].decode() for r in dead}
     assert reasons == {b"p": "installation_not_active", b"a": "unknown_installation"}
-    assert not pg_store.installation(active).incidents
+    assert not installations.installation(pg_store, active).incidents
 
 
 def test_a_failure_on_kafka_is_visible_in_my_incidents_over_http(
-    pg_store: AppStore, config: WorkerConfig, postgres_url: str
+    pg_store: Store, config: WorkerConfig, postgres_url: str
 ) -> None:
-    from api.app import create_app
+    from appstore.bootstrap import create_app
 
     with warnings.catch_warnings():  # starlette's notice about httpx, as in test_api.py
         warnings.simplefilter("ignore")
@@ -290,7 +294,9 @@ def test_a_failure_on_kafka_is_visible_in_my_incidents_over_http(
 
     seller_id = f.seller(pg_store)
     installation_id = f.active_installation(pg_store, seller_id, f.app(pg_store), "unlimited")
-    token = pg_store.start_session(pg_store.account(seller_id).email, f.PASSWORD).token
+    token = accounts.start_session(
+        pg_store, accounts.account(pg_store, seller_id).email, f.PASSWORD
+    ).token
     with SyncEventPublisher(config.bootstrap_servers, topic=config.topic) as publisher:
         publisher.publish_failure(
             installation_id, area="orders", error_code="SKU_NOT_FOUND", object_ids=["o-9"]
@@ -314,11 +320,11 @@ def test_a_failure_on_kafka_is_visible_in_my_incidents_over_http(
 
 
 def test_a_redrive_applies_dead_letters_once_their_cause_is_fixed(
-    pg_store: AppStore, config: WorkerConfig
+    pg_store: Store, config: WorkerConfig
 ) -> None:
     seller_id = f.seller(pg_store)
-    pending = pg_store.install(
-        seller_id, f.app(pg_store), "unlimited", "ops@shop.example.com", "+14155550101"
+    pending = installations.install(
+        pg_store, seller_id, f.app(pg_store), "unlimited", "ops@shop.example.com", "+14155550101"
     ).id
     producer = KafkaProducer(bootstrap_servers=config.bootstrap_servers, acks="all")
     try:
@@ -329,16 +335,20 @@ def test_a_redrive_applies_dead_letters_once_their_cause_is_fixed(
         producer.close(timeout=10)
     with running_worker(pg_store, config) as running:
         wait_until(lambda: running.records_seen == 2, 30, "both dead-lettered")
-        pg_store.authorize(seller_id, pending)  # the cause is fixed
+        installations.authorize(pg_store, seller_id, pending)  # the cause is fixed
 
         report = redrive(
             config.bootstrap_servers, config.topic, reasons=["installation_not_active"]
         )
         assert dict(report.redriven) == {"installation_not_active": 1}
         assert dict(report.skipped) == {"invalid_json": 1}
-        wait_until(lambda: pg_store.installation(pending).incidents, 30, "the re-driven report")
+        wait_until(
+            lambda: installations.installation(pg_store, pending).incidents,
+            30,
+            "the re-driven report",
+        )
 
         again = redrive(config.bootstrap_servers, config.topic, reasons=["installation_not_active"])
         assert not again.redriven and not again.skipped  # each dead letter once
-    [incident] = pg_store.installation(pending).incidents.values()
+    [incident] = installations.installation(pg_store, pending).incidents.values()
     assert incident.count == 1

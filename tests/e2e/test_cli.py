@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from appstore.bootstrap import build_store
 from appstore.cli import cli
 from appstore.demo import demo_listings
 from appstore.settings import Settings, get_settings
-from appstore.wiring import build_store
 from domain import values as v
 from domain.app_listing import validate_listing
 
@@ -39,12 +39,16 @@ def test_demo_loads_once_and_audit_reads_it_back(env: Settings) -> None:
     result = runner.invoke(cli, ["demo", "--if-empty", "--apps", "60"])
     assert result.exit_code == 0, result.output
     store = build_store(env)
-    head = store.recorder.max_notification_id()
-    apps = [n for n in store.recorder.select_notifications(1, head) if n.topic.endswith("Listed")]
+    head = store.application.recorder.max_notification_id()
+    apps = [
+        n
+        for n in store.application.recorder.select_notifications(1, head)
+        if n.topic.endswith("Listed")
+    ]
     assert len(apps) == 60
     again = runner.invoke(cli, ["demo", "--if-empty"])
     assert again.exit_code == 0
-    assert store.recorder.max_notification_id() == head
+    assert store.application.recorder.max_notification_id() == head
 
     shown = runner.invoke(cli, ["audit", "show", str(apps[0].originator_id)])
     assert shown.exit_code == 0, shown.output

@@ -17,12 +17,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from appstore.processes import sweep
+from application import installations, listings, sync_events
+from application.expiry import sweep
+from application.store import Store
+from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from appstore.wiring import build_store
 from domain.clock import FixedClock
 from domain.errors import DomainError
-from domain.store import AppStore, SyncEvent
+from domain.incident import SyncEvent
+from projections.my_apps import DueInstallations
 from projections.read_side import build_projector, snapshot
 from projections.runner import Projector
 from tests import factories as f
@@ -49,7 +52,7 @@ OPS = (
 class World:
     """Applies generated commands to a store, remembering ids to refer to later."""
 
-    def __init__(self, store: AppStore, clock: FixedClock, projector: Projector) -> None:
+    def __init__(self, store: Store, clock: FixedClock, projector: Projector) -> None:
         self.store, self.clock, self.projector = store, clock, projector
         self.developer = f.developer(store)
         self.sellers: list[UUID] = [f.seller(store)]
@@ -74,13 +77,13 @@ class World:
                 )
             )
         elif op == "update" and self.apps:
-            s.update_app(self.developer, pick(self.apps), {"name": f"Renamed {n}"})
+            listings.update_app(s, self.developer, pick(self.apps), {"name": f"Renamed {n}"})
         elif op == "delist" and self.apps:
-            s.delist_app(self.developer, pick(self.apps))
+            listings.delist_app(s, self.developer, pick(self.apps))
         elif op == "install" and self.apps:
             seller = pick(self.sellers)
-            outcome = s.install(
-                seller, pick(self.apps), "30d", "a@shop.example.com", "+14155550123"
+            outcome = installations.install(
+                s, seller, pick(self.apps), "30d", "a@shop.example.com", "+14155550123"
             )
             self.installations.append((seller, outcome.id))  # type: ignore[arg-type]
         elif op in ("authorize", "decline", "cancel") and self.installations:
@@ -88,16 +91,17 @@ class World:
             getattr(s, op)(seller, installation)
         elif op == "renew" and self.installations:
             seller, installation = pick(self.installations)  # type: ignore[misc]
-            s.renew(seller, installation, "90d")
+            installations.renew(s, seller, installation, "90d")
         elif op == "time":
             self.clock.advance(timedelta(days=n % 40, minutes=n))
         elif op == "sweep":
             self.projector.catch_up()
-            sweep(s, self.projector)
+            sweep(s, DueInstallations(self.projector.engine))
         elif op in ("failure", "success") and self.installations:
             seller, installation = pick(self.installations)  # type: ignore[misc]
             self.events += 1
-            result = s.record_sync_event(
+            result = sync_events.record_sync_event(
+                s,
                 SyncEvent(
                     event_id=f"ev-{self.events}",
                     installation_id=installation,
@@ -107,7 +111,7 @@ class World:
                     error_code=f"E{n % 3}",
                     message="sync failed",
                     object_ids=[f"o-{n}"],
-                )
+                ),
             )
             for incident in result.incident_ids:
                 self.incidents.append((seller, installation, incident))
@@ -151,7 +155,7 @@ def test_read_models_built_live_equal_read_models_rebuilt_by_replay(
         store.close()
 
 
-def _fill(store: AppStore, apps: int) -> None:
+def _fill(store: Store, apps: int) -> None:
     dev = f.developer(store)
     sellers = [f.seller(store) for _ in range(10)]
     for n in range(apps):
@@ -165,7 +169,7 @@ def test_projector_killed_mid_batch_resumes_to_the_same_read_models(postgres_url
     settings_ = Settings(database_url=postgres_url, fast_password_hashing=True)
     store = build_store(settings_, clock=FixedClock())
     _fill(store, 150)
-    head = store.recorder.max_notification_id()
+    head = store.application.recorder.max_notification_id()
     checker = build_projector(store, postgres_url)  # creates the tables
     env = {
         **os.environ,

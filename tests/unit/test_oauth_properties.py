@@ -9,12 +9,13 @@ from tempfile import TemporaryDirectory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from application import tokens
+from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from appstore.wiring import build_store
-from domain import oauth
 from domain.clock import FixedClock
-from domain.oauth import REFRESH_GRACE, OAuthError
-from tests.test_oauth_domain import World
+from domain.errors import OAuthError
+from domain.oauth import REFRESH_GRACE
+from tests.unit.test_oauth_domain import World
 
 # Each step: refresh with the n-th newest refresh token we hold (0 = newest), after a wait.
 steps = st.lists(
@@ -33,7 +34,7 @@ def test_refresh_chain_invariants(steps: list[tuple[int, int]]) -> None:
         store = build_store(Settings(database_url=url, fast_password_hashing=True), clock=clock)
         try:
             world = World(store)
-            first = world.tokens()
+            first = world.token_set()
             held = [first.refresh_token]  # oldest first
             accesses = [first.access_token]
             superseded: dict[str, object] = {}  # token -> when it was rotated away
@@ -45,7 +46,7 @@ def test_refresh_chain_invariants(steps: list[tuple[int, int]]) -> None:
                 rotated_at = superseded.get(token)
                 fresh_enough = rotated_at is None or now < rotated_at + REFRESH_GRACE  # type: ignore[operator]
                 try:
-                    issued = oauth.refresh_tokens(store, world.client, token)
+                    issued = tokens.refresh_tokens(store, world.client, token)
                 except OAuthError as error:
                     assert error.error == "invalid_grant"
                     # refused only when revoked already or for a reuse after the grace window
@@ -56,11 +57,11 @@ def test_refresh_chain_invariants(steps: list[tuple[int, int]]) -> None:
                 superseded[held[-1]] = now
                 held.append(issued.refresh_token)
                 accesses.append(issued.access_token)
-            newest = oauth.check_token(store, held[-1])
+            newest = tokens.check_token(store, held[-1])
             assert newest.active == (not revoked)
             if revoked:
                 # a revoked chain leaves nothing usable behind
                 for token in held + accesses:
-                    assert oauth.check_token(store, token).reason == "revoked"
+                    assert tokens.check_token(store, token).reason == "revoked"
         finally:
             store.close()

@@ -8,14 +8,20 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from api.app import create_app
+from application.store import Store
+from appstore.bootstrap import create_app
 from appstore.settings import Settings
-from domain.store import AppStore
-from tests.test_oauth_app import Developer, install_in_store, link_code, sign_up, tokens_for
+from tests.integration.test_oauth_app import (
+    Developer,
+    install_in_store,
+    link_code,
+    sign_up,
+    tokens_for,
+)
 
 
 @pytest.fixture
-def api(settings: Settings, store: AppStore) -> Iterator[TestClient]:
+def api(settings: Settings, store: Store) -> Iterator[TestClient]:
     with TestClient(create_app(settings, store=store), follow_redirects=False) as client:
         yield client
 

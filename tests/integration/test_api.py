@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 
-from api.app import create_app
+from application import sync_events
+from application.store import Store
+from appstore.bootstrap import create_app
 from appstore.settings import Settings
 from domain.clock import FixedClock
-from domain.store import AppStore, SyncEvent
+from domain.incident import SyncEvent
 from tests import factories as f
 
 with warnings.catch_warnings():
@@ -26,7 +28,7 @@ PROBLEM = "application/problem+json"
 class Api:
     """A client with the store behind it, and shortcuts for accounts."""
 
-    def __init__(self, client: TestClient, store: AppStore, clock: FixedClock) -> None:
+    def __init__(self, client: TestClient, store: Store, clock: FixedClock) -> None:
         self.http, self.store, self.clock = client, store, clock
         self._n = 0
 
@@ -293,7 +295,8 @@ def test_install_rejects_unknown_apps_and_bad_input(api: Api) -> None:
 
 
 def raise_incident(api: Api, installation_id: str, event_id: str, area: str = "orders") -> str:
-    result = api.store.record_sync_event(
+    result = sync_events.record_sync_event(
+        api.store,
         SyncEvent(
             event_id=event_id,
             installation_id=__import__("uuid").UUID(installation_id),
@@ -303,7 +306,7 @@ def raise_incident(api: Api, installation_id: str, event_id: str, area: str = "o
             error_code="E_TIMEOUT",
             message="timed out",
             object_ids=["order-1"],
-        )
+        ),
     )
     return str(result.incident_ids[0])
 
@@ -312,7 +315,7 @@ def test_incidents_list_acknowledge_resolve(api: Api) -> None:
     developer, seller = api.account("developer"), api.account()
     installation_id = api.install(seller, api.list_app(developer)["id"])
     incident_id = raise_incident(api, installation_id, "ev-1")
-    position = api.store.recorder.max_notification_id()
+    position = api.store.application.recorder.max_notification_id()
     listed = api.http.get(
         "/v1/me/incidents",
         params={"status": "open"},
@@ -364,7 +367,7 @@ def test_every_me_route_isolates_sellers(api: Api) -> None:
         },
         headers=auth(owner),
     ).json()["id"]
-    wait = {"X-Appstore-Min-Position": str(api.store.recorder.max_notification_id())}
+    wait = {"X-Appstore-Min-Position": str(api.store.application.recorder.max_notification_id())}
     for path in ("/v1/me/apps", "/v1/me/incidents", "/v1/me/recently-viewed"):
         assert api.http.get(path, headers={**auth(owner), **wait}).json()["items"], path
         assert api.http.get(path, headers={**auth(other), **wait}).json()["items"] == [], path

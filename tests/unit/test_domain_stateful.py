@@ -3,6 +3,7 @@ aggregate agrees with a plain model of the rules written independently of the do
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -20,10 +21,12 @@ from hypothesis.stateful import (
     rule,
 )
 
+from application import installations, sync_events
+from application.store import Store
 from domain import errors
 from domain.clock import FixedClock
 from domain.credentials import Passwords
-from domain.store import AppStore, SyncEvent
+from domain.incident import SyncEvent
 from tests import factories as f
 
 DAYS = {"30d": 30, "90d": 90, "180d": 180, "365d": 365, "unlimited": None}
@@ -61,7 +64,7 @@ class Lifecycle(RuleBasedStateMachine):
     @initialize()
     def setup(self) -> None:
         self.clock = FixedClock()
-        self.store = AppStore(
+        self.store = Store(
             {"PERSISTENCE_MODULE": "eventsourcing.popo"},
             clock=self.clock,
             passwords=Passwords.fast(),
@@ -94,7 +97,7 @@ class Lifecycle(RuleBasedStateMachine):
         if current is not None and current.live(self.now()):
             self.expect(
                 errors.DuplicateInstallation,
-                self.store.install,
+                functools.partial(installations.install, self.store),
                 s,
                 a,
                 duration,
@@ -104,7 +107,9 @@ class Lifecycle(RuleBasedStateMachine):
             return multiple()
         if current is not None and current.pending(self.now()):
             current.status = "declined"
-        outcome = self.store.install(s, a, duration, "me@shop.example.com", "+14155550101")
+        outcome = installations.install(
+            self.store, s, a, duration, "me@shop.example.com", "+14155550101"
+        )
         self.model[outcome.id] = ModelInstallation(s, a, self.now(), duration)
         self.slot[(s, a)] = outcome.id
         return outcome.id
@@ -113,11 +118,21 @@ class Lifecycle(RuleBasedStateMachine):
     def authorize(self, i: UUID) -> None:
         m = self.model[i]
         if m.status != "pending_authorization":
-            self.expect(errors.NotPendingAuthorization, self.store.authorize, m.seller, i)
+            self.expect(
+                errors.NotPendingAuthorization,
+                functools.partial(installations.authorize, self.store),
+                m.seller,
+                i,
+            )
         elif not m.pending(self.now()):
-            self.expect(errors.AuthorizationLapsed, self.store.authorize, m.seller, i)
+            self.expect(
+                errors.AuthorizationLapsed,
+                functools.partial(installations.authorize, self.store),
+                m.seller,
+                i,
+            )
         else:
-            self.store.authorize(m.seller, i)
+            installations.authorize(self.store, m.seller, i)
             m.status = "active"
             days = DAYS[m.duration]
             m.expires_at = None if days is None else self.now() + timedelta(days=days)
@@ -126,9 +141,14 @@ class Lifecycle(RuleBasedStateMachine):
     def decline(self, i: UUID) -> None:
         m = self.model[i]
         if m.status != "pending_authorization":
-            self.expect(errors.NotPendingAuthorization, self.store.decline, m.seller, i)
+            self.expect(
+                errors.NotPendingAuthorization,
+                functools.partial(installations.decline, self.store),
+                m.seller,
+                i,
+            )
         else:
-            self.store.decline(m.seller, i)
+            installations.decline(self.store, m.seller, i)
             m.status = "declined"
 
     @rule(i=installations, duration=st.sampled_from(list(DAYS)))
@@ -147,7 +167,9 @@ class Lifecycle(RuleBasedStateMachine):
             error = errors.NotRenewable
         else:
             error = None
-        self.expect(error, self.store.renew, m.seller, i, duration)
+        self.expect(
+            error, functools.partial(installations.renew, self.store), m.seller, i, duration
+        )
         if error is None:
             start = max(now, m.expires_at) if m.expires_at else now
             days = DAYS[duration]
@@ -163,7 +185,7 @@ class Lifecycle(RuleBasedStateMachine):
             error = errors.NotCancellable
         else:
             error = None
-        self.expect(error, self.store.cancel, m.seller, i)
+        self.expect(error, functools.partial(installations.cancel, self.store), m.seller, i)
         if error is None:
             m.status = "cancelled"
 
@@ -171,7 +193,11 @@ class Lifecycle(RuleBasedStateMachine):
     def expire(self, i: UUID) -> None:
         m = self.model[i]
         due = m.status == "active" and m.expires_at is not None and m.expires_at <= self.now()
-        self.expect(None if due else errors.NotExpirable, self.store.expire, i)
+        self.expect(
+            None if due else errors.NotExpirable,
+            functools.partial(installations.expire, self.store),
+            i,
+        )
         if due:
             m.status = "expired"
 
@@ -196,7 +222,9 @@ class Lifecycle(RuleBasedStateMachine):
         self.events += 1
         event = SyncEvent(f"ev{self.events}", i, "failure", area, self.now(), code, "boom", ["o1"])
         error = self._sync_error(m)
-        result = self.expect(error, self.store.record_sync_event, event)
+        result = self.expect(
+            error, functools.partial(sync_events.record_sync_event, self.store), event
+        )
         if error is None:
             (incident_id,) = result.incident_ids
             open_one = [
@@ -217,7 +245,9 @@ class Lifecycle(RuleBasedStateMachine):
         self.events += 1
         event = SyncEvent(f"ev{self.events}", i, "success", area, self.now())
         error = self._sync_error(m)
-        result = self.expect(error, self.store.record_sync_event, event)
+        result = self.expect(
+            error, functools.partial(sync_events.record_sync_event, self.store), event
+        )
         if error is None:
             expected = {
                 k for k, inc in m.incidents.items() if inc.status != "resolved" and inc.area == area
@@ -234,7 +264,11 @@ class Lifecycle(RuleBasedStateMachine):
         k = list(m.incidents)[pick % len(m.incidents)]
         ok = m.incidents[k].status == "open"
         self.expect(
-            None if ok else errors.IncidentNotOpen, self.store.acknowledge_incident, m.seller, i, k
+            None if ok else errors.IncidentNotOpen,
+            functools.partial(installations.acknowledge_incident, self.store),
+            m.seller,
+            i,
+            k,
         )
         if ok:
             m.incidents[k].status = "acknowledged"
@@ -247,7 +281,9 @@ class Lifecycle(RuleBasedStateMachine):
         k = list(m.incidents)[pick % len(m.incidents)]
         ok = m.incidents[k].status != "resolved"
         error = None if ok else errors.IncidentAlreadyResolved
-        self.expect(error, self.store.resolve_incident, m.seller, i, k)
+        self.expect(
+            error, functools.partial(installations.resolve_incident, self.store), m.seller, i, k
+        )
         if ok:
             m.incidents[k].status = "resolved"
 
@@ -267,7 +303,9 @@ class Lifecycle(RuleBasedStateMachine):
         if not hasattr(self, "model"):
             return
         for i, m in self.model.items():
-            aggregate = self.store.installation(i)  # reconstituted from stored events
+            aggregate = installations.installation(
+                self.store, i
+            )  # reconstituted from stored events
             assert aggregate.status.value == m.status, (i, aggregate.status, m.status)
             assert aggregate.expires_at == m.expires_at
             assert {k: (inc.status.value, inc.count) for k, inc in aggregate.incidents.items()} == {

@@ -8,14 +8,16 @@ from datetime import timedelta
 
 import pytest
 
+from api.tokens import introspection
+from application import authorization, installations, listings, tokens
+from application.store import Store
+from appstore.bootstrap import event_store_env
 from appstore.settings import Settings
-from appstore.wiring import event_store_env
-from domain import oauth
 from domain.app_listing import AppListing
 from domain.clock import FixedClock
 from domain.credentials import Passwords
-from domain.oauth import OAuthError
-from domain.store import AppStore
+from domain.errors import OAuthError
+from projections.authorization_record import authorization_record
 from tests import factories as f
 
 REDIRECT = "https://ordersync.example.com/oauth/callback"
@@ -32,10 +34,10 @@ VERIFIER = "v" * 50
 class World:
     """A listed app, a seller with a live installation of it, and the client credentials."""
 
-    def __init__(self, store: AppStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         developer = f.developer(store)
-        listed = store.list_app(developer, f.listing())
+        listed = listings.list_app(store, developer, f.listing())
         self.app_id = listed.id
         self.client_id = listed.client_id
         self.client_secret = listed.client_secret
@@ -44,9 +46,9 @@ class World:
 
     @property
     def client(self) -> AppListing:
-        return oauth.authenticate_client(self.store, self.client_id, self.client_secret)
+        return tokens.authenticate_client(self.store, self.client_id, self.client_secret)
 
-    def request(self, **overrides: str | None) -> oauth.AuthorizationRequest:
+    def request(self, **overrides: str | None) -> authorization.AuthorizationRequest:
         params: dict[str, str | None] = {
             "client_id": self.client_id,
             "redirect_uri": REDIRECT,
@@ -57,28 +59,28 @@ class World:
             "code_challenge_method": "S256",
         }
         params.update(overrides)
-        return oauth.check_authorization_request(self.store, **params)
+        return authorization.check_authorization_request(self.store, **params)
 
     def code(self, **overrides: str | None) -> str:
-        return oauth.issue_code(
+        return authorization.issue_code(
             self.store, self.seller, self.installation, self.request(**overrides)
         ).code
 
-    def tokens(self) -> oauth.TokenSet:
-        return oauth.exchange_code(self.store, self.client, self.code(), REDIRECT, VERIFIER)
+    def token_set(self) -> tokens.TokenSet:
+        return tokens.exchange_code(self.store, self.client, self.code(), REDIRECT, VERIFIER)
 
 
 @pytest.fixture
-def world(store: AppStore) -> World:
+def world(store: Store) -> World:
     return World(store)
 
 
 def test_code_exchange_issues_tokens_for_the_installation(world: World) -> None:
-    tokens = world.tokens()
-    assert tokens.installation_id == world.installation
-    assert tokens.scopes == ["orders.read"]
-    assert tokens.expires_in == 3600
-    check = oauth.check_access_token(world.store, tokens.access_token, "orders.read")
+    issued = world.token_set()
+    assert issued.installation_id == world.installation
+    assert issued.scopes == ["orders.read"]
+    assert issued.expires_in == 3600
+    check = tokens.check_access_token(world.store, issued.access_token, "orders.read")
     assert check.active and check.installation_id == world.installation
     assert check.seller_id == world.seller
 
@@ -115,76 +117,76 @@ def test_bad_requests_are_redirectable_errors(
 
 def test_code_is_single_use_and_a_replay_revokes_what_it_issued(world: World) -> None:
     code = world.code()
-    tokens = oauth.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER)
+    issued = tokens.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER)
     with pytest.raises(OAuthError) as replay:
-        oauth.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER)
+        tokens.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER)
     assert replay.value.error == "invalid_grant"
-    assert oauth.check_access_token(world.store, tokens.access_token).reason == "revoked"
-    assert oauth.check_token(world.store, tokens.refresh_token).reason == "revoked"
+    assert tokens.check_access_token(world.store, issued.access_token).reason == "revoked"
+    assert tokens.check_token(world.store, issued.refresh_token).reason == "revoked"
 
 
 def test_expired_code_is_refused(world: World, clock: FixedClock) -> None:
     code = world.code()
     clock.advance(timedelta(minutes=10))
     with pytest.raises(OAuthError, match="expired") as raised:
-        oauth.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER)
+        tokens.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER)
     assert raised.value.error == "invalid_grant"
 
 
 def test_code_is_bound_to_redirect_uri_client_and_pkce(world: World) -> None:
     code = world.code()
     with pytest.raises(OAuthError, match="redirect_uri"):
-        oauth.exchange_code(world.store, world.client, code, REDIRECT + "x", VERIFIER)
+        tokens.exchange_code(world.store, world.client, code, REDIRECT + "x", VERIFIER)
     with pytest.raises(OAuthError, match="code_verifier"):
-        oauth.exchange_code(world.store, world.client, code, REDIRECT, "w" * 50)
+        tokens.exchange_code(world.store, world.client, code, REDIRECT, "w" * 50)
     with pytest.raises(OAuthError, match="code_verifier"):
-        oauth.exchange_code(world.store, world.client, code, REDIRECT, None)
+        tokens.exchange_code(world.store, world.client, code, REDIRECT, None)
     other = World(world.store)
     with pytest.raises(OAuthError, match="unknown"):
-        oauth.exchange_code(world.store, other.client, code, REDIRECT, VERIFIER)
+        tokens.exchange_code(world.store, other.client, code, REDIRECT, VERIFIER)
     # none of the failures spent the code
-    assert oauth.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER).access_token
+    assert tokens.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER).access_token
 
 
 def test_verifier_without_challenge_is_a_downgrade(world: World) -> None:
     code = world.code(code_challenge=None, code_challenge_method=None)
     with pytest.raises(OAuthError, match="no code_challenge"):
-        oauth.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER)
-    assert oauth.exchange_code(world.store, world.client, code, REDIRECT, None).access_token
+        tokens.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER)
+    assert tokens.exchange_code(world.store, world.client, code, REDIRECT, None).access_token
 
 
 def test_wrong_client_secret_is_invalid_client(world: World) -> None:
     with pytest.raises(OAuthError) as raised:
-        oauth.authenticate_client(world.store, world.client_id, "cs_wrong")
-    assert raised.value.error == "invalid_client" and raised.value.status == 401
+        tokens.authenticate_client(world.store, world.client_id, "cs_wrong")
+    assert raised.value.error == "invalid_client"  # the API answers it with 401
 
 
 def test_refresh_rotates_and_grace_then_reuse_revokes_the_chain(
     world: World, clock: FixedClock
 ) -> None:
-    first = world.tokens()
-    second = oauth.refresh_tokens(world.store, world.client, first.refresh_token)
+    first = world.token_set()
+    second = tokens.refresh_tokens(world.store, world.client, first.refresh_token)
     assert second.refresh_token != first.refresh_token
     # inside the grace window the previous refresh token still works (lost response)
     clock.advance(timedelta(seconds=30))
-    third = oauth.refresh_tokens(world.store, world.client, first.refresh_token)
-    assert oauth.check_token(world.store, third.refresh_token).active
+    third = tokens.refresh_tokens(world.store, world.client, first.refresh_token)
+    assert tokens.check_token(world.store, third.refresh_token).active
     # after it, reusing an old refresh token revokes every token of the chain
     clock.advance(timedelta(minutes=5))
     with pytest.raises(OAuthError, match="already used"):
-        oauth.refresh_tokens(world.store, world.client, second.refresh_token)
+        tokens.refresh_tokens(world.store, world.client, second.refresh_token)
     for token in (third.access_token, third.refresh_token, first.access_token):
-        assert oauth.check_token(world.store, token).reason == "revoked"
+        assert tokens.check_token(world.store, token).reason == "revoked"
     with pytest.raises(OAuthError):
-        oauth.refresh_tokens(world.store, world.client, third.refresh_token)
+        tokens.refresh_tokens(world.store, world.client, third.refresh_token)
 
 
 def test_refresh_can_narrow_scope_but_not_widen(world: World) -> None:
-    listed = world.store.list_app(f.developer(world.store), f.listing())
+    listed = listings.list_app(world.store, f.developer(world.store), f.listing())
     seller = f.seller(world.store)
     installation = f.active_installation(world.store, seller, listed.id)
-    client = oauth.authenticate_client(world.store, listed.client_id, listed.client_secret)
-    request = oauth.check_authorization_request(
+    client = tokens.authenticate_client(world.store, listed.client_id, listed.client_secret)
+    request = authorization.check_authorization_request(
         world.store,
         client_id=listed.client_id,
         redirect_uri=REDIRECT,
@@ -194,90 +196,90 @@ def test_refresh_can_narrow_scope_but_not_widen(world: World) -> None:
         code_challenge=None,
         code_challenge_method=None,
     )
-    code = oauth.issue_code(world.store, seller, installation, request).code
-    tokens = oauth.exchange_code(world.store, client, code, REDIRECT, None)
-    assert tokens.scopes == ["orders.read", "fulfillment.write"]
-    narrowed = oauth.refresh_tokens(world.store, client, tokens.refresh_token, "orders.read")
+    code = authorization.issue_code(world.store, seller, installation, request).code
+    issued = tokens.exchange_code(world.store, client, code, REDIRECT, None)
+    assert issued.scopes == ["orders.read", "fulfillment.write"]
+    narrowed = tokens.refresh_tokens(world.store, client, issued.refresh_token, "orders.read")
     assert narrowed.scopes == ["orders.read"]
     with pytest.raises(OAuthError) as widened:
-        oauth.refresh_tokens(world.store, client, narrowed.refresh_token, "finance.read")
+        tokens.refresh_tokens(world.store, client, narrowed.refresh_token, "finance.read")
     assert widened.value.error == "invalid_scope"
 
 
 def test_access_token_expires_after_an_hour(world: World, clock: FixedClock) -> None:
-    tokens = world.tokens()
+    issued = world.token_set()
     clock.advance(timedelta(minutes=59))
-    assert oauth.check_access_token(world.store, tokens.access_token).active
+    assert tokens.check_access_token(world.store, issued.access_token).active
     clock.advance(timedelta(minutes=1))
-    assert oauth.check_access_token(world.store, tokens.access_token).reason == "expired"
+    assert tokens.check_access_token(world.store, issued.access_token).reason == "expired"
     # the refresh token still works
-    assert oauth.refresh_tokens(world.store, world.client, tokens.refresh_token).access_token
+    assert tokens.refresh_tokens(world.store, world.client, issued.refresh_token).access_token
 
 
 def test_cancel_revokes_every_token_at_once(world: World) -> None:
-    tokens = world.tokens()
-    more = oauth.refresh_tokens(world.store, world.client, tokens.refresh_token)
-    world.store.cancel(world.seller, world.installation)
-    for token in (tokens.access_token, more.access_token, more.refresh_token):
-        assert oauth.check_token(world.store, token).reason == "cancelled"
+    issued = world.token_set()
+    more = tokens.refresh_tokens(world.store, world.client, issued.refresh_token)
+    installations.cancel(world.store, world.seller, world.installation)
+    for token in (issued.access_token, more.access_token, more.refresh_token):
+        assert tokens.check_token(world.store, token).reason == "cancelled"
     with pytest.raises(OAuthError):
-        oauth.refresh_tokens(world.store, world.client, more.refresh_token)
+        tokens.refresh_tokens(world.store, world.client, more.refresh_token)
 
 
 def test_expiry_stops_tokens_and_renewal_restores_them(world: World, clock: FixedClock) -> None:
-    tokens = world.tokens()
+    issued = world.token_set()
     clock.advance(timedelta(days=30))
-    assert oauth.check_token(world.store, tokens.refresh_token).reason == "installation_expired"
+    assert tokens.check_token(world.store, issued.refresh_token).reason == "installation_expired"
     with pytest.raises(OAuthError):
-        oauth.refresh_tokens(world.store, world.client, tokens.refresh_token)
-    world.store.renew(world.seller, world.installation, "90d")
-    fresh = oauth.refresh_tokens(world.store, world.client, tokens.refresh_token)
-    assert oauth.check_access_token(world.store, fresh.access_token).active
+        tokens.refresh_tokens(world.store, world.client, issued.refresh_token)
+    installations.renew(world.store, world.seller, world.installation, "90d")
+    fresh = tokens.refresh_tokens(world.store, world.client, issued.refresh_token)
+    assert tokens.check_access_token(world.store, fresh.access_token).active
 
 
 def test_missing_scope_is_a_typed_failure(world: World) -> None:
-    tokens = world.tokens()
-    check = oauth.check_access_token(world.store, tokens.access_token, "orders.write")
+    issued = world.token_set()
+    check = tokens.check_access_token(world.store, issued.access_token, "orders.write")
     assert not check.active and check.reason == "insufficient_scope"
-    assert oauth.check_access_token(world.store, tokens.refresh_token).reason == "unknown"
-    assert oauth.check_access_token(world.store, "at_nope").reason == "unknown"
-    assert oauth.check_access_token(world.store, None).reason == "unknown"
+    assert tokens.check_access_token(world.store, issued.refresh_token).reason == "unknown"
+    assert tokens.check_access_token(world.store, "at_nope").reason == "unknown"
+    assert tokens.check_access_token(world.store, None).reason == "unknown"
 
 
 def test_revoking_an_access_token_or_a_refresh_token(world: World) -> None:
-    tokens = world.tokens()
-    other = world.tokens()
-    oauth.revoke_token(world.store, world.client, tokens.access_token)
-    assert oauth.check_token(world.store, tokens.access_token).reason == "revoked"
-    assert oauth.check_token(world.store, tokens.refresh_token).active
-    oauth.revoke_token(world.store, world.client, tokens.refresh_token)
-    assert oauth.check_token(world.store, tokens.refresh_token).reason == "revoked"
-    assert oauth.check_token(world.store, other.access_token).active
-    # unknown tokens and another client's tokens are ignored (RFC 7009 §2.2)
-    assert oauth.revoke_token(world.store, world.client, "rt_unknown") is None
+    issued = world.token_set()
+    other = world.token_set()
+    tokens.revoke_token(world.store, world.client, issued.access_token)
+    assert tokens.check_token(world.store, issued.access_token).reason == "revoked"
+    assert tokens.check_token(world.store, issued.refresh_token).active
+    tokens.revoke_token(world.store, world.client, issued.refresh_token)
+    assert tokens.check_token(world.store, issued.refresh_token).reason == "revoked"
+    assert tokens.check_token(world.store, other.access_token).active
+    # unknown issued and another client's issued are ignored (RFC 7009 §2.2)
+    assert tokens.revoke_token(world.store, world.client, "rt_unknown") is None
     stranger = World(world.store)
-    assert oauth.revoke_token(world.store, stranger.client, other.access_token) is None
-    assert oauth.check_token(world.store, other.access_token).active
+    assert tokens.revoke_token(world.store, stranger.client, other.access_token) is None
+    assert tokens.check_token(world.store, other.access_token).active
 
 
 def test_introspection_hides_other_clients_tokens(world: World) -> None:
-    tokens = world.tokens()
+    issued = world.token_set()
     stranger = World(world.store)
     assert (
-        oauth.check_token(world.store, tokens.access_token, client=stranger.client) == oauth.UNKNOWN
+        tokens.check_token(world.store, issued.access_token, client=stranger.client)
+        == tokens.UNKNOWN
     )
-    body = oauth.check_token(world.store, tokens.access_token, client=world.client).introspection(
-        world.client_id
-    )
+    check = tokens.check_token(world.store, issued.access_token, client=world.client)
+    body = introspection(check, world.client_id)
     assert body["active"] is True and body["installation_id"] == str(world.installation)
     assert body["scope"] == "orders.read" and body["client_id"] == world.client_id
 
 
 def test_authorization_record_lists_token_activity(world: World) -> None:
-    tokens = world.tokens()
-    oauth.refresh_tokens(world.store, world.client, tokens.refresh_token)
-    oauth.revoke_token(world.store, world.client, tokens.access_token)
-    record = oauth.authorization_record(world.store, world.seller, world.installation)
+    issued = world.token_set()
+    tokens.refresh_tokens(world.store, world.client, issued.refresh_token)
+    tokens.revoke_token(world.store, world.client, issued.access_token)
+    record = authorization_record(world.store, world.seller, world.installation)
     assert [a["action"] for a in record["token_activity"]] == ["issued", "refreshed", "revoked"]
     assert [h["event"] for h in record["history"]] == ["Installed", "Authorized"]
     assert record["scopes"][0]["scope"] == "orders.read"
@@ -286,17 +288,17 @@ def test_authorization_record_lists_token_activity(world: World) -> None:
 
 def test_no_token_or_code_is_stored_in_clear(world: World) -> None:
     code = world.code()
-    tokens = oauth.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER)
-    refreshed = oauth.refresh_tokens(world.store, world.client, tokens.refresh_token)
+    issued = tokens.exchange_code(world.store, world.client, code, REDIRECT, VERIFIER)
+    refreshed = tokens.refresh_tokens(world.store, world.client, issued.refresh_token)
     secrets = [
         code,
-        tokens.access_token,
-        tokens.refresh_token,
+        issued.access_token,
+        issued.refresh_token,
         refreshed.access_token,
         refreshed.refresh_token,
         world.client_secret,
     ]
-    stored = world.store.recorder.select_notifications(1, 10_000)
+    stored = world.store.application.recorder.select_notifications(1, 10_000)
     assert stored
     blob = b"".join(n.state for n in stored)
     for secret in secrets:
@@ -306,29 +308,29 @@ def test_no_token_or_code_is_stored_in_clear(world: World) -> None:
 def test_code_only_for_the_sellers_own_live_installation(world: World) -> None:
     intruder = f.seller(world.store)
     with pytest.raises(Exception, match="not found"):
-        oauth.issue_code(world.store, intruder, world.installation, world.request())
-    world.store.cancel(world.seller, world.installation)
+        authorization.issue_code(world.store, intruder, world.installation, world.request())
+    installations.cancel(world.store, world.seller, world.installation)
     with pytest.raises(OAuthError) as raised:
         world.code()
     assert raised.value.error == "access_denied"
 
 
 def test_with_the_aggregate_cache_a_cancel_elsewhere_is_seen_at_once(
-    store: AppStore, settings: Settings, clock: FixedClock
+    store: Store, settings: Settings, clock: FixedClock
 ) -> None:
     """Safety of AGGREGATE_CACHE_MAXSIZE for token checks: reads fast-forward every time."""
     env = {**event_store_env(settings.database_url), "AGGREGATE_CACHE_MAXSIZE": "1000"}
-    cached = AppStore(env, clock=clock, passwords=Passwords.fast())
+    cached = Store(env, clock=clock, passwords=Passwords.fast())
     try:
         world = World(store)
-        tokens = world.tokens()
-        assert oauth.check_access_token(cached, tokens.access_token).active
-        store.cancel(world.seller, world.installation)  # another process, say
-        assert oauth.check_access_token(cached, tokens.access_token).reason == "cancelled"
+        issued = world.token_set()
+        assert tokens.check_access_token(cached, issued.access_token).active
+        installations.cancel(store, world.seller, world.installation)  # another process, say
+        assert tokens.check_access_token(cached, issued.access_token).reason == "cancelled"
         other = World(store)
-        more = other.tokens()
-        assert oauth.check_access_token(cached, more.access_token).active
-        oauth.revoke_token(store, other.client, more.refresh_token)
-        assert oauth.check_access_token(cached, more.access_token).reason == "revoked"
+        more = other.token_set()
+        assert tokens.check_access_token(cached, more.access_token).active
+        tokens.revoke_token(store, other.client, more.refresh_token)
+        assert tokens.check_access_token(cached, more.access_token).reason == "revoked"
     finally:
         cached.close()

@@ -18,10 +18,10 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import OperationalError
 
+from application.store import Store
 from appstore.settings import Settings
 from consumers.producer import SyncEventPublisher
 from consumers.worker import GROUP_ID, RETRIES, WorkerConfig
-from domain.store import AppStore
 from tests.consumer_support import (
     consumer_settings,
     create_topic,
@@ -154,7 +154,8 @@ def test_two_workers_in_one_group_apply_every_report_once(
 def _worker_process(
     settings: Settings, config: WorkerConfig, log: Path, *, cli: bool = False
 ) -> subprocess.Popen[Any]:
-    """`python -m consumers.worker` (or, with `cli`, `appstore consume`) as a subprocess."""
+    """`appstore consume` as a subprocess (with `cli`: settings only, the default group
+    and batch size; otherwise this config's group and batch size as options)."""
     env = dict(os.environ)
     env.update(
         APPSTORE_DATABASE_URL=settings.database_url,
@@ -162,11 +163,9 @@ def _worker_process(
         APPSTORE_SYNC_EVENTS_TOPIC=config.topic,
         APPSTORE_FAST_PASSWORD_HASHING="true",
     )
-    if cli:  # settings only: the default group and batch size
-        command = [sys.executable, "-c", "from appstore.cli import main; main()", "consume"]
-    else:
-        command = [sys.executable, "-m", "consumers.worker", "--group-id", config.group_id]
-        command += ["--batch-size", str(config.batch_size)]
+    command = [sys.executable, "-c", "from appstore.cli import main; main()", "consume"]
+    if not cli:
+        command += ["--group-id", config.group_id, "--batch-size", str(config.batch_size)]
     with log.open("ab") as out:
         return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -256,17 +255,17 @@ def test_appstore_consume_stops_on_sigterm_with_its_offsets_committed(
 
 
 class StoreDownAtFirst:
-    """The real store, except that its first `failures` batch writes find the database down."""
+    """The real store, except that its first `failures` writes find the database down."""
 
-    def __init__(self, store: AppStore, failures: int) -> None:
+    def __init__(self, store: Store, failures: int) -> None:
         self._store = store
         self.failures = failures
 
-    def record_sync_events(self, batch: Any) -> Any:
+    def save(self, *aggregates: Any) -> Any:
         if self.failures > 0:
             self.failures -= 1
             raise OperationalError("connection refused (database restarting)")
-        return self._store.record_sync_events(batch)
+        return self._store.save(*aggregates)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)

@@ -1,0 +1,108 @@
+"""App listings: list, change, delist an app; its OAuth client secret."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from application.accounts import require_role
+from application.store import Outcome, Store
+from domain import values as v
+from domain.app_listing import AppListing, validate_listing
+from domain.claims import SlugClaim, slug_claim_id
+from domain.credentials import new_token, token_hash
+from domain.errors import AppNotFound, SlugTaken
+
+
+@dataclass(frozen=True)
+class ListedApp(Outcome):
+    """A listed app's OAuth credentials; the secret is shown this once."""
+
+    client_id: str = ""
+    client_secret: str = ""
+
+
+def list_app(store: Store, developer_id: UUID, details: dict[str, Any]) -> ListedApp:
+    """Lists a new app; returns its OAuth client_id and a client_secret shown only once."""
+    require_role(store, developer_id, v.Role.DEVELOPER)
+    fields = validate_listing(details, partial=False)
+    if store.load(slug_claim_id(fields["slug"]), SlugClaim) is not None:
+        raise SlugTaken(f"slug {fields['slug']!r} is taken")
+    secret = new_token("cs_")
+    app = AppListing(
+        developer_id=developer_id,
+        details=fields,
+        client_secret_hash=token_hash(secret),
+        listed_at=store.clock.now(),
+    )
+    claim = SlugClaim(slug=fields["slug"], app_id=app.id)
+    try:
+        position = store.save(app, claim)
+    except IntegrityError:
+        raise SlugTaken(f"slug {fields['slug']!r} is taken") from None
+    return ListedApp(app.id, position, app.client_id, secret)
+
+
+def app(store: Store, app_id: UUID) -> AppListing:
+    """The app with this id (listed or not), or AppNotFound."""
+    found = store.load(app_id, AppListing)
+    if found is None:
+        raise AppNotFound(f"app {app_id} not found")
+    return found
+
+
+def own_app(store: Store, developer_id: UUID, app_id: UUID) -> AppListing:
+    """The developer's own app; another developer's is reported as not found."""
+    found = app(store, app_id)
+    if found.developer_id != developer_id:
+        raise AppNotFound(f"app {app_id} not found")
+    return found
+
+
+def update_app(store: Store, developer_id: UUID, app_id: UUID, changes: dict[str, Any]) -> Outcome:
+    """Changes some listing fields (PATCH semantics); a new slug must be free."""
+    fields = validate_listing(changes, partial=True)
+
+    def attempt() -> Outcome:
+        listing = own_app(store, developer_id, app_id)
+        claim = None
+        new_slug = fields.get("slug")
+        if new_slug is not None and new_slug != listing.details["slug"]:
+            if store.load(slug_claim_id(new_slug), SlugClaim) is not None:
+                raise SlugTaken(f"slug {new_slug!r} is taken")
+            claim = SlugClaim(slug=new_slug, app_id=listing.id)
+        listing.update(fields, store.clock.now())
+        try:
+            return Outcome(listing.id, store.save(listing, claim))
+        except IntegrityError:
+            if claim is not None and store.load(claim.id, SlugClaim) is not None:
+                raise SlugTaken(f"slug {new_slug!r} is taken") from None
+            raise
+
+    return store.retrying(attempt)
+
+
+def delist_app(store: Store, developer_id: UUID, app_id: UUID) -> Outcome:
+    """Hides the app and stops new installs; existing installations keep working."""
+
+    def attempt() -> Outcome:
+        listing = own_app(store, developer_id, app_id)
+        listing.delist(store.clock.now())
+        return Outcome(listing.id, store.save(listing))
+
+    return store.retrying(attempt)
+
+
+def rotate_client_secret(store: Store, developer_id: UUID, app_id: UUID) -> ListedApp:
+    """Issues a new client secret (shown once); the old one stops working."""
+    secret = new_token("cs_")
+
+    def attempt() -> ListedApp:
+        listing = own_app(store, developer_id, app_id)
+        listing.rotate_client_secret(token_hash(secret), store.clock.now())
+        return ListedApp(listing.id, store.save(listing), listing.client_id, secret)
+
+    return store.retrying(attempt)

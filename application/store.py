@@ -1,0 +1,204 @@
+"""The store port: the event store as the use cases see it.
+
+`Store` wraps the eventsourcing `Application` that holds every aggregate, so all events
+share one global, gapless log (positions) that projections and audits read. Commands use
+`load` → act on the aggregate → `save` (one transaction, returns the position reached),
+inside `retrying` when a lost optimistic-concurrency race should be tried again.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
+from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, Notification, Recording
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+from domain.clock import Clock, SystemClock
+from domain.credentials import Passwords
+from domain.errors import ConcurrentUpdate
+from domain.installation import Installation
+from domain.topics import register_moved_topics
+
+A = TypeVar("A", bound=Aggregate)
+R = TypeVar("R")
+T = TypeVar("T")
+
+# Attempts of a command that lost an optimistic-concurrency race before answering 409.
+MAX_ATTEMPTS = 12
+# Facts kept by `remembered` (roles, issued tokens): a bound on memory, not on correctness.
+REMEMBER = 100_000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command did: the aggregate it acted on and the log position it reached.
+
+    `position` is None when the command changed nothing (an idempotent repeat).
+    """
+
+    id: UUID
+    position: int | None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One stored event of an aggregate, undecoded, with its place in the global log."""
+
+    position: int
+    aggregate_id: UUID
+    version: int
+    topic: str
+    state: bytes
+
+
+class EventLog(Application[UUID]):
+    """The eventsourcing application underneath. Its name names the PostgreSQL tables."""
+
+    name = "AppStore"
+    # Busy connectors give installations long histories (one event per incident report).
+    snapshotting_intervals = {Installation: 100}
+
+
+class Store:
+    """Load, save, retry; the log read by position; facts worth remembering."""
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        clock: Clock | None = None,
+        passwords: Passwords | None = None,
+    ) -> None:
+        register_moved_topics()
+        self.application = EventLog(env)
+        self.clock: Clock = clock or SystemClock()
+        self.passwords = passwords or Passwords()
+        self._facts: OrderedDict[Hashable, Any] = OrderedDict()
+        self._facts_lock = threading.Lock()
+
+    # --- aggregates ---------------------------------------------------------------------
+    def load(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        """The aggregate with this id if it is a `kind`, else None."""
+        app = self.application
+        aggregate: Any
+        if kind in app.snapshotting_intervals or app.repository.cache is not None:
+            try:
+                aggregate = app.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                return None
+        else:
+            # Only installations are snapshotted: other kinds skip the repository's
+            # snapshot lookup, a database round trip that cost a third of a command.
+            aggregate = project_aggregate(None, app.events.get(aggregate_id))
+        return aggregate if isinstance(aggregate, kind) else None
+
+    def load_version(self, aggregate_id: UUID, version: int | None = None) -> Any | None:
+        """Any aggregate as it was at `version` (default: now), or None if there is none."""
+        try:
+            aggregate: Any = self.application.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:
+            return None
+        # The repository answers a version past the last with the latest state: no answer.
+        return aggregate if version is None or aggregate.version == version else None
+
+    def events_of(self, aggregate_id: UUID) -> list[DomainEventProtocol[UUID]]:
+        """Every event of one aggregate, decoded, in version order."""
+        return list(self.application.events.get(aggregate_id))
+
+    def save(self, *aggregates: Aggregate | None) -> int | None:
+        """Appends the aggregates' new events in one transaction; the position reached.
+
+        Raises eventsourcing's IntegrityError when another writer got there first.
+        """
+        recordings: list[Recording[UUID]] = self.application.save(*aggregates)
+        return recordings[-1].notification.id if recordings else None
+
+    def retrying(self, attempt: Callable[[], R]) -> R:
+        """Runs a read-decide-append attempt again when another writer got there first."""
+        for tries in range(1, MAX_ATTEMPTS + 1):
+            try:
+                return attempt()
+            except IntegrityError:
+                # Jittered backoff so hot writers stop colliding in lock-step.
+                time.sleep(random.uniform(0, 0.005 * tries))
+        raise ConcurrentUpdate("too many concurrent changes, try again")
+
+    def remembered(self, key: Hashable, compute: Callable[[], T | None]) -> T | None:
+        """A fact that never changes once known (an account's role, an issued token),
+        computed once per process; None answers are not kept."""
+        with self._facts_lock:
+            if key in self._facts:
+                self._facts.move_to_end(key)
+                found: T = self._facts[key]
+                return found
+        value = compute()
+        if value is not None:
+            with self._facts_lock:
+                self._facts[key] = value
+                while len(self._facts) > REMEMBER:
+                    self._facts.popitem(last=False)
+        return value
+
+    # --- the global log -----------------------------------------------------------------
+    def head(self) -> int:
+        """The position of the newest event in the log (0 when empty)."""
+        return self.application.recorder.max_notification_id() or 0
+
+    def notifications(
+        self, start: int, limit: int, *, inclusive: bool = True
+    ) -> Sequence[Notification]:
+        """At most `limit` stored events from position `start` (or after it)."""
+        return self.application.recorder.select_notifications(
+            start=start, limit=limit, inclusive_of_start=inclusive
+        )
+
+    def decode(self, notification: Notification) -> DomainEventProtocol[UUID]:
+        """The domain event a stored notification holds."""
+        return self.application.mapper.to_domain_event(notification)
+
+    def decode_state(self, state: bytes) -> dict[str, Any]:
+        """An event's stored attributes as a dict (for audits)."""
+        return dict(self.application.mapper.transcoder.decode(state))
+
+    def stored_events(self, aggregate_id: UUID) -> list[StoredEvent]:
+        """Every stored event of one aggregate in version order, with global positions."""
+        recorder = self.application.recorder
+        table = recorder.events_table_name  # type: ignore[attr-defined]
+        if isinstance(recorder, PostgresApplicationRecorder):
+            sql = (
+                f"SELECT notification_id, originator_version, topic, state "
+                f"FROM {table} WHERE originator_id = %s ORDER BY originator_version"
+            )
+            with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(sql, [aggregate_id])
+                rows = [
+                    (r["notification_id"], r["originator_version"], r["topic"], bytes(r["state"]))
+                    for r in curs.fetchall()
+                ]
+        elif isinstance(recorder, SQLiteApplicationRecorder):
+            sql = (
+                f"SELECT rowid, originator_version, topic, state "
+                f"FROM {table} WHERE originator_id = ? ORDER BY originator_version"
+            )
+            with recorder.datastore.transaction(commit=False) as curs:
+                curs.execute(sql, [aggregate_id.hex])
+                rows = [
+                    (r["rowid"], r["originator_version"], r["topic"], r["state"])
+                    for r in curs.fetchall()
+                ]
+        else:  # pragma: no cover - only the two backends are supported
+            raise TypeError(f"unsupported recorder {type(recorder).__name__}")
+        return [StoredEvent(p, aggregate_id, v, t, s) for p, v, t, s in rows]
+
+    def close(self) -> None:
+        self.application.close()

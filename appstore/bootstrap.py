@@ -1,0 +1,221 @@
+"""The composition root: builds each process's objects once, from the settings.
+
+Every entry point (appstore/cli.py, the uvicorn worker factory, tests) builds through here:
+`build_store` (the write side), `build_projector` (the read side), `create_app` (the HTTP
+app: the JSON API, the web pages, and the background loops of an embedded store),
+`worker_config` (the Kafka consumer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from eventsourcing.persistence import IntegrityError, InternalError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from api.answers import AnswerCache
+from api.app import openapi_document
+from api.app import routes as api_routes
+from api.consistency import DEFAULT_WAIT
+from api.metrics import Metrics, MetricsMiddleware
+from api.problems import EXCEPTION_HANDLERS
+from application.expiry import sweep
+from application.store import Store
+from appstore.settings import Settings
+from consumers.worker import WorkerConfig
+from domain.clock import Clock
+from domain.credentials import Passwords
+from projections.my_apps import DueInstallations
+from projections.read_side import build_projector
+from projections.runner import Projector
+from web import authorize
+
+log = logging.getLogger("appstore")
+
+STARTUP_ATTEMPTS = 8
+# Tokens, sessions and installations are read on most requests: the API keeps them cached
+# (each read still fetches newer events, so other processes' writes are seen).
+API_AGGREGATE_CACHE = 20_000
+
+
+def event_store_env(database_url: str) -> dict[str, str]:
+    """The `eventsourcing` environment for a database URL."""
+    parts = urlsplit(database_url)
+    scheme = parts.scheme.split("+")[0]
+    if scheme == "sqlite":
+        # sqlite:///relative/path.db  or  sqlite:////absolute/path.db
+        path = database_url.split("://", 1)[1][1:] if "://" in database_url else ""
+        if not path:
+            raise ValueError(f"no file in {database_url!r}")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path
+            if path != ":memory:"
+            else "file::memory:?mode=memory&cache=shared",
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+    if scheme in ("postgresql", "postgres"):
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": parts.path.lstrip("/") or "appstore",
+            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(parts.port or 5432),
+            "POSTGRES_USER": unquote(parts.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            # Writers serialise on a table lock; a stuck one must not block the rest forever.
+            "POSTGRES_LOCK_TIMEOUT": "10",
+            "POSTGRES_POOL_SIZE": "5",
+            "POSTGRES_MAX_OVERFLOW": "10",
+        }
+    raise ValueError(f"unsupported APPSTORE_DATABASE_URL scheme {parts.scheme!r}")
+
+
+def build_store(
+    settings: Settings, *, clock: Clock | None = None, aggregate_cache: int = 0
+) -> Store:
+    """The write side (event store + commands) for these settings.
+
+    `aggregate_cache` keeps that many recently used aggregates in memory; each read still
+    fetches the events appended since (fast-forward), so other writers are never missed.
+    Worth it where the same aggregates are hit again and again (the API, the consumer).
+    """
+    passwords = Passwords.fast() if settings.fast_password_hashing else Passwords()
+    env = event_store_env(settings.database_url)
+    if aggregate_cache:
+        env["AGGREGATE_CACHE_MAXSIZE"] = str(aggregate_cache)
+    for attempt in range(1, STARTUP_ATTEMPTS + 1):
+        try:
+            return Store(env, clock=clock, passwords=passwords)
+        except (InternalError, IntegrityError):
+            # Processes starting together all run eventsourcing's CREATE TABLE IF NOT EXISTS
+            # and CREATE OR REPLACE FUNCTION; PostgreSQL refuses the losers of that race
+            # ("tuple concurrently updated"). The schema is there a moment later: try again.
+            if attempt == STARTUP_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+    raise AssertionError("unreachable")
+
+
+def read_side(store: Store, settings: Settings, **options: Any) -> Projector:
+    """The read models of these settings (created or rebuilt as needed)."""
+    options.setdefault("batch_size", settings.projector.batch_size)
+    projector = build_projector(store, settings.database_url, **options)
+    return projector
+
+
+def worker_config(settings: Settings, **overrides: Any) -> WorkerConfig:
+    """How the Kafka consumer of these settings talks to the broker."""
+    if not settings.kafka_bootstrap_servers:
+        raise ValueError("APPSTORE_KAFKA_BOOTSTRAP_SERVERS is not set")
+    values: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "topic": settings.sync_events_topic,
+        "group_id": settings.consumer.group_id,
+        "partitions": settings.consumer.partitions,
+        "batch_size": settings.consumer.batch_size,
+    }
+    values.update({k: val for k, val in overrides.items() if val is not None})
+    return WorkerConfig(**values)
+
+
+def create_app(
+    settings: Settings,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    *,
+    run_projections: bool = True,
+    sweep_interval: float | None = None,
+    consistency_timeout: float = DEFAULT_WAIT,
+    batch_size: int | None = None,
+) -> Starlette:
+    """The HTTP app for these settings: the JSON API and the web pages.
+
+    With `run_projections`, a background thread applies new events (polling, woken at once
+    by writes in this process); otherwise a separate `appstore project` does it. With
+    `sweep_interval`, expired/lapsed installations are swept periodically.
+    """
+    store = store or build_store(settings, clock=clock, aggregate_cache=API_AGGREGATE_CACHE)
+    projector = read_side(store, settings, batch_size=batch_size or settings.projector.batch_size)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Fresh per start-up, so an app can be started again (tests, reloads).
+        stop = threading.Event()
+        threads: list[threading.Thread] = []
+        if run_projections:
+            threads.append(
+                threading.Thread(
+                    target=projector.run_forever,
+                    args=(stop, settings.projector.poll_interval),
+                    name="projector",
+                    daemon=True,
+                )
+            )
+        if sweep_interval:
+            threads.append(
+                threading.Thread(
+                    target=_sweep_forever,
+                    args=(store, projector, stop, sweep_interval),
+                    name="sweeper",
+                    daemon=True,
+                )
+            )
+        for thread in threads:
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            projector.wake.set()
+            for thread in threads:
+                thread.join(timeout=5)
+
+    metrics = Metrics(projector)
+    app = Starlette(
+        routes=[*api_routes(), *authorize.routes],
+        lifespan=lifespan,
+        exception_handlers=dict(EXCEPTION_HANDLERS),
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+    )
+    app.state.store = store
+    app.state.settings = settings
+    app.state.projector = projector
+    app.state.consistency_timeout = consistency_timeout
+    app.state.metrics = metrics
+    app.state.catalog_answers = AnswerCache("catalog")
+    app.state.openapi = openapi_document(authorize.OPENAPI_PATHS)
+    return app
+
+
+def app_from_environment(settings: Settings | None = None) -> Starlette:
+    """The app `serve` runs (also the factory each uvicorn worker calls)."""
+    from appstore.settings import get_settings
+
+    settings = settings or get_settings()
+    return create_app(
+        settings,
+        run_projections=settings.serve.projections,
+        sweep_interval=settings.projector.sweep_interval,
+    )
+
+
+def _sweep_forever(store: Store, projector: Projector, stop: threading.Event, every: float) -> None:
+    due = DueInstallations(projector.engine)
+    while not stop.wait(every):
+        try:
+            result = sweep(store, due)
+            if result.expired or result.lapsed:
+                log.info("swept: %d expired, %d lapsed", result.expired, result.lapsed)
+        except Exception:  # keep sweeping; the next round retries
+            log.exception("expiry sweep failed")

@@ -1,0 +1,74 @@
+"""Incidents: sync problems an app reports for one installation, and the reports themselves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from domain import values as v
+from domain.errors import InvalidInput
+from domain.values import IncidentStatus
+
+# Affected object ids kept per incident (the newest win); connectors may send thousands.
+MAX_OBJECT_IDS = 100
+# A connector's message is kept up to this many characters.
+MAX_MESSAGE = 2000
+
+
+@dataclass
+class Incident:
+    """A sync problem reported by the app, grouped by area + error code while unresolved."""
+
+    id: UUID
+    area: str
+    error_code: str
+    message: str
+    object_ids: list[str]
+    first_seen: datetime
+    last_seen: datetime
+    count: int = 1
+    status: IncidentStatus = IncidentStatus.OPEN
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+
+    @property
+    def is_unresolved(self) -> bool:
+        return self.status is not IncidentStatus.RESOLVED
+
+
+@dataclass(frozen=True)
+class SyncEvent:
+    """A connector's report of one sync run (from Kafka or HTTP)."""
+
+    event_id: str
+    installation_id: UUID
+    kind: str  # "failure" | "success"
+    area: str
+    occurred_at: datetime
+    error_code: str = ""
+    message: str = ""
+    object_ids: list[str] = field(default_factory=list)
+    app_id: UUID | None = None
+
+    def check(self) -> None:
+        """Raises InvalidInput naming the first field that is not acceptable."""
+        v.text(self.event_id, "event_id", max_length=200)
+        if self.kind not in ("failure", "success"):
+            raise InvalidInput("kind", "must be 'failure' or 'success'")
+        v.text(self.area, "area", max_length=64)
+        if self.kind == "failure":
+            v.text(self.error_code, "error_code", max_length=120)
+        if self.occurred_at.tzinfo is None:
+            raise InvalidInput("occurred_at", "must carry a timezone")
+
+
+def newest_object_ids(object_ids: list[str]) -> list[str]:
+    """The affected object ids an incident keeps: distinct, the newest MAX_OBJECT_IDS."""
+    return list(dict.fromkeys(object_ids))[-MAX_OBJECT_IDS:]
+
+
+def incident_id_for(installation_id: UUID, event_id: str) -> UUID:
+    """An incident's id, derived from the event that raised it (stable across replays)."""
+    return uuid5(NAMESPACE_URL, f"appstore:incident:{installation_id}:{event_id}")
