@@ -35,7 +35,7 @@ lint: venv
 
 ## make bench-NAME: run bench/NAME.py against a throw-away PostgreSQL (and Kafka); BENCH_ARGS=...
 bench-%: venv
-	PYTHON=$(BIN)/python scripts/with-services.sh $(BIN)/python bench/$*.py $(BENCH_ARGS)
+	PYTHON=$(BIN)/python scripts/with-services.sh $(BIN)/python -m bench.$* $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache

@@ -12,28 +12,19 @@ import os
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import psycopg
 from rich.console import Console
 from rich.progress import Progress
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from application import installations
 from application.store import Store
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
+from bench.support import fresh_database
 from tests import factories as f
 
 console = Console()
-
-
-def fresh_database(admin_url: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def raw_inserts(url: str, seconds: float, progress: Progress) -> tuple[int, float]:

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,27 +26,15 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from application import accounts
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from bench.workload import NOUNS, append_catalog, fresh_postgres_database
+from bench.support import free_port, fresh_database, percentile
+from bench.workload import NOUNS, append_catalog
 from domain import values as v
 from tests import factories as f
 
 console = Console(width=150)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def server_means(base: str) -> dict[str, float]:
@@ -132,7 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="appstore-http-bench-")
     if args.database_url and args.database_url.startswith("postgres"):
-        url = fresh_postgres_database(args.database_url, "http")
+        url = fresh_database(args.database_url, "http")
     else:
         url = args.database_url or f"sqlite:///{tmp}/store.db"
     port = free_port()

@@ -29,19 +29,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 from kafka.consumer import KafkaConsumer
 from kafka.producer import KafkaProducer
 from kafka.structs import TopicPartition
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from application.store import Store
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
+from bench.support import fresh_database, percentile, progress_bar
 from consumers.worker import (
     AGGREGATE_CACHE,
     BatchOutcome,
@@ -53,24 +51,6 @@ from tests import factories as f
 
 console = Console()
 AREAS = ("orders", "inventory", "fulfillment", "products")
-
-
-def fresh_database(admin_url: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description:<34}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=console,
-    )
 
 
 def installations(store: Store, count: int, progress: Progress) -> list[uuid.UUID]:
@@ -191,11 +171,6 @@ def worker_throughput(
             progress.update(task, completed=done, rate=f"{done / max(last - first, 1e-9):,.0f}/s")
     assert first is not None
     return count / (last - first), first - started
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 @contextlib.contextmanager

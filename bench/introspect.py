@@ -26,20 +26,17 @@ import statistics
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
 from rich.console import Console
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from application import authorization, listings, sync_events, tokens
 from application.store import Store
 from appstore.bootstrap import build_store, event_store_env
 from appstore.settings import Settings
+from bench.support import fresh_database
 from domain import oauth
 from domain.credentials import Passwords, token_hash
 from domain.incident import SyncEvent
@@ -47,13 +44,6 @@ from tests import factories as f
 
 console = Console()
 REDIRECT = "https://ordersync.example.com/oauth/callback"
-
-
-def fresh_database(admin_url: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def issue_tokens(store: Store, count: int) -> tuple[list[str], str, str]:

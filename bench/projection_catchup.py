@@ -15,22 +15,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
+import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import sqlalchemy as sa
-
 from application.store import Store
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from bench.workload import append_catalog, fresh_postgres_database
+from bench.support import fresh_database
+from bench.workload import append_catalog
 from projections.read_side import build_projector
 from projections.runner import Projector
 
@@ -113,7 +109,7 @@ def main() -> None:
     if not args.database_url:
         parser.error("give --database-url or set APPSTORE_TEST_POSTGRES_URL (PostgreSQL)")
 
-    url = fresh_postgres_database(args.database_url, "catchup")
+    url = fresh_database(args.database_url, "catchup")
     store = build_store(Settings(database_url=url))
     with Progress(console=console) as progress:
         head = fill(store, args.events, progress)
@@ -146,7 +142,7 @@ def main() -> None:
     )
     if args.replay_events:
         with Progress(console=console) as progress:
-            big_url = fresh_postgres_database(args.database_url, "replay")
+            big_url = fresh_database(args.database_url, "replay")
             big_store = build_store(Settings(database_url=big_url))
             big_head = fill(big_store, args.replay_events, progress)
             big = build_projector(big_store, big_url, batch_size=REPLAY_BATCH)

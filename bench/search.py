@@ -15,34 +15,25 @@ import argparse
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
+import sqlalchemy as sa
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import sqlalchemy as sa
-
 from api.answers import AnswerCache
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from bench.workload import ADJECTIVES, NOUNS, VERBS, append_catalog, fresh_postgres_database
+from bench.support import fresh_database, percentile
+from bench.workload import ADJECTIVES, NOUNS, VERBS, append_catalog
 from domain import values as v
 from projections import catalog
 from projections.read_side import build_projector
 
 console = Console(width=150)
 QUERIES = 400
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def queries(rng: random.Random, n: int) -> list[catalog.CatalogQuery]:
@@ -148,7 +139,7 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 rows.append(run("SQLite FTS5", f"sqlite:///{tmp}/bench.db", apps, progress))
             if args.database_url:
-                url = fresh_postgres_database(args.database_url, "search")
+                url = fresh_database(args.database_url, "search")
                 rows.append(run("PostgreSQL GIN", url, apps, progress))
             else:
                 console.print("[yellow]no PostgreSQL URL: SQLite only[/yellow]")

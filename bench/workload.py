@@ -10,12 +10,11 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import psycopg
-
 from application.store import Store
 from domain import values as v
 from domain.account import Account
 from domain.app_listing import AppListing, validate_listing
+from domain.incident import SyncEvent
 from domain.installation import Installation
 
 ADJECTIVES = [
@@ -102,14 +101,6 @@ VERBS = [
     "recommend",
 ]
 START = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def fresh_postgres_database(admin_url: str, prefix: str = "bench") -> str:
-    """A new empty database on the server of `admin_url` (its URL)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def listing(rng: random.Random, n: int) -> dict[str, object]:
@@ -203,9 +194,11 @@ def append_catalog(
             installation.authorize(now)
             pending_events += 2
             if incident_every and n_installs % incident_every == 0:
-                installation.report_failure(
-                    f"ev-{n_installs}", "orders", "E_TIMEOUT", "timed out", ["o-1"], now, now
-                )
+                report = SyncEvent(
+                    f"ev-{n_installs}", installation.id, "failure", "orders", now, "E_TIMEOUT",
+                    "timed out", ["o-1"],
+                )  # fmt: skip
+                installation.record_sync(report, now)
                 pending_events += 1
             pending.append(installation)
         if pending_events >= batch_events:

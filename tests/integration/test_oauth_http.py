@@ -23,7 +23,7 @@ from appstore.bootstrap import create_app
 from appstore.settings import Settings
 from domain.clock import FixedClock
 from tests import factories as f
-from web import authorize as authorize_pages
+from web import oauth_flow
 
 REDIRECT = "https://ordersync.example.com/oauth/callback"
 VERIFIER = "verifier-" + "x" * 50
@@ -380,7 +380,7 @@ def test_no_token_code_or_secret_in_clear_in_the_event_store(
     dev = Dev(store)
     code = redirect_params(sign_up_and_authorize(http, dev))["code"]
     tokens = exchange(http, dev, code).json()
-    session = http.cookies.get(authorize_pages.SESSION_COOKIE)
+    session = http.cookies.get(oauth_flow.SESSION_COOKIE)
     assert session
     blob = b"".join(n.state for n in store.application.recorder.select_notifications(1, 10_000))
     for secret in (code, tokens["access_token"], tokens["refresh_token"], dev.secret, session):
@@ -493,12 +493,12 @@ def test_use_another_account_ends_the_session(http: TestClient, store: Store) ->
     page = http.get(dev.authorize_url())
     page = post(http, page, step="show_signup")
     page = post(http, page, step="signup", name="S", email="sw@example.com", password=f.PASSWORD)
-    session = http.cookies.get(authorize_pages.SESSION_COOKIE)
+    session = http.cookies.get(oauth_flow.SESSION_COOKIE)
     assert session and accounts.session_for(store, session) is not None
     page = post(http, page, step="switch")
     assert "Select your account type" in page.text
     assert accounts.session_for(store, session) is None
-    assert http.cookies.get(authorize_pages.SESSION_COOKIE) is None
+    assert http.cookies.get(oauth_flow.SESSION_COOKIE) is None
 
 
 def test_state_is_escaped_in_pages_and_echoed_unchanged(http: TestClient, store: Store) -> None:
