@@ -7,16 +7,28 @@ Wire format (JSON, UTF-8), key = the installation id::
      "message": "3 orders reference unknown SKUs", "object_ids": ["o-1", "o-2"],
      "occurred_at": "2026-11-25T20:00:00Z"}
 
-Unknown fields are ignored, so connectors may send newer fields to an older store.
+Unknown fields are ignored, so connectors may send newer fields to an older store. A
+success may carry `"error_code": null` or leave it out. `occurred_at` may use any UTC offset
+(`Z`, `+02:00`, `-05:30`); it is stored in UTC. The key may be null: the installation id in
+the value decides where a report applies. A value may be up to 1 MiB (`MAX_VALUE_BYTES`).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from domain.store import SyncEvent
 
@@ -28,6 +40,10 @@ REASON_CANCELLED = "installation_cancelled"
 REASON_NOT_ACTIVE = "installation_not_active"
 REASON_REJECTED = "rejected"
 REASON_PROCESSING_ERROR = "processing_error"
+REASON_TOO_LARGE = "value_too_large"
+
+# The largest value read (uncompressed). Kafka's own default message limit is about 1 MB.
+MAX_VALUE_BYTES = 1024 * 1024
 
 # A connector may report many affected objects; the domain keeps the newest 100 anyway.
 MAX_OBJECT_IDS = 10_000
@@ -43,10 +59,19 @@ class SyncEventMessage(BaseModel):
     app_id: UUID | None = Field(default=None, description="checked against the installation")
     kind: Literal["failure", "success"]
     area: str = Field(min_length=1, max_length=64, description="orders, inventory, …")
-    error_code: str = Field(default="", max_length=120)
+    error_code: str | None = Field(
+        default=None,
+        max_length=120,
+        description="required for a failure; null or absent is fine for a success",
+    )
     message: str = Field(default="", max_length=20_000)
     object_ids: list[str] = Field(default_factory=list, max_length=MAX_OBJECT_IDS)
     occurred_at: AwareDatetime
+
+    @field_validator("occurred_at", mode="after")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
 
     @model_validator(mode="after")
     def _failure_has_error_code(self) -> SyncEventMessage:
@@ -62,7 +87,7 @@ class SyncEventMessage(BaseModel):
             kind=self.kind,
             area=self.area,
             occurred_at=self.occurred_at,
-            error_code=self.error_code,
+            error_code=self.error_code or "",
             message=self.message,
             object_ids=list(self.object_ids),
             app_id=self.app_id,
@@ -86,6 +111,10 @@ def parse_message(value: bytes | None) -> SyncEventMessage:
     """Validates a Kafka record value; raises PoisonMessage with a DLQ reason if it is bad."""
     if value is None:
         raise PoisonMessage(REASON_INVALID_JSON, "empty record value (tombstone)")
+    if len(value) > MAX_VALUE_BYTES:
+        raise PoisonMessage(
+            REASON_TOO_LARGE, f"{len(value)} bytes; at most {MAX_VALUE_BYTES} are read"
+        )
     try:
         data = json.loads(value)
     except (UnicodeDecodeError, ValueError) as error:
