@@ -106,12 +106,15 @@ def create_app(
     sweep_interval: float | None = None,
     consistency_timeout: float = DEFAULT_WAIT,
     batch_size: int = DEFAULT_BATCH,
+    consumer_health: Any = None,
 ) -> Starlette:
     """The API for these settings.
 
     With `run_projections`, a background thread applies new events (polling every 50 ms,
     woken at once by writes in this process); otherwise a separate `appstore project`
     does it. With `sweep_interval`, expired/lapsed installations are swept periodically.
+    `consumer_health` (consumers.health.ConsumerHealth) is the in-process Kafka consumer's
+    state: its lag and stalled partitions then show on /readyz and /metrics.
     """
     # Tokens, sessions and installations are read on most requests: keep them cached
     # (each read still fetches newer events, so other processes' writes are seen).
@@ -157,7 +160,8 @@ def create_app(
     app.state.settings = settings
     app.state.projector = projector
     app.state.consistency_timeout = consistency_timeout
-    app.state.metrics = Metrics(projector)
+    app.state.consumer_health = consumer_health
+    app.state.metrics = Metrics(projector, consumer_health)
     app.state.catalog_answers = AnswerCache("catalog")
     app.state.openapi = openapi(
         [*ENDPOINTS, *_contributed_endpoints()], "App & Service Store", "1.0.0"

@@ -40,11 +40,35 @@ def project() -> None:
 
 
 @cli.command()
-def consume() -> None:
-    """Run the Kafka consumer of connector sync events."""
-    from appstore.processes import run_consumer
+def consume(
+    skip_to: Annotated[
+        str | None,
+        typer.Option(
+            "--skip-to",
+            metavar="PARTITION:OFFSET",
+            help="instead of consuming: give up a stalled partition's messages before OFFSET "
+            "(recorded in the audit history), then exit",
+        ),
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="why (required with --skip-to)")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve /readyz, /healthz and /metrics on this port")
+    ] = None,
+    metrics_host: Annotated[
+        str | None, typer.Option(help="address for --metrics-port (default APPSTORE_HOST)")
+    ] = None,
+) -> None:
+    """Run the Kafka consumer of connector sync events (or, with --skip-to, move it on)."""
+    from appstore.processes import run_consumer, skip_partition
 
-    run_consumer(get_settings())
+    settings = get_settings()
+    if skip_to is None:
+        run_consumer(settings, metrics_port=metrics_port, metrics_host=metrics_host)
+        return
+    if not reason:
+        console.print("[red]--skip-to needs --reason: the audit history keeps it[/red]")
+        raise typer.Exit(2)
+    raise typer.Exit(skip_partition(settings, skip_to, reason))
 
 
 @cli.command()

@@ -92,10 +92,18 @@ def serve(settings: Settings, host: str, port: int) -> None:
     """The API with the projections and the expiry sweeper in background threads."""
     import uvicorn
 
-    if settings.kafka_bootstrap_servers:
-        thread = threading.Thread(target=run_consumer, args=(settings,), daemon=True)
-        thread.start()
+    consumer_health = None
     workers = ServeSettings().workers
+    if settings.kafka_bootstrap_servers:
+        from consumers.health import ConsumerHealth
+
+        # Shown on /readyz and /metrics; with several API workers (other processes) only by
+        # a separate `appstore consume --metrics-port`.
+        consumer_health = ConsumerHealth()
+        thread = threading.Thread(
+            target=run_consumer, args=(settings,), kwargs={"health": consumer_health}, daemon=True
+        )
+        thread.start()
     # Per-request access lines cost latency; /metrics counts requests instead.
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "info"}
     options["access_log"] = False
@@ -105,10 +113,10 @@ def serve(settings: Settings, host: str, port: int) -> None:
             "appstore.processes:app_from_environment", factory=True, workers=workers, **options
         )
     else:
-        uvicorn.run(app_from_environment(settings), **options)
+        uvicorn.run(app_from_environment(settings, consumer_health=consumer_health), **options)
 
 
-def app_from_environment(settings: Settings | None = None) -> Any:
+def app_from_environment(settings: Settings | None = None, consumer_health: Any = None) -> Any:
     """The API app for `serve` (also the factory each uvicorn worker calls)."""
     from api.app import create_app
     from appstore.settings import get_settings
@@ -119,6 +127,7 @@ def app_from_environment(settings: Settings | None = None) -> Any:
         run_projections=ServeSettings().projections,
         sweep_interval=tuning.sweep_interval,
         batch_size=tuning.batch_size,
+        consumer_health=consumer_health,
     )
 
 
@@ -195,8 +204,70 @@ def migrate(settings: Settings) -> None:
     store.close()
 
 
-def run_consumer(settings: Settings) -> None:
-    """The Kafka consumer of connector sync events (consumers.worker)."""
+def run_consumer(
+    settings: Settings,
+    *,
+    metrics_port: int | None = None,
+    metrics_host: str | None = None,
+    health: Any = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """The Kafka consumer of connector sync events (consumers.worker); with `metrics_port`,
+    its /readyz, /healthz and /metrics are served there."""
+    import logging
+
+    from consumers.health import ConsumerHealth, serve_health
     from consumers.worker import run
 
-    run(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    health = health or ConsumerHealth()
+    server = (
+        serve_health(health, metrics_host or settings.host, metrics_port) if metrics_port else None
+    )
+    try:
+        run(settings, stop=stop, health=health)
+    finally:
+        if server is not None:
+            server.shutdown()
+
+
+def skip_partition(settings: Settings, target: str, reason: str) -> int:
+    """`appstore consume --skip-to P:O`: the exit code (0 done, 1 not yet carried out, 2 refused)."""
+    from consumers.skips import parse_target, skip_to
+    from consumers.worker import WorkerConfig
+
+    if not settings.kafka_bootstrap_servers:
+        console.print("[red]APPSTORE_KAFKA_BOOTSTRAP_SERVERS is not set[/red]")
+        return 2
+    config = WorkerConfig.from_settings(settings)
+    store = build_store(settings)
+    try:
+        partition, offset = parse_target(target)
+        outcome = skip_to(
+            store,
+            config.bootstrap_servers,
+            config.topic,
+            config.group_id,
+            partition,
+            offset,
+            reason,
+        )
+    except DomainError as error:
+        console.print(f"[red]{error.detail}[/red]")
+        return 2
+    finally:
+        store.close()
+    where = f"{settings.sync_events_topic}-{partition}"
+    if outcome.applied_by is None:
+        console.print(
+            f"[yellow]skip of {where} to {offset} recorded; the consumer owning it has not "
+            f"carried it out yet (audit: {outcome.aggregate_id})[/yellow]"
+        )
+        return 1
+    skipped = max(0, offset - (outcome.from_offset or 0))
+    console.print(
+        f"[green]{where} now reads from {offset}[/green]: {skipped} messages given up "
+        f"(from {outcome.from_offset}), by {outcome.applied_by}; audit: {outcome.aggregate_id}"
+    )
+    return 0

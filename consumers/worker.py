@@ -16,6 +16,10 @@ error (store or broker unreachable) never skips a message: the step backs off an
 Any other error rewinds the batch's partitions and polls it again (after a backoff).
 SIGTERM/SIGINT stop the loop after the current batch.
 
+It reads with `read_committed`: messages of aborted Kafka transactions are never seen. A
+batch that cannot be decoded stalls only its partition, loudly (see consumers/partitions.py);
+the worker's `health` (lag per partition, stalls) feeds `/readyz` and `/metrics`.
+
 Run it with `appstore consume` or `python -m consumers.worker` (settings from APPSTORE_*).
 """
 
@@ -40,6 +44,7 @@ from kafka.producer import KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import Counter, Histogram
 
+from consumers.health import ConsumerHealth, serve_health
 from consumers.messages import (
     REASON_CANCELLED,
     REASON_NOT_ACTIVE,
@@ -50,6 +55,7 @@ from consumers.messages import (
     PoisonMessage,
     parse_message,
 )
+from consumers.partitions import PartitionWatch
 from domain.errors import (
     ConcurrentUpdate,
     DomainError,
@@ -67,6 +73,11 @@ AGGREGATE_CACHE = 5000
 GROUP_ID = "appstore-consumers"
 # Short, so a worker started while the broker is down still stops promptly on SIGTERM.
 BOOTSTRAP_TIMEOUT_MS = 5_000
+# Topics it creates accept records well above the 1 MiB a report may have, so an oversized
+# report reaches the DLQ with a reason instead of being refused to its connector.
+TOPIC_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# Headers the DLQ sets; a dead letter keeps the original record's other headers.
+DLQ_HEADERS = ("reason", "detail", "source_topic", "source_partition", "source_offset")
 
 # Errors that say "the store or the broker is not reachable right now", never "this
 # message is bad": the step is retried, the message is not dead-lettered.
@@ -112,6 +123,9 @@ class WorkerConfig:
     max_backoff_s: float = 10.0
     client_id: str = "appstore-consumer"
     session_timeout_ms: int = 10_000  # a killed worker's partitions move on after this
+    stall_retry_s: float = 60.0  # a stalled partition is fetched again this often
+    skip_check_s: float = 2.0  # how often operator skips are looked for in the store
+    lag_interval_s: float = 5.0  # how often end offsets are read for the lag
 
     @property
     def dlq_topic(self) -> str:
@@ -199,6 +213,7 @@ def ensure_topics(config: WorkerConfig) -> None:
                         topic: {
                             "num_partitions": config.partitions,
                             "replication_factor": config.replication_factor,
+                            "configs": {"max.message.bytes": str(TOPIC_MAX_MESSAGE_BYTES)},
                         }
                     },
                     timeout_ms=15_000,
@@ -221,15 +236,19 @@ class SyncEventWorker:
         *,
         on_batch: Callable[[BatchOutcome], None] | None = None,
         stop_event: threading.Event | None = None,
+        health: ConsumerHealth | None = None,
     ) -> None:
         """`on_batch` is called after each committed batch (benchmarks, tests);
-        setting `stop_event` (if given) stops the worker like `stop()`."""
+        setting `stop_event` (if given) stops the worker like `stop()`; `health` is where
+        it reports lag and stalls (for /readyz and /metrics)."""
         self.store = store
         self.config = config
         self.on_batch = on_batch
+        self.health = health or ConsumerHealth()
         self._stop = stop_event or threading.Event()
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
+        self._watch: PartitionWatch | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
     def stop(self) -> None:
@@ -247,13 +266,26 @@ class SyncEventWorker:
 
     def run(self) -> None:
         """Consumes until stopped. Survives broker and store outages by retrying."""
+        self.health.started(self.config.topic, self.config.group_id)
         try:
             self._retrying("connect", self._connect)
         except Stopped:
+            self.health.stopped()
             self._close()
             return
         consumer = self._consumer
         assert consumer is not None
+        watch = self._watch = PartitionWatch(
+            consumer,
+            self.store,
+            self.health,
+            topic=self.config.topic,
+            group=self.config.group_id,
+            client_id=self.config.client_id,
+            stall_retry_s=self.config.stall_retry_s,
+            skip_check_s=self.config.skip_check_s,
+            lag_interval_s=self.config.lag_interval_s,
+        )
         log.info(
             "consuming %s as group %s (DLQ %s)",
             self.config.topic,
@@ -263,18 +295,25 @@ class SyncEventWorker:
         failures = 0
         try:
             while not self._stop.is_set():
+                watch.tick()
                 try:
                     polled = consumer.poll(
                         timeout_ms=self.config.poll_timeout_ms, max_records=self.config.batch_size
                     )
-                except Exception as error:  # e.g. no broker; kafka-python reconnects
+                except Exception as error:
+                    if watch.undecodable(error):
+                        continue  # that partition is paused and reported; the others go on
+                    # e.g. no broker; kafka-python reconnects
                     RETRIES.labels("poll").inc()
+                    self.health.failed(error)
                     log.warning("poll failed, retrying: %r", error)
                     self._stop.wait(1.0)
                     continue
+                watch.reading(set(polled))
                 records = [r for batch in polled.values() for r in batch]
                 if not records:
-                    continue
+                    continue  # (an empty poll proves nothing: kafka-python hides a lost broker)
+                self.health.worked()
                 try:
                     self.process(records)
                     failures = 0
@@ -288,6 +327,7 @@ class SyncEventWorker:
                     self._rewind(consumer, records)
                     self._stop.wait(min(self.config.max_backoff_s, 0.2 * 2 ** min(failures, 10)))
         finally:
+            self.health.stopped()
             self._close()
             log.info("consumer stopped")
 
@@ -314,13 +354,23 @@ class SyncEventWorker:
             "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
         }
         if self._producer is None:
-            self._producer = KafkaProducer(acks="all", linger_ms=5, max_block_ms=10_000, **common)
+            self._producer = KafkaProducer(
+                acks="all",
+                linger_ms=5,
+                max_block_ms=10_000,
+                # Dead letters may be oversized reports: compress, and allow them through.
+                compression_type="lz4",
+                max_request_size=TOPIC_MAX_MESSAGE_BYTES,
+                **common,
+            )
         if self._consumer is None:
             self._consumer = KafkaConsumer(
                 self.config.topic,
                 group_id=self.config.group_id,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                # Connectors that publish in Kafka transactions: aborted messages never count.
+                isolation_level="read_committed",
                 max_poll_records=self.config.batch_size,
                 session_timeout_ms=self.config.session_timeout_ms,
                 heartbeat_interval_ms=max(1000, self.config.session_timeout_ms // 4),
@@ -415,7 +465,9 @@ class SyncEventWorker:
         futures = []
         for letter in letters:
             record = letter.record
+            kept = [(k, v) for k, v in record.headers or [] if k not in DLQ_HEADERS]
             headers = [
+                *kept,
                 ("reason", letter.reason.encode()),
                 ("detail", letter.detail.encode("utf-8", "replace")[:1000]),
                 ("source_topic", record.topic.encode()),
@@ -448,6 +500,9 @@ class SyncEventWorker:
                 log.warning(
                     "commit refused after a rebalance (%s); batch will be redelivered", error
                 )
+                return
+            if self._watch is not None:
+                self._watch.committed({tp: o.offset for tp, o in offsets.items()})
 
         self._retrying("commit", commit)
 
@@ -461,6 +516,7 @@ class SyncEventWorker:
             except TRANSIENT_ERRORS as error:
                 attempt += 1
                 RETRIES.labels(step).inc()
+                self.health.failed(error)
                 delay = min(self.config.max_backoff_s, 0.2 * 2 ** min(attempt, 10))
                 log.warning(
                     "%s failed (attempt %d), retrying in %.1fs: %r", step, attempt, delay, error
@@ -469,17 +525,23 @@ class SyncEventWorker:
                     raise Stopped(step) from error
 
 
-def run(settings: Any, *, stop: threading.Event | None = None, **config_overrides: Any) -> None:
+def run(
+    settings: Any,
+    *,
+    stop: threading.Event | None = None,
+    health: ConsumerHealth | None = None,
+    **config_overrides: Any,
+) -> None:
     """Runs the consumer for these settings until SIGTERM/SIGINT (or `stop` is set).
 
     Signal handlers are installed only when called from the main thread; an embedding
-    process (e.g. `serve`) passes its own `stop` event instead.
+    process (e.g. `serve`) passes its own `stop` event instead, and a `health` to show.
     """
     from appstore.wiring import build_store
 
     store = build_store(settings, aggregate_cache=AGGREGATE_CACHE)
     config = WorkerConfig.from_settings(settings, **config_overrides)
-    worker = SyncEventWorker(store, config, stop_event=stop)
+    worker = SyncEventWorker(store, config, stop_event=stop, health=health)
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -502,19 +564,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, help="max messages per poll and transaction")
     parser.add_argument("--partitions", type=int, help="partitions of topics it creates")
     parser.add_argument("--group-id", help=f"consumer group (default {GROUP_ID})")
-    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve /metrics, /readyz and /healthz on this port"
+    )
+    parser.add_argument("--metrics-host", default="0.0.0.0", help="address for --metrics-port")
     args = parser.parse_args(argv)
-    metrics_port = args.metrics_port
-    del args.metrics_port
+    metrics_port, metrics_host = args.metrics_port, args.metrics_host
+    del args.metrics_port, args.metrics_host
     overrides = {k: v for k, v in vars(args).items() if v is not None}
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
+    health = ConsumerHealth()
     if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port)
-    run(get_settings(), **overrides)
+        serve_health(health, metrics_host, metrics_port)
+    run(get_settings(), health=health, **overrides)
 
 
 if __name__ == "__main__":

@@ -322,7 +322,12 @@ def test_a_redrive_applies_dead_letters_once_their_cause_is_fixed(
     ).id
     producer = KafkaProducer(bootstrap_servers=config.bootstrap_servers, acks="all")
     try:
-        producer.send(config.topic, key=str(pending).encode(), value=_report(pending))
+        producer.send(
+            config.topic,
+            key=str(pending).encode(),
+            value=_report(pending),
+            headers=[("traceparent", b"00-abc-01")],
+        )
         producer.send(config.topic, key=b"x", value=b"{broken")
         producer.flush(timeout=30)
     finally:
@@ -340,6 +345,12 @@ def test_a_redrive_applies_dead_letters_once_their_cause_is_fixed(
 
         again = redrive(config.bootstrap_servers, config.topic, reasons=["installation_not_active"])
         assert not again.redriven and not again.skipped  # each dead letter once
+    [redriven] = [
+        r
+        for r in read_topic(config.bootstrap_servers, config.topic, expected=3)
+        if "redriven_from" in dict(r.headers)
+    ]
+    assert [k for k, _ in redriven.headers] == ["traceparent", "redriven_from"]  # the connector's
     [incident] = pg_store.installation(pending).incidents.values()
     assert incident.count == 1
 
