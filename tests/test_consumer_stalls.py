@@ -367,3 +367,54 @@ def test_readiness_fails_while_the_consumer_does_not_run(settings: Settings) -> 
     finally:
         app.state.projector.engine.dispose()
         store.close()
+
+
+def test_appstore_serve_runs_the_consumer_and_shows_its_lag_on_readyz(
+    settings: Settings, pg_store: AppStore, config: WorkerConfig, tmp_path: Path
+) -> None:
+    """The issue's setup: `appstore serve` with Kafka, a librdkafka producer using snappy."""
+    import httpx
+
+    installations = live_installations(pg_store, 5)
+    producer = LibrdkafkaProducer(config.bootstrap_servers, compression_type="snappy")
+    for installation_id in installations:
+        producer.produce(config.topic, report(installation_id), str(installation_id).encode())
+    producer.flush()
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        APPSTORE_DATABASE_URL=settings.database_url,
+        APPSTORE_KAFKA_BOOTSTRAP_SERVERS=config.bootstrap_servers,
+        APPSTORE_SYNC_EVENTS_TOPIC=config.topic,
+        APPSTORE_FAST_PASSWORD_HASHING="true",
+        APPSTORE_SERVE_WORKERS="1",
+    )
+    command = [sys.executable, "-c", "from appstore.cli import main; main()", "serve"]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)], cwd=REPO, env=env, stdout=out, stderr=out
+        )
+
+    def consumer_caught_up() -> Any:
+        try:
+            answer = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+        except httpx.HTTPError:
+            return None
+        consumer = answer.json().get("consumer") or {}
+        lags = [p["lag"] for p in consumer.get("partitions", {}).values()]
+        return answer.status_code == 200 and lags == [0, 0] and consumer
+
+    try:
+        wait_until(consumer_caught_up, 60, "serve's consumer caught up on /readyz", 0.3)
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert 'appstore_sync_events_total{outcome="applied"} 5.0' in metrics
+        assert "appstore_consumer_stalled_partitions 0.0" in metrics
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    assert failures_recorded(pg_store, installations) == 5, log.read_text()[-3000:]
