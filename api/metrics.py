@@ -1,4 +1,5 @@
-"""Prometheus metrics: request counts and latency per route, log head and projection lag."""
+"""Prometheus metrics: request counts and latency per route, log head and projection lag, and
+the in-process Kafka consumer's lag and stalls when `serve` runs one."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ class _ProjectionCollector(Collector):
 class Metrics:
     """One registry per app (so tests can build many apps)."""
 
-    def __init__(self, projector: Projector) -> None:
+    def __init__(self, projector: Projector, consumer_health: Any = None) -> None:
+        """`consumer_health`: an in-process Kafka consumer's state, whose metrics join ours."""
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "appstore_http_requests",
@@ -60,6 +62,9 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
         self.registry.register(_ProjectionCollector(projector))
+        if consumer_health is not None:
+            self.registry.register(consumer_health.collector())
+            self.registry.register(consumer_health.counters())
 
     def observe(self, method: str, route: str, status: int, started: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

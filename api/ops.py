@@ -29,6 +29,9 @@ class Readiness(BaseModel):
     status: str
     head: int
     projections: dict[str, ProjectionState]
+    # The in-process Kafka consumer (serve with APPSTORE_KAFKA_BOOTSTRAP_SERVERS): its status,
+    # lag per partition and stalled partitions (consumers.health.ConsumerHealth.snapshot).
+    consumer: dict[str, Any] | None = None
 
 
 async def healthz(call: Call) -> Health:
@@ -37,8 +40,10 @@ async def healthz(call: Call) -> Health:
 
 
 async def readyz(call: Call) -> Any:
-    """The store is reachable; each projection's position and lag behind the log head."""
+    """The store is reachable; each projection's position and lag behind the log head; the
+    in-process Kafka consumer (if any) runs, lags little and has no stalled partition."""
     projector = call.state.projector
+    consumer_health = call.state.consumer_health
 
     def check() -> dict[str, Any]:
         head = projector.head()
@@ -56,6 +61,10 @@ async def readyz(call: Call) -> Any:
         return JSONResponse({"status": "unavailable", "detail": str(error)[:200]}, status_code=503)
     worst = max((p["lag"] for p in state["projections"].values()), default=0)
     status = "ok" if worst <= MAX_READY_LAG else "lagging"
+    if consumer_health is not None:
+        state["consumer"] = consumer_health.snapshot()
+        if status == "ok" and not state["consumer"]["ready"]:
+            status = f"consumer_{state['consumer']['status']}"  # e.g. consumer_stalled
     body = Readiness.model_validate({"status": status, **state}).model_dump(mode="json")
     return JSONResponse(body, status_code=200 if status == "ok" else 503)
 

@@ -8,18 +8,21 @@ body of `POST /v1/sync-events` (JSON, UTF-8)::
      "message": "3 orders reference unknown SKUs", "object_ids": ["o-1", "o-2"],
      "occurred_at": "2026-11-25T20:00:00Z"}
 
-Unknown fields are ignored, so connectors may send newer fields to an older store.
+Unknown fields are ignored, so connectors may send newer fields to an older store. A
+success may carry `"error_code": null` or leave it out. `occurred_at` may use any UTC offset
+(`Z`, `+02:00`, `-05:30`); it is stored in UTC.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Literal
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from application.store import Store
 from domain.claims import SyncEventReceipt, sync_receipt_id
@@ -41,10 +44,19 @@ class SyncEventMessage(BaseModel):
     app_id: UUID | None = Field(default=None, description="checked against the installation")
     kind: Literal["failure", "success"]
     area: str = Field(min_length=1, max_length=64, description="orders, inventory, …")
-    error_code: str = Field(default="", max_length=120)
+    error_code: str | None = Field(
+        default=None,
+        max_length=120,
+        description="required for a failure; null or absent is fine for a success",
+    )
     message: str = Field(default="", max_length=20_000)
     object_ids: list[str] = Field(default_factory=list, max_length=MAX_OBJECT_IDS)
     occurred_at: AwareDatetime
+
+    @field_validator("occurred_at", mode="after")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
 
     @model_validator(mode="after")
     def _failure_has_error_code(self) -> SyncEventMessage:
@@ -60,7 +72,7 @@ class SyncEventMessage(BaseModel):
             kind=self.kind,
             area=self.area,
             occurred_at=self.occurred_at,
-            error_code=self.error_code,
+            error_code=self.error_code or "",
             message=self.message,
             object_ids=list(self.object_ids),
             app_id=self.app_id,

@@ -31,7 +31,8 @@ from api.problems import EXCEPTION_HANDLERS
 from application.expiry import sweep
 from application.store import Store
 from appstore.settings import Settings
-from consumers.worker import WorkerConfig
+from consumers.config import WorkerConfig
+from consumers.health import ConsumerHealth
 from domain.clock import Clock
 from domain.credentials import Passwords
 from projections.my_apps import DueInstallations
@@ -138,12 +139,15 @@ def create_app(
     sweep_interval: float | None = None,
     consistency_timeout: float = DEFAULT_WAIT,
     batch_size: int | None = None,
+    consumer_health: ConsumerHealth | None = None,
 ) -> Starlette:
     """The HTTP app for these settings: the JSON API and the web pages.
 
     With `run_projections`, a background thread applies new events (polling, woken at once
     by writes in this process); otherwise a separate `appstore project` does it. With
     `sweep_interval`, expired/lapsed installations are swept periodically.
+    `consumer_health` is an in-process Kafka consumer's state: its lag and stalled
+    partitions then show on /readyz and /metrics.
     """
     store = store or build_store(settings, clock=clock, aggregate_cache=API_AGGREGATE_CACHE)
     projector = read_side(store, settings, batch_size=batch_size or settings.projector.batch_size)
@@ -181,7 +185,7 @@ def create_app(
             for thread in threads:
                 thread.join(timeout=5)
 
-    metrics = Metrics(projector)
+    metrics = Metrics(projector, consumer_health)
     app = Starlette(
         routes=[*api_routes(), *authorize.routes],
         lifespan=lifespan,
@@ -192,13 +196,16 @@ def create_app(
     app.state.settings = settings
     app.state.projector = projector
     app.state.consistency_timeout = consistency_timeout
+    app.state.consumer_health = consumer_health
     app.state.metrics = metrics
     app.state.catalog_answers = AnswerCache("catalog")
     app.state.openapi = openapi_document(authorize.OPENAPI_PATHS)
     return app
 
 
-def app_from_environment(settings: Settings | None = None) -> Starlette:
+def app_from_environment(
+    settings: Settings | None = None, consumer_health: ConsumerHealth | None = None
+) -> Starlette:
     """The app `serve` runs (also the factory each uvicorn worker calls)."""
     from appstore.settings import get_settings
 
@@ -207,6 +214,7 @@ def app_from_environment(settings: Settings | None = None) -> Starlette:
         settings,
         run_projections=settings.serve.projections,
         sweep_interval=settings.projector.sweep_interval,
+        consumer_health=consumer_health,
     )
 
 

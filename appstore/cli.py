@@ -53,18 +53,41 @@ def consume(
     partitions: Annotated[int | None, typer.Option(help="partitions of topics it creates")] = None,
     group_id: Annotated[str | None, typer.Option(help="consumer group")] = None,
     metrics_port: Annotated[
-        int | None, typer.Option(help="serve Prometheus /metrics on this port")
+        int | None, typer.Option(help="serve /readyz, /healthz and /metrics on this port")
     ] = None,
+    metrics_host: Annotated[
+        str | None, typer.Option(help="address for --metrics-port (default APPSTORE_HOST)")
+    ] = None,
+    skip_to: Annotated[
+        str | None,
+        typer.Option(
+            "--skip-to",
+            metavar="PARTITION:OFFSET",
+            help="instead of consuming: give up a stalled partition's messages before OFFSET "
+            "(recorded in the audit history), then exit",
+        ),
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="why (required with --skip-to)")] = None,
 ) -> None:
-    """Run the Kafka consumer of connector sync events."""
+    """Run the Kafka consumer of connector sync events (or, with --skip-to, move it on)."""
     from appstore.processes import consume as run
+    from appstore.processes import skip_partition
 
     _log_to_stderr()
-    if metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(metrics_port)
-    run(get_settings(), batch_size=batch_size, partitions=partitions, group_id=group_id)
+    settings = get_settings()
+    if skip_to is not None:
+        if not reason:
+            console.print("[red]--skip-to needs --reason: the audit history keeps it[/red]")
+            raise typer.Exit(2)
+        raise typer.Exit(skip_partition(settings, skip_to, reason, group_id=group_id))
+    run(
+        settings,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
+        batch_size=batch_size,
+        partitions=partitions,
+        group_id=group_id,
+    )
 
 
 @cli.command()

@@ -22,7 +22,11 @@ from appstore.bootstrap import (
     worker_config,
 )
 from appstore.settings import Settings
-from consumers.worker import AGGREGATE_CACHE, SyncEventWorker
+from consumers.config import AGGREGATE_CACHE
+from consumers.health import ConsumerHealth, serve_health
+from consumers.skips import parse_target, skip_to
+from consumers.worker import SyncEventWorker
+from domain.errors import DomainError
 from projections.my_apps import DueInstallations
 from projections.read_side import all_projections
 from projections.runner import StepResult
@@ -44,8 +48,18 @@ def serve(settings: Settings, host: str, port: int) -> None:
     threads; the Kafka consumer too when a broker is configured."""
     import uvicorn
 
+    consumer_health = None
     if settings.kafka_bootstrap_servers:
-        threading.Thread(target=consume, args=(settings,), name="consumer", daemon=True).start()
+        # Shown on /readyz and /metrics; with several API workers (other processes) only by
+        # a separate `appstore consume --metrics-port`.
+        consumer_health = ConsumerHealth()
+        threading.Thread(
+            target=consume,
+            args=(settings,),
+            kwargs={"health": consumer_health},
+            name="consumer",
+            daemon=True,
+        ).start()
     # Per-request access lines cost latency; /metrics counts requests instead.
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "info"}
     options["access_log"] = False
@@ -58,7 +72,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
             **options,
         )
     else:
-        uvicorn.run(app_from_environment(settings), **options)
+        uvicorn.run(app_from_environment(settings, consumer_health=consumer_health), **options)
 
 
 def project(settings: Settings) -> None:
@@ -73,14 +87,28 @@ def project(settings: Settings) -> None:
     store.close()
 
 
-def consume(settings: Settings, *, stop: threading.Event | None = None, **overrides: Any) -> None:
-    """The Kafka consumer of sync events until SIGTERM/SIGINT (or `stop`).
+def consume(
+    settings: Settings,
+    *,
+    stop: threading.Event | None = None,
+    health: ConsumerHealth | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str | None = None,
+    **overrides: Any,
+) -> None:
+    """The Kafka consumer of sync events until SIGTERM/SIGINT (or `stop`); with
+    `metrics_port`, its /readyz, /healthz and /metrics are served there.
 
     Signal handlers are installed only in the main thread; an embedding process (`serve`)
-    passes its own `stop` event instead.
+    passes its own `stop` event and `health` instead.
     """
     store = build_store(settings, aggregate_cache=AGGREGATE_CACHE)
-    worker = SyncEventWorker(store, worker_config(settings, **overrides), stop_event=stop)
+    health = health or ConsumerHealth()
+    config = worker_config(settings, **overrides)
+    worker = SyncEventWorker(store, config, stop_event=stop, health=health)
+    server = None
+    if metrics_port:
+        server = serve_health(health, metrics_host or settings.host, metrics_port)
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -90,6 +118,8 @@ def consume(settings: Settings, *, stop: threading.Event | None = None, **overri
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if server is not None:
+            server.shutdown()
         store.close()
 
 
@@ -150,3 +180,43 @@ def migrate(settings: Settings) -> None:
     store = build_store(settings)
     read_side(store, settings)
     store.close()
+
+
+def skip_partition(
+    settings: Settings, target: str, reason: str, *, group_id: str | None = None
+) -> int:
+    """`appstore consume --skip-to P:O`: the exit code (0 done, 1 not yet carried out, 2 refused)."""
+    if not settings.kafka_bootstrap_servers:
+        console.print("[red]APPSTORE_KAFKA_BOOTSTRAP_SERVERS is not set[/red]")
+        return 2
+    config = worker_config(settings, group_id=group_id)
+    store = build_store(settings)
+    try:
+        partition, offset = parse_target(target)
+        outcome = skip_to(
+            store,
+            config.bootstrap_servers,
+            config.topic,
+            config.group_id,
+            partition,
+            offset,
+            reason,
+        )
+    except DomainError as error:
+        console.print(f"[red]{error.detail}[/red]")
+        return 2
+    finally:
+        store.close()
+    where = f"{settings.sync_events_topic}-{partition}"
+    if outcome.applied_by is None:
+        console.print(
+            f"[yellow]skip of {where} to {offset} recorded; the consumer owning it has not "
+            f"carried it out yet (audit: {outcome.aggregate_id})[/yellow]"
+        )
+        return 1
+    skipped = max(0, offset - (outcome.from_offset or 0))
+    console.print(
+        f"[green]{where} now reads from {offset}[/green]: {skipped} messages given up "
+        f"(from {outcome.from_offset}), by {outcome.applied_by}; audit: {outcome.aggregate_id}"
+    )
+    return 0

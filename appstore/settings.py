@@ -13,6 +13,8 @@ from pydantic import Field
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from consumers import config as consumer
+
 
 class ServeSettings(BaseSettings):
     """`appstore serve`: the API (and, embedded, the projections and the consumer)."""
@@ -50,11 +52,15 @@ class ConsumerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="APPSTORE_CONSUMER_", extra="ignore")
 
-    group_id: str = Field(default="appstore-consumers", description="Kafka consumer group")
+    group_id: str = Field(default=consumer.GROUP_ID, description="Kafka consumer group")
     partitions: int = Field(
-        default=6, ge=1, description="partitions of the topics it creates (≥ consumers)"
+        default=consumer.PARTITIONS,
+        ge=1,
+        description="partitions of the topics it creates (≥ consumers)",
     )
-    batch_size: int = Field(default=500, ge=1, description="messages per poll and transaction")
+    batch_size: int = Field(
+        default=consumer.BATCH_SIZE, ge=1, description="messages per poll and transaction"
+    )
 
 
 class Settings(BaseSettings):
@@ -72,7 +78,7 @@ class Settings(BaseSettings):
         default=None, description="unset: no Kafka; set: `serve` also runs the consumer"
     )
     sync_events_topic: str = Field(
-        default="appstore.sync-events", description="topic of connector sync events"
+        default=consumer.TOPIC, description="topic of connector sync events"
     )
     host: str = Field(default="127.0.0.1", description="where `serve` listens (`--host`)")
     port: int = Field(default=8000, description="where `serve` listens (`--port`)")

@@ -40,13 +40,8 @@ from application.store import Store
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
 from bench.support import fresh_database, percentile, progress_bar
-from consumers.worker import (
-    AGGREGATE_CACHE,
-    BatchOutcome,
-    SyncEventWorker,
-    WorkerConfig,
-    ensure_topics,
-)
+from consumers.config import AGGREGATE_CACHE, WorkerConfig, ensure_topics
+from consumers.worker import BatchOutcome, SyncEventWorker
 from tests import factories as f
 
 console = Console()

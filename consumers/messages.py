@@ -1,5 +1,7 @@
 """Parsing a Kafka record into the sync-event message (application.sync_events), and the
-reasons a record goes to the dead-letter topic."""
+reasons a record goes to the dead-letter topic. The key may be null: the installation id in
+the value decides where a report applies. A value may be up to 1 MiB (`MAX_VALUE_BYTES`).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +19,10 @@ REASON_CANCELLED = "installation_cancelled"
 REASON_NOT_ACTIVE = "installation_not_active"
 REASON_REJECTED = "rejected"
 REASON_PROCESSING_ERROR = "processing_error"
+REASON_TOO_LARGE = "value_too_large"
+
+# The largest value read (uncompressed). Kafka's own default message limit is about 1 MB.
+MAX_VALUE_BYTES = 1024 * 1024
 
 
 class PoisonMessage(Exception):
@@ -32,6 +38,10 @@ def parse_message(value: bytes | None) -> SyncEventMessage:
     """Validates a Kafka record value; raises PoisonMessage with a DLQ reason if it is bad."""
     if value is None:
         raise PoisonMessage(REASON_INVALID_JSON, "empty record value (tombstone)")
+    if len(value) > MAX_VALUE_BYTES:
+        raise PoisonMessage(
+            REASON_TOO_LARGE, f"{len(value)} bytes; at most {MAX_VALUE_BYTES} are read"
+        )
     try:
         data = json.loads(value)
     except (UnicodeDecodeError, ValueError) as error:

@@ -39,8 +39,7 @@ from kafka.producer import KafkaProducer
 from kafka.producer.future import FutureRecordMetadata
 
 from application.sync_events import SyncEventMessage
-
-DEFAULT_TOPIC = "appstore.sync-events"
+from consumers.config import TOPIC
 
 
 class SyncEventPublisher:
@@ -50,7 +49,7 @@ class SyncEventPublisher:
         self,
         bootstrap_servers: str | list[str],
         *,
-        topic: str = DEFAULT_TOPIC,
+        topic: str = TOPIC,
         app_id: UUID | None = None,
         **producer_config: Any,
     ) -> None:

@@ -8,7 +8,7 @@ its messages still worth applying), an operator runs::
 It reads `<topic>.dlq` up to its end as of the start, remembering in consumer group
 `appstore-dlq-redrive.<reasons>` what it considered, so each dead letter is re-driven once per
 set of reasons. The chosen ones go back to the source topic with their original key and
-bytes (plus a `redriven_from` header) and the worker applies them as usual (`event_id` still
+bytes and the connector's own headers (plus a `redriven_from` header) and the worker applies them as usual (`event_id` still
 dedupes). Messages still bad land in the DLQ again, past this run's end: no loop.
 """
 
@@ -25,7 +25,8 @@ from kafka.consumer import KafkaConsumer
 from kafka.producer import KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from consumers.worker import BOOTSTRAP_TIMEOUT_MS
+from consumers.config import BOOTSTRAP_TIMEOUT_MS
+from consumers.dead_letters import DLQ_HEADERS
 
 log = logging.getLogger("appstore.consumer.redrive")
 
@@ -114,8 +115,12 @@ def _consider(
     report.redriven[reason] += 1
     if not dry_run:
         source = f"{record.topic}:{record.partition}:{record.offset}".encode()
+        original = [(k, v) for k, v in record.headers or [] if k not in DLQ_HEADERS]
         futures.append(
             producer.send(
-                topic, key=record.key, value=record.value, headers=[("redriven_from", source)]
+                topic,
+                key=record.key,
+                value=record.value,
+                headers=[*original, ("redriven_from", source)],
             )
         )

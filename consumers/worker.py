@@ -16,6 +16,10 @@ error (store or broker unreachable) never skips a message: the step backs off an
 Any other error rewinds the batch's partitions and polls it again (after a backoff).
 SIGTERM/SIGINT stop the loop after the current batch.
 
+It reads with `read_committed`: messages of aborted Kafka transactions are never seen. A
+batch that cannot be decoded stalls only its partition, loudly (see consumers/partitions.py);
+the worker's `health` (lag per partition, stalls) feeds `/readyz` and `/metrics`.
+
 Run it with `appstore consume` (settings from APPSTORE_*), or inside `appstore serve`.
 """
 
@@ -31,43 +35,36 @@ from typing import Any
 
 import psycopg
 from eventsourcing.persistence import PersistenceError
-from kafka.admin import KafkaAdminClient
 from kafka.consumer import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from kafka.errors import CommitFailedError, KafkaError
 from kafka.producer import KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import Counter, Histogram
 
 from application.store import Store
 from application.sync_events import SyncResult, record_sync_event, record_sync_events
+from consumers.config import (
+    BOOTSTRAP_TIMEOUT_MS,
+    TOPIC_MAX_MESSAGE_BYTES,
+    WorkerConfig,
+    ensure_topics,
+)
+from consumers.dead_letters import DeadLetter, reason_for, send_dead_letters
+from consumers.health import ConsumerHealth
 from consumers.messages import (
-    REASON_CANCELLED,
-    REASON_NOT_ACTIVE,
     REASON_PROCESSING_ERROR,
-    REASON_REJECTED,
-    REASON_SCHEMA,
-    REASON_UNKNOWN_INSTALLATION,
     PoisonMessage,
     parse_message,
 )
+from consumers.partitions import PartitionWatch
 from domain.errors import (
     ConcurrentUpdate,
     DomainError,
-    InstallationCancelled,
-    InstallationNotActive,
-    InstallationNotFound,
-    InvalidInput,
 )
 from domain.incident import SyncEvent
 
 log = logging.getLogger("appstore.consumer")
-
-# Installations under sync traffic are loaded batch after batch: keep them cached.
-AGGREGATE_CACHE = 5000
-GROUP_ID = "appstore-consumers"
-# Short, so a worker started while the broker is down still stops promptly on SIGTERM.
-BOOTSTRAP_TIMEOUT_MS = 5_000
 
 # Errors that say "the store or the broker is not reachable right now", never "this
 # message is bad": the step is retried, the message is not dead-lettered.
@@ -99,33 +96,6 @@ BATCH_SECONDS = Histogram(
 )
 
 
-@dataclass(frozen=True)
-class WorkerConfig:
-    """How the worker talks to Kafka (appstore.bootstrap.worker_config builds it)."""
-
-    bootstrap_servers: str
-    topic: str = "appstore.sync-events"
-    group_id: str = GROUP_ID
-    partitions: int = 6  # created topics get this many; run at most this many workers
-    replication_factor: int = -1  # -1: the broker's default.replication.factor
-    batch_size: int = 500
-    poll_timeout_ms: int = 500
-    max_backoff_s: float = 10.0
-    client_id: str = "appstore-consumer"
-    session_timeout_ms: int = 10_000  # a killed worker's partitions move on after this
-
-    @property
-    def dlq_topic(self) -> str:
-        return f"{self.topic}.dlq"
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    record: ConsumerRecord
-    reason: str
-    detail: str
-
-
 @dataclass
 class BatchOutcome:
     """What one batch did; `stored` pairs each applied record with its result."""
@@ -148,50 +118,6 @@ class Stopped(Exception):
     """The worker was asked to stop while a step was still retrying."""
 
 
-def reason_for(error: DomainError) -> str:
-    """The DLQ reason code for a report the domain refused."""
-    if isinstance(error, InstallationNotFound):
-        return REASON_UNKNOWN_INSTALLATION
-    if isinstance(error, InstallationCancelled):
-        return REASON_CANCELLED
-    if isinstance(error, InstallationNotActive):
-        return REASON_NOT_ACTIVE
-    if isinstance(error, InvalidInput):
-        return REASON_SCHEMA
-    return REASON_REJECTED
-
-
-def ensure_topics(config: WorkerConfig) -> None:
-    """Creates the topic and its DLQ if they are missing (idempotent)."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=config.bootstrap_servers,
-        client_id=f"{config.client_id}-admin",
-        request_timeout_ms=15_000,
-        bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
-    )
-    try:
-        existing = set(admin.list_topics())
-        for topic in (config.topic, config.dlq_topic):
-            if topic in existing:
-                continue
-            try:
-                admin.create_topics(
-                    {
-                        topic: {
-                            "num_partitions": config.partitions,
-                            "replication_factor": config.replication_factor,
-                        }
-                    },
-                    timeout_ms=15_000,
-                    wait_for_metadata=True,
-                )
-                log.info("created topic %s (%d partitions)", topic, config.partitions)
-            except TopicAlreadyExistsError:
-                pass  # another worker won the race
-    finally:
-        admin.close()
-
-
 class SyncEventWorker:
     """The consumer loop. `run()` blocks until `stop()` (or the `stop_event` is set)."""
 
@@ -202,15 +128,19 @@ class SyncEventWorker:
         *,
         on_batch: Callable[[BatchOutcome], None] | None = None,
         stop_event: threading.Event | None = None,
+        health: ConsumerHealth | None = None,
     ) -> None:
         """`on_batch` is called after each committed batch (benchmarks, tests);
-        setting `stop_event` (if given) stops the worker like `stop()`."""
+        setting `stop_event` (if given) stops the worker like `stop()`; `health` is where
+        it reports lag and stalls (for /readyz and /metrics)."""
         self.store = store
         self.config = config
         self.on_batch = on_batch
+        self.health = health or ConsumerHealth()
         self._stop = stop_event or threading.Event()
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
+        self._watch: PartitionWatch | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
     def stop(self) -> None:
@@ -228,13 +158,26 @@ class SyncEventWorker:
 
     def run(self) -> None:
         """Consumes until stopped. Survives broker and store outages by retrying."""
+        self.health.started(self.config.topic, self.config.group_id)
         try:
             self._retrying("connect", self._connect)
         except Stopped:
+            self.health.stopped()
             self._close()
             return
         consumer = self._consumer
         assert consumer is not None
+        watch = self._watch = PartitionWatch(
+            consumer,
+            self.store,
+            self.health,
+            topic=self.config.topic,
+            group=self.config.group_id,
+            client_id=self.config.client_id,
+            stall_retry_s=self.config.stall_retry_s,
+            skip_check_s=self.config.skip_check_s,
+            lag_interval_s=self.config.lag_interval_s,
+        )
         log.info(
             "consuming %s as group %s (DLQ %s)",
             self.config.topic,
@@ -244,18 +187,25 @@ class SyncEventWorker:
         failures = 0
         try:
             while not self._stop.is_set():
+                watch.tick()
                 try:
                     polled = consumer.poll(
                         timeout_ms=self.config.poll_timeout_ms, max_records=self.config.batch_size
                     )
-                except Exception as error:  # e.g. no broker; kafka-python reconnects
+                except Exception as error:
+                    if watch.undecodable(error):
+                        continue  # that partition is paused and reported; the others go on
+                    # e.g. no broker; kafka-python reconnects
                     RETRIES.labels("poll").inc()
+                    self.health.failed(error)
                     log.warning("poll failed, retrying: %r", error)
                     self._stop.wait(1.0)
                     continue
+                watch.reading(set(polled))
                 records = [r for batch in polled.values() for r in batch]
                 if not records:
-                    continue
+                    continue  # (an empty poll proves nothing: kafka-python hides a lost broker)
+                self.health.worked()
                 try:
                     self.process(records)
                     failures = 0
@@ -269,6 +219,7 @@ class SyncEventWorker:
                     self._rewind(consumer, records)
                     self._stop.wait(min(self.config.max_backoff_s, 0.2 * 2 ** min(failures, 10)))
         finally:
+            self.health.stopped()
             self._close()
             log.info("consumer stopped")
 
@@ -295,13 +246,23 @@ class SyncEventWorker:
             "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
         }
         if self._producer is None:
-            self._producer = KafkaProducer(acks="all", linger_ms=5, max_block_ms=10_000, **common)
+            self._producer = KafkaProducer(
+                acks="all",
+                linger_ms=5,
+                max_block_ms=10_000,
+                # Dead letters may be oversized reports: compress, and allow them through.
+                compression_type="lz4",
+                max_request_size=TOPIC_MAX_MESSAGE_BYTES,
+                **common,
+            )
         if self._consumer is None:
             self._consumer = KafkaConsumer(
                 self.config.topic,
                 group_id=self.config.group_id,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                # Connectors that publish in Kafka transactions: aborted messages never count.
+                isolation_level="read_committed",
                 max_poll_records=self.config.batch_size,
                 session_timeout_ms=self.config.session_timeout_ms,
                 heartbeat_interval_ms=max(1000, self.config.session_timeout_ms // 4),
@@ -391,26 +352,8 @@ class SyncEventWorker:
             return error
 
     def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
-        producer = self._producer
-        assert producer is not None
-        futures = []
-        for letter in letters:
-            record = letter.record
-            headers = [
-                ("reason", letter.reason.encode()),
-                ("detail", letter.detail.encode("utf-8", "replace")[:1000]),
-                ("source_topic", record.topic.encode()),
-                ("source_partition", str(record.partition).encode()),
-                ("source_offset", str(record.offset).encode()),
-            ]
-            futures.append(
-                producer.send(
-                    self.config.dlq_topic, key=record.key, value=record.value, headers=headers
-                )
-            )
-        producer.flush(timeout=30)
-        for future in futures:
-            future.get(timeout=1)  # raises the send's error: the whole step is retried
+        assert self._producer is not None
+        send_dead_letters(self._producer, self.config.dlq_topic, letters)
 
     def _commit(self, records: Sequence[ConsumerRecord]) -> None:
         consumer = self._consumer
@@ -429,6 +372,9 @@ class SyncEventWorker:
                 log.warning(
                     "commit refused after a rebalance (%s); batch will be redelivered", error
                 )
+                return
+            if self._watch is not None:
+                self._watch.committed({tp: o.offset for tp, o in offsets.items()})
 
         self._retrying("commit", commit)
 
@@ -442,6 +388,7 @@ class SyncEventWorker:
             except TRANSIENT_ERRORS as error:
                 attempt += 1
                 RETRIES.labels(step).inc()
+                self.health.failed(error)
                 delay = min(self.config.max_backoff_s, 0.2 * 2 ** min(attempt, 10))
                 log.warning(
                     "%s failed (attempt %d), retrying in %.1fs: %r", step, attempt, delay, error

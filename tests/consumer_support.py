@@ -4,6 +4,7 @@ and bounded waits. Fixtures are imported by the test modules that use them."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import threading
@@ -11,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -25,7 +27,9 @@ from application import installations
 from application.store import Store
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from consumers.worker import BatchOutcome, SyncEventWorker, WorkerConfig
+from consumers.config import WorkerConfig
+from consumers.health import ConsumerHealth
+from consumers.worker import BatchOutcome, SyncEventWorker
 from tests import factories as f
 from tests.kafka_broker import ENV_BOOTSTRAP, KafkaBroker
 
@@ -69,11 +73,19 @@ def unique_topic(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+def create_topic(
+    bootstrap: str, topic: str, partitions: int, configs: dict[str, str] | None = None
+) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
     try:
         admin.create_topics(
-            {topic: {"num_partitions": partitions, "replication_factor": 1}},
+            {
+                topic: {
+                    "num_partitions": partitions,
+                    "replication_factor": 1,
+                    "configs": configs or {},
+                }
+            },
             timeout_ms=15_000,
             wait_for_metadata=True,
         )
@@ -148,10 +160,12 @@ class RunningWorker:
 
 
 @contextlib.contextmanager
-def running_worker(store: Store, config: WorkerConfig) -> Iterator[RunningWorker]:
+def running_worker(
+    store: Store, config: WorkerConfig, health: ConsumerHealth | None = None
+) -> Iterator[RunningWorker]:
     """A worker consuming in a thread; stopped (and joined, bounded) on exit."""
     outcomes: list[BatchOutcome] = []
-    worker = SyncEventWorker(store, config, on_batch=outcomes.append)
+    worker = SyncEventWorker(store, config, on_batch=outcomes.append, health=health)
     running = RunningWorker(worker, threading.Thread(), outcomes)
 
     def target() -> None:
@@ -196,3 +210,63 @@ def read_topic(
         return records
     finally:
         consumer.close()
+
+
+class LibrdkafkaProducer:
+    """A producer the project did not write: confluent-kafka (librdkafka), as connectors in
+    Java, Go or C behave. `send` raises if the broker refused anything."""
+
+    def __init__(self, bootstrap: str, **config: Any) -> None:
+        from confluent_kafka import Producer
+
+        settings: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "linger.ms": 50,  # several messages per batch: compression works on batches
+            "message.timeout.ms": 30_000,
+        }
+        settings.update({k.replace("_", "."): v for k, v in config.items()})
+        self.producer = Producer(settings)
+        self.errors: list[str] = []
+
+    def _delivered(self, error: Any, message: Any) -> None:
+        if error is not None:
+            self.errors.append(str(error))
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        *,
+        partition: int | None = None,
+        headers: list[tuple[str, bytes | None]] | None = None,
+    ) -> None:
+        extra: dict[str, Any] = {}
+        if partition is not None:
+            extra["partition"] = partition
+        if headers is not None:
+            extra["headers"] = headers
+        self.producer.produce(topic, value=value, key=key, on_delivery=self._delivered, **extra)
+        self.producer.poll(0)
+
+    def flush(self, timeout: float = 30) -> None:
+        left = self.producer.flush(timeout)
+        assert left == 0, f"{left} messages not delivered in {timeout}s"
+        assert not self.errors, f"the broker refused: {self.errors}"
+
+
+def report(installation: UUID | str, **fields: Any) -> bytes:
+    """A failure report's JSON value; `fields` override or add keys."""
+    body: dict[str, Any] = {
+        "event_id": uuid.uuid4().hex,
+        "installation_id": str(installation),
+        "kind": "failure",
+        "area": "orders",
+        "error_code": "SKU_NOT_FOUND",
+        "message": "3 orders reference unknown SKUs",
+        "object_ids": ["o-1", "o-2"],
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    body.update(fields)
+    return json.dumps(body).encode()

@@ -20,8 +20,9 @@ from eventsourcing.persistence import OperationalError
 
 from application.store import Store
 from appstore.settings import Settings
+from consumers.config import GROUP_ID, WorkerConfig
 from consumers.producer import SyncEventPublisher
-from consumers.worker import GROUP_ID, RETRIES, WorkerConfig
+from consumers.worker import RETRIES
 from tests.consumer_support import (
     consumer_settings,
     create_topic,

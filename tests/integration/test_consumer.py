@@ -17,10 +17,10 @@ from kafka.producer import KafkaProducer
 
 from application import accounts, installations
 from application.store import Store
+from consumers.config import WorkerConfig
 from consumers.messages import PoisonMessage, parse_message
 from consumers.producer import SyncEventPublisher
 from consumers.redrive import redrive
-from consumers.worker import WorkerConfig
 from tests import factories as f
 from tests.consumer_support import (
     consumer_settings,
@@ -328,7 +328,12 @@ def test_a_redrive_applies_dead_letters_once_their_cause_is_fixed(
     ).id
     producer = KafkaProducer(bootstrap_servers=config.bootstrap_servers, acks="all")
     try:
-        producer.send(config.topic, key=str(pending).encode(), value=_report(pending))
+        producer.send(
+            config.topic,
+            key=str(pending).encode(),
+            value=_report(pending),
+            headers=[("traceparent", b"00-abc-01")],
+        )
         producer.send(config.topic, key=b"x", value=b"{broken")
         producer.flush(timeout=30)
     finally:
@@ -350,5 +355,46 @@ def test_a_redrive_applies_dead_letters_once_their_cause_is_fixed(
 
         again = redrive(config.bootstrap_servers, config.topic, reasons=["installation_not_active"])
         assert not again.redriven and not again.skipped  # each dead letter once
+    [redriven] = [
+        r
+        for r in read_topic(config.bootstrap_servers, config.topic, expected=3)
+        if "redriven_from" in dict(r.headers)
+    ]
+    assert [k for k, _ in redriven.headers] == ["traceparent", "redriven_from"]  # the connector's
     [incident] = installations.installation(pg_store, pending).incidents.values()
     assert incident.count == 1
+
+
+def test_a_success_may_carry_a_null_error_code_or_none_at_all() -> None:
+    installation_id = uuid.uuid4()
+    absent = json.loads(_report(installation_id, kind="success"))
+    del absent["error_code"]
+    for value in (_report(installation_id, kind="success", error_code=None), json.dumps(absent)):
+        parsed = parse_message(value if isinstance(value, bytes) else value.encode())
+        assert parsed.kind == "success"
+        assert parsed.to_sync_event().error_code == ""
+    with pytest.raises(PoisonMessage) as failure:
+        parse_message(_report(installation_id, error_code=None))
+    assert failure.value.reason == "schema_violation"
+    assert "error_code is required" in failure.value.detail
+
+
+def test_occurred_at_with_any_utc_offset_is_read_as_utc() -> None:
+    expected = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
+    for written in (
+        "2026-11-25T20:00:00Z",
+        "2026-11-25T22:00:00+02:00",
+        "2026-11-25T14:30:00-05:30",
+        "2026-11-26T05:00:00+09:00",
+    ):
+        occurred_at = parse_message(_report(uuid.uuid4(), occurred_at=written)).occurred_at
+        assert occurred_at == expected and occurred_at.utcoffset() == timedelta(0), written
+
+
+def test_a_value_over_1_mib_is_refused_with_its_own_reason() -> None:
+    from consumers.messages import MAX_VALUE_BYTES
+
+    with pytest.raises(PoisonMessage) as too_big:
+        parse_message(b" " * (MAX_VALUE_BYTES + 1))
+    assert too_big.value.reason == "value_too_large"
+    assert str(MAX_VALUE_BYTES + 1) in too_big.value.detail

@@ -1,0 +1,106 @@
+"""ConsumerOffsets: an operator's decisions about where a consumer group reads a topic.
+
+A partition that holds a batch nobody can read (an unknown codec, a corrupt record) stops
+its consumer at that offset; only an operator may move it on. Such a skip loses reports, so
+it is asked for and carried out as events: the audit history says who skipped what and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import InvalidInput
+
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class PendingSkip:
+    """A skip asked for and not yet carried out by the consumer that owns the partition."""
+
+    to_offset: int
+    reason: str
+    requested_by: str
+    requested_at: datetime
+
+
+class ConsumerOffsets(Aggregate):
+    """One consumer group on one topic; its id derives from both (`offsets_id`)."""
+
+    class Opened(Aggregate.Created):
+        group: str
+        topic: str
+
+    class SkipRequested(Aggregate.Event):
+        partition: int
+        to_offset: int
+        reason: str
+        requested_by: str
+        requested_at: datetime
+
+    class Skipped(Aggregate.Event):
+        partition: int
+        from_offset: int
+        to_offset: int
+        applied_by: str
+        applied_at: datetime
+
+    @staticmethod
+    def create_id(group: str, topic: str) -> UUID:
+        return offsets_id(group, topic)
+
+    @event(Opened)
+    def __init__(self, group: str, topic: str) -> None:
+        self.group = group
+        self.topic = topic
+        self.pending: dict[int, PendingSkip] = {}
+        self.skipped: int = 0  # messages given up on by skips so far, all partitions
+
+    def request_skip(
+        self, partition: int, to_offset: int, reason: str, requested_by: str, now: datetime
+    ) -> None:
+        """Asks the partition's consumer to continue at `to_offset` (a newer ask replaces it)."""
+        if partition < 0:
+            raise InvalidInput("partition", "must be 0 or more")
+        if to_offset < 0:
+            raise InvalidInput("offset", "must be 0 or more")
+        reason = reason.strip()
+        if not reason:
+            raise InvalidInput("reason", "say why these messages may be given up")
+        if len(reason) > MAX_REASON:
+            raise InvalidInput("reason", f"at most {MAX_REASON} characters")
+        self._skip_requested(partition, to_offset, reason, requested_by or "unknown", now)
+
+    @event(SkipRequested)
+    def _skip_requested(
+        self, partition: int, to_offset: int, reason: str, requested_by: str, requested_at: datetime
+    ) -> None:
+        self.pending[partition] = PendingSkip(to_offset, reason, requested_by, requested_at)
+
+    def record_skip(
+        self, partition: int, from_offset: int, to_offset: int, applied_by: str, now: datetime
+    ) -> None:
+        """The group now reads `partition` from `to_offset` (it was at `from_offset`)."""
+        self._skipped(partition, from_offset, to_offset, applied_by, now)
+
+    @event(Skipped)
+    def _skipped(
+        self,
+        partition: int,
+        from_offset: int,
+        to_offset: int,
+        applied_by: str,
+        applied_at: datetime,
+    ) -> None:
+        pending = self.pending.get(partition)
+        if pending is not None and pending.to_offset <= to_offset:
+            del self.pending[partition]
+        self.skipped += max(0, to_offset - from_offset)
+
+
+def offsets_id(group: str, topic: str) -> UUID:
+    return uuid5(NAMESPACE_URL, f"appstore:consumer-offsets:{group}:{topic}")
