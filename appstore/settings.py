@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     sync_events_topic: str = "appstore.sync-events"
     host: str = "127.0.0.1"
     port: int = 8000
+    secret_key: str | None = Field(
+        default=None,
+        description="signs the pages' CSRF tokens; unset: a random key per process, so set it "
+        "when several workers serve the pages",
+    )
     # Fast argon2 parameters, for tests and the demo only.
     fast_password_hashing: bool = False
 
