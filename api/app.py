@@ -33,6 +33,7 @@ from domain.clock import Clock
 from domain.store import AppStore
 from projections.read_side import build_projector
 from projections.runner import DEFAULT_BATCH
+from web import routes as web_routes
 
 log = logging.getLogger("appstore.api")
 
@@ -78,10 +79,11 @@ def _extend_openapi(document: dict[str, Any]) -> None:
 
 
 def routes() -> list[BaseRoute]:
-    """The whole route table: ours, ops, and the contributed modules' routes."""
+    """The whole route table: ours, ops, the contributed modules' routes, and the pages."""
     contributed = [r for m in _contributed() for r in getattr(m, "routes", [])]
     endpoints = [*ENDPOINTS, *_contributed_endpoints()]
-    return [*(e.route() for e in endpoints), *ops.plain_routes, *contributed]
+    # The web pages (and /static) until composition moves to appstore/.
+    return [*(e.route() for e in endpoints), *ops.plain_routes, *contributed, *web_routes.routes]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
