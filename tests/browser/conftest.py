@@ -52,9 +52,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The store with the demo catalog, served on 127.0.0.1:<free port> for the session."""
+    """The store with the demo catalog, served on 127.0.0.1:<free port> while the browser
+    tests run (stopped after them: its threads must not outlive them)."""
     folder = tmp_path_factory.mktemp("live")
     settings = Settings(
         database_url=f"sqlite:///{folder}/appstore.db",
@@ -88,9 +89,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         app.state.projector.engine.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    """Headless Chromium (Debian's), for the whole session."""
+    """Headless Chromium (Debian's), for the browser tests."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as error:
