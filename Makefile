@@ -4,8 +4,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The browser tests drive this Chromium (Debian's `chromium` package).
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test venv lint clean
+.PHONY: run test venv browser lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -23,12 +25,18 @@ run: venv
 	$(BIN)/appstore demo --if-empty
 	$(BIN)/appstore serve
 
+## make browser: install Debian's chromium for the browser tests when it is missing
+browser:
+	@scripts/ensure-chromium.sh "$(CHROMIUM)"
+
 ## make test: lint, type-check, start PostgreSQL and Kafka, run every test, stop them again
-test: venv
+# APPSTORE_TEST_CHROMIUM makes a browser test that cannot run fail instead of skipping.
+test: venv browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	PYTHON=$(BIN)/python scripts/with-services.sh $(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	APPSTORE_TEST_CHROMIUM=$(CHROMIUM) PYTHON=$(BIN)/python \
+		scripts/with-services.sh $(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy

@@ -39,6 +39,7 @@ from projections.my_apps import DueInstallations
 from projections.read_side import build_projector
 from projections.runner import Projector
 from web import authorize
+from web import routes as web_routes
 
 log = logging.getLogger("appstore")
 
@@ -187,7 +188,7 @@ def create_app(
 
     metrics = Metrics(projector, consumer_health)
     app = Starlette(
-        routes=[*api_routes(), *authorize.routes],
+        routes=[*api_routes(), *authorize.routes, *web_routes.routes],
         lifespan=lifespan,
         exception_handlers=dict(EXCEPTION_HANDLERS),
         middleware=[Middleware(MetricsMiddleware, metrics=metrics)],

@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="where `serve` listens (`--host`)")
     port: int = Field(default=8000, description="where `serve` listens (`--port`)")
+    secret_key: str | None = Field(
+        default=None,
+        description="signs the pages' CSRF tokens; unset: a random key per process, so set it "
+        "when several workers serve the pages",
+    )
     fast_password_hashing: bool = Field(
         default=False, description="cheap argon2 parameters: for tests and the demo only"
     )

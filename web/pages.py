@@ -1,0 +1,137 @@
+"""Rendering a page: the Jinja2 environment, the headers every page carries, read-model reads.
+
+`render(request, "home.html", **context)` gives an HTMLResponse with the signed-in visitor,
+the CSRF field and the vocabularies in the template context. Handlers are plain functions
+run in Starlette's threadpool, so they may block on the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+from sqlalchemy.engine import Connection
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from domain import values as v
+from web import csrf
+from web.session import visitor
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+T = TypeVar("T")
+
+# No framing (clickjacking), nothing from other origins except a video the seller plays.
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self'; media-src 'self' https:; object-src 'none';"
+        " base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    # Pages show who is signed in: never kept by shared caches or the back button.
+    "Cache-Control": "no-store",
+}
+DURATION_LABELS = {
+    "30d": "30 days",
+    "90d": "90 days",
+    "180d": "180 days",
+    "365d": "1 year",
+    "unlimited": "Unlimited",
+}
+
+
+def _static_versions() -> dict[str, str]:
+    """A content hash per static file, so a changed stylesheet is never served stale."""
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+        for path in STATIC.iterdir()
+        if path.is_file()
+    }
+
+
+_VERSIONS = _static_versions()
+
+
+def static(name: str) -> str:
+    """The URL of a file in web/static."""
+    return f"/static/{name}?v={_VERSIONS.get(name, '0')}"
+
+
+def query_string(params: dict[str, Any]) -> str:
+    """`?a=1&b=2&b=3` from a dict (lists repeat; empty values are left out), or ``."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in params.items():
+        values = value if isinstance(value, list | tuple) else [value]
+        pairs += [(key, str(item)) for item in values if item not in (None, "")]
+    return f"?{urlencode(pairs)}" if pairs else ""
+
+
+def _monogram_hue(name: str) -> int:
+    """One of eight tile colours for an app, stable across pages."""
+    return int(hashlib.blake2s(name.encode(), digest_size=1).digest()[0]) % 8
+
+
+environment = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+environment.globals.update(
+    static=static,
+    query_string=query_string,
+    categories=v.CATEGORIES,
+    platforms=v.PLATFORMS,
+    scopes=v.SCOPES,
+    duration_labels=DURATION_LABELS,
+    hue=_monogram_hue,
+)
+environment.filters["label_in"] = lambda slug, vocabulary: vocabulary.get(slug, slug)
+
+
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """The page `template` with `context`, the visitor and the CSRF field."""
+
+    def csrf_field() -> Markup:
+        return Markup('<input type="hidden" name="{}" value="{}">').format(
+            csrf.FIELD, csrf.token(request)
+        )
+
+    context.setdefault("q", "")
+    context.setdefault("search_filters", {})
+    html = environment.get_template(template).render(
+        visitor=visitor(request),
+        csrf_field=csrf_field,
+        path=request.url.path,
+        here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        **context,
+    )
+    response = HTMLResponse(html, status_code=status, headers=HEADERS)
+    csrf.remember(request, response)
+    return response
+
+
+def read(request: Request, query: Callable[[Connection], T]) -> T:
+    """`query(conn)` on a read-model connection."""
+    with request.app.state.projector.engine.connect() as conn:
+        return query(conn)
+
+
+def cached(request: Request, key: Hashable, compute: Callable[[Connection], T]) -> T:
+    """`compute(conn)`, remembered at the catalog's position (the API's answer cache)."""
+    answers = request.app.state.catalog_answers
+
+    def answer(conn: Connection) -> T:
+        result: T = answers.answer(conn, ("page", key), compute)
+        return result
+
+    return read(request, answer)
