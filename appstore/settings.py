@@ -133,5 +133,6 @@ def settings_table() -> str:
     """README's settings table (markdown)."""
     lines = ["| variable | default | meaning |", "|---|---|---|"]
     for variable, default, meaning in environment_variables():
-        lines.append(f"| `{variable}` | `{default}` | {meaning} |")
+        shown = default if default == "unset" else f"`{default}`"
+        lines.append(f"| `{variable}` | {shown} | {meaning} |")
     return "\n".join(lines)
