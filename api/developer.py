@@ -190,9 +190,7 @@ async def installations_of_my_apps(call: Call) -> DeveloperInstallationPage:
         page=p.page,
         page_size=p.page_size,
     )
-    return DeveloperInstallationPage.model_validate(
-        {"items": items, "total": total, "page": p.page, "page_size": p.page_size}
-    )
+    return DeveloperInstallationPage.of(items, total, p)
 
 
 endpoints = [

@@ -58,9 +58,7 @@ async def list_incidents(call: Call) -> IncidentPage:
         page=p.page,
         page_size=p.page_size,
     )
-    return IncidentPage.model_validate(
-        {"items": items, "total": total, "page": p.page, "page_size": p.page_size}
-    )
+    return IncidentPage.of(items, total, p)
 
 
 def _incident_out(installation: Installation, incident_id: UUID, position: int | None) -> Any:

@@ -88,9 +88,7 @@ async def list_my_apps(call: Call) -> MyAppPage:
         page=p.page,
         page_size=p.page_size,
     )
-    return MyAppPage.model_validate(
-        {"items": items, "total": total, "page": p.page, "page_size": p.page_size}
-    )
+    return MyAppPage.of(items, total, p)
 
 
 async def my_authorization_record(call: Call) -> dict[str, Any]:

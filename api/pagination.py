@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from collections.abc import Sequence
+from typing import Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,3 +26,10 @@ class Page(BaseModel, Generic[T]):
     total: int
     page: int
     page_size: int
+
+    @classmethod
+    def of(cls, items: Sequence[Any], total: int, query: PageQuery) -> Self:
+        """The page `query` asked for, holding `items` of `total` matches."""
+        return cls.model_validate(
+            {"items": items, "total": total, "page": query.page, "page_size": query.page_size}
+        )
