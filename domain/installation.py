@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, Snapshot, event
+from eventsourcing.domain import Aggregate, event
 
 from domain.errors import (
     AlreadyCancelled,
@@ -28,50 +26,14 @@ from domain.incident import (
     SyncEvent,
     incident_id_for,
     newest_object_ids,
+    open_incident,
+    superseded_by,
 )
+from domain.installation_snapshot import InstallationSnapshot
 from domain.values import Conditions, Duration, IncidentStatus, InstallationStatus
 
 # A seller who leaves the authorization step open longer than this must start again.
 AUTHORIZATION_WINDOW = timedelta(minutes=30)
-
-
-class InstallationSnapshot(Snapshot):
-    """A snapshot of an Installation as plain JSON values (enums and incidents included).
-
-    Installations of busy connectors collect thousands of incident events; snapshots keep
-    loading one cheap. The JSON transcoder would turn enums into bare strings and cannot
-    key objects by UUID, so state is flattened here and rebuilt on load.
-    """
-
-    @classmethod
-    def take(cls, aggregate: Any) -> InstallationSnapshot:
-        taken = super().take(aggregate)
-        state = dict(taken.state)
-        state["status"] = str(state["status"].value)
-        state["duration"] = str(state["duration"].value)
-        state["incidents"] = [
-            {**asdict(incident), "status": incident.status.value}
-            for incident in state["incidents"].values()
-        ]
-        return cls(
-            originator_id=taken.originator_id,
-            originator_version=taken.originator_version,
-            timestamp=taken.timestamp,
-            topic=taken.topic,
-            state=state,
-        )
-
-    def mutate(self, _: None) -> Any:
-        aggregate = super().mutate(_)
-        state = aggregate.__dict__
-        state["status"] = InstallationStatus(state["status"])
-        state["duration"] = Duration(state["duration"])
-        incidents = [
-            Incident(**{**item, "status": IncidentStatus(item["status"])})
-            for item in state["incidents"]
-        ]
-        state["incidents"] = {incident.id: incident for incident in incidents}
-        return aggregate
 
 
 class Installation(Aggregate):
@@ -274,16 +236,6 @@ class Installation(Aggregate):
         self.end_reason = "expired"
 
     # --- incidents -----------------------------------------------------------------------
-    def open_incident_for(self, area: str, error_code: str) -> Incident | None:
-        """The unresolved incident grouping this area + error code, if any."""
-        for incident in self.incidents.values():
-            if incident.is_unresolved and (incident.area, incident.error_code) == (
-                area,
-                error_code,
-            ):
-                return incident
-        return None
-
     def record_sync(self, sync: SyncEvent, now: datetime) -> list[UUID]:
         """Applies a connector's sync report; returns the incidents it raised, grouped or
         resolved. A failure raises an incident or groups into the open one of its area and
@@ -293,7 +245,7 @@ class Installation(Aggregate):
         if sync.kind == "failure":
             message = sync.message[:MAX_MESSAGE]
             object_ids = [str(o) for o in sync.object_ids]
-            existing = self.open_incident_for(sync.area, sync.error_code)
+            existing = open_incident(self.incidents.values(), sync.area, sync.error_code)
             if existing is not None:
                 self._incident_recurred(
                     existing.id, sync.event_id, message, object_ids, sync.occurred_at
@@ -310,11 +262,7 @@ class Installation(Aggregate):
                 sync.occurred_at,
             )
             return [incident_id]
-        resolved = [
-            i.id
-            for i in self.incidents.values()
-            if i.is_unresolved and i.area == sync.area and i.last_seen <= sync.occurred_at
-        ]
+        resolved = superseded_by(self.incidents.values(), sync)
         for incident_id in resolved:
             self._incident_resolved(incident_id, sync.occurred_at, "sync_succeeded", sync.event_id)
         return resolved
