@@ -1,12 +1,15 @@
-"""Installation: one seller's authorization of one app, its lifecycle and its incidents."""
+"""Installation: one seller's authorization of one app, its lifecycle, the scopes the seller
+consented to (domain/consent.py) and its incidents."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain import consent
 from domain.errors import (
     AlreadyCancelled,
     AuthorizationLapsed,
@@ -55,6 +58,22 @@ class Installation(Aggregate):
     class Authorized(Aggregate.Event):
         authorized_at: datetime
         expires_at: datetime | None
+        # The scopes consented to (None in events stored before consent per scope: all asked).
+        scopes: list[str] | None = None
+
+    class ScopesGranted(Aggregate.Event):
+        """The seller consented to more scopes for a live installation (re-authorization)."""
+
+        scopes: list[str]
+        granted_at: datetime
+        by: UUID
+
+    class ScopeRevoked(Aggregate.Event):
+        """The seller withdrew one optional scope; every token loses it at once."""
+
+        scope: str
+        revoked_at: datetime
+        by: UUID
 
     class Declined(Aggregate.Event):
         declined_at: datetime
@@ -158,19 +177,53 @@ class Installation(Aggregate):
         return self.expires_at is not None and self.expires_at <= now
 
     # --- lifecycle commands -------------------------------------------------------------
-    def authorize(self, now: datetime) -> None:
-        """The seller reviewed the conditions and authorized: the app becomes active."""
+    def authorize(
+        self, now: datetime, scopes: Sequence[str] | None = None, required: Collection[str] = ()
+    ) -> None:
+        """The seller reviewed the conditions and authorized: the app becomes active with
+        `scopes` (default: every scope asked; only those not `required` may be left out)."""
         if self.status is not InstallationStatus.PENDING_AUTHORIZATION:
             raise NotPendingAuthorization(f"installation is {self.status.value}")
         if not self.is_pending(now):
             raise AuthorizationLapsed("the authorization step was left open for over 30 minutes")
-        self._authorized(now, self.duration.expiry_from(now))
+        granted = (
+            self.scopes if scopes is None else consent.chosen_scopes(self.scopes, scopes, required)
+        )
+        self._authorized(now, self.duration.expiry_from(now), granted)
 
     @event(Authorized)
-    def _authorized(self, authorized_at: datetime, expires_at: datetime | None) -> None:
+    def _authorized(
+        self, authorized_at: datetime, expires_at: datetime | None, scopes: list[str] | None = None
+    ) -> None:
         self.status = InstallationStatus.ACTIVE
         self.authorized_at = authorized_at
         self.expires_at = expires_at
+        if scopes is not None:
+            self.scopes = list(scopes)
+
+    # --- consent per scope ------------------------------------------------------------------
+    def grant_scopes(self, scopes: Sequence[str], now: datetime, by: UUID) -> list[str]:
+        """The seller consented to more scopes of a live installation; returns the new ones."""
+        self._require_live(now)
+        new = [s for s in consent.in_scope_order(scopes) if s not in self.scopes]
+        if new:
+            self._scopes_granted(new, now, by)
+        return new
+
+    @event(ScopesGranted)
+    def _scopes_granted(self, scopes: list[str], granted_at: datetime, by: UUID) -> None:
+        self.scopes = consent.in_scope_order([*self.scopes, *scopes])
+
+    def revoke_scope(self, scope: str, now: datetime, by: UUID, required: Collection[str]) -> None:
+        """The seller withdraws one optional scope (of an active or expired installation)."""
+        if self.status not in (InstallationStatus.ACTIVE, InstallationStatus.EXPIRED):
+            raise InstallationNotActive(f"installation is {self.status.value}")
+        consent.check_revocable(scope, self.scopes, required)
+        self._scope_revoked(scope, now, by)
+
+    @event(ScopeRevoked)
+    def _scope_revoked(self, scope: str, revoked_at: datetime, by: UUID) -> None:
+        self.scopes = [s for s in self.scopes if s != scope]
 
     def decline(self, now: datetime, reason: str = "seller") -> None:
         """The seller declined (or the window lapsed, or a new install superseded it)."""
