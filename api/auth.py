@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -64,13 +65,14 @@ def require_ops(request: Request) -> None:
 
 
 async def installation_token(
-    request: Request, required_scope: str | None = None
+    request: Request, required_scope: str | Sequence[str] | None = None
 ) -> tokens.TokenCheck:
     """The active access token of the `Authorization: Bearer` header, or a 401/403 Problem.
 
     401 (RFC 6750 `invalid_token`) carries the typed reason (`revoked`, `expired`,
-    `cancelled`, `installation_expired`, `unknown`); a missing scope is 403
-    `insufficient_scope`. The check's `installation_id` says which installation calls.
+    `cancelled`, `installation_expired`, `unknown`); a missing scope (given several: none of
+    them) is 403 `insufficient_scope`. The check's `installation_id` says which installation
+    calls.
     """
     token = bearer_token(request)
     check = await run_in_threadpool(
@@ -79,13 +81,13 @@ async def installation_token(
     if check.active:
         return check
     if check.reason == "insufficient_scope":
+        needed = [required_scope] if isinstance(required_scope, str) else list(required_scope or [])
         raise Problem(
             403,
             "Insufficient scope",
-            f"this needs the {required_scope} scope",
-            headers={
-                "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{required_scope}"'
-            },
+            f"this needs the {' or '.join(needed)} scope",
+            # RFC 6750 §3: the scope that would do (the first suffices).
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed[0]}"'},
         )
     reason = check.reason if token else "missing"
     raise Problem(

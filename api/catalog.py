@@ -73,7 +73,10 @@ class AppDetail(AppItem):
     partner_url: str
     faqs: list[Faq]
     contact: Contact
-    scopes: list[str]
+    scopes: list[str] = Field(description="required: a seller cannot leave them out")
+    optional_scopes: list[str] = Field(
+        default_factory=list, description="a seller may leave them out, or revoke them later"
+    )
     durations: list[str]
     developer_id: UUID
     updated_at: datetime

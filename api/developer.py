@@ -58,6 +58,9 @@ class AppChanges(BaseModel):
     faqs: list[FaqIn] | None = Field(default=None, max_length=30)
     contact: ContactIn | None = None
     scopes: list[str] | None = Field(default=None, max_length=20)
+    optional_scopes: list[str] | None = Field(
+        default=None, max_length=20, description="scopes a seller may leave out or revoke"
+    )
     redirect_uris: list[str] | None = Field(default=None, max_length=10)
     durations: list[str] | None = Field(default=None, max_length=5)
 
@@ -122,6 +125,7 @@ def _listing_detail(app: AppListing, installs: int) -> dict[str, Any]:
         **{k: d[k] for k in ("slug", "name", "tagline", "description", "categories")},
         **{k: d[k] for k in ("platforms", "benefits", "compatibility", "media", "partner_url")},
         **{k: d[k] for k in ("faqs", "scopes", "durations")},
+        "optional_scopes": d.get("optional_scopes", []),
         "contact": {**d["contact"], "mailto": f"mailto:{d['contact']['email']}"},
     }
 

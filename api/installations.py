@@ -1,4 +1,5 @@
-"""The install flow: install (pending, with the authorization conditions), authorize, decline."""
+"""The install flow: install (pending, with the authorization conditions), authorize (the
+developer is handed a code), decline."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import current_session
 from api.routing import Call, Endpoint
-from application import installations, listings
+from api.tokens import issuer
+from application import authorization, installations, listings
 from application.store import Outcome, Store
 from domain.app_listing import AppListing
 from domain.installation import Installation
@@ -25,6 +27,12 @@ class InstallRequest(BaseModel):
     duration: DurationText
     contact_email: str = Field(max_length=320)
     contact_phone: str = Field(max_length=40)
+    scopes: list[str] | None = Field(
+        default=None,
+        max_length=20,
+        description="the scopes granted: every required one, and the optional ones the seller "
+        "keeps (default: every scope the app asks for)",
+    )
 
 
 class InstallationOut(BaseModel):
@@ -40,6 +48,13 @@ class InstallationOut(BaseModel):
     authorized_at: datetime | None
     expires_at: datetime | None
     position: int | None
+
+
+class AuthorizedInstallationOut(InstallationOut):
+    redirect_url: str = Field(
+        description="send the seller here: the app's first redirect URI with a one-time "
+        "`code` (exchanged at /oauth/token with client authentication, no PKCE) and `iss`"
+    )
 
 
 class ScopeCondition(BaseModel):
@@ -120,6 +135,7 @@ async def install(call: Call) -> PendingInstallationOut:
         body.duration,
         body.contact_email,
         body.contact_phone,
+        scopes=body.scopes,
     )
     installation = await call.run(installations.installation, store, outcome.id)
     app = await call.run(listings.app, store, installation.app_id)
@@ -149,9 +165,23 @@ async def act_on_installation(
     )
 
 
-async def authorize(call: Call) -> InstallationOut:
-    """Authorizes a pending installation (within 30 minutes): it becomes active."""
-    return await act_on_installation(call, installations.authorize)
+async def authorize(call: Call) -> AuthorizedInstallationOut:
+    """Authorizes a pending installation (within 30 minutes): it becomes active, and the
+    answer's `redirect_url` hands the developer a one-time code for it."""
+    session = await current_session(call.request, role="seller")
+    installation_id = call.path_id("id", "installation")
+    store: Store = call.state.store
+    done = await call.run(
+        authorization.authorize_in_store,
+        store,
+        session.account_id,
+        installation_id,
+        issuer(call.request),
+    )
+    installation = await call.run(installations.installation, store, installation_id)
+    await call.written(done.position)
+    answer = installation_out(installation, done.position, store.clock.now())
+    return AuthorizedInstallationOut.model_validate({**answer, "redirect_url": done.redirect_url})
 
 
 async def decline(call: Call) -> InstallationOut:
@@ -164,7 +194,7 @@ endpoints = [
              body=InstallRequest, response=PendingInstallationOut, status=201, auth="seller",
              errors=(404, 409)),
     Endpoint("POST", "/v1/installations/{id}/authorize", authorize, "Authorize an installation",
-             "installations", response=InstallationOut, auth="seller", errors=(409,)),
+             "installations", response=AuthorizedInstallationOut, auth="seller", errors=(409,)),
     Endpoint("POST", "/v1/installations/{id}/decline", decline, "Decline an installation",
              "installations", response=InstallationOut, auth="seller", errors=(409,)),
 ]  # fmt: skip

@@ -1,4 +1,5 @@
-"""The seller's apps: list with expiry and incidents, the authorization record, renew, cancel."""
+"""The seller's apps: list with expiry and incidents, the authorization record, renew, cancel,
+revoke one optional scope."""
 
 from __future__ import annotations
 
@@ -114,6 +115,14 @@ async def cancel(call: Call) -> InstallationOut:
     return await act_on_installation(call, installations.cancel, path_name="installation_id")
 
 
+async def revoke_scope(call: Call) -> InstallationOut:
+    """Withdraws one optional scope: every live token of the app loses it at once (422 for a
+    required scope, or one not granted). The answer carries the scopes left."""
+    return await act_on_installation(
+        call, installations.revoke_scope, call.path["scope"], path_name="installation_id"
+    )
+
+
 endpoints = [
     Endpoint("GET", "/v1/me/apps", list_my_apps, "My apps", "my apps",
              query=MyAppParams, response=MyAppPage, auth="seller"),
@@ -124,4 +133,7 @@ endpoints = [
              body=RenewRequest, response=InstallationOut, auth="seller", errors=(409,)),
     Endpoint("POST", "/v1/me/apps/{installation_id}/cancel", cancel, "Cancel", "my apps",
              response=InstallationOut, auth="seller", errors=(409,)),
+    Endpoint("POST", "/v1/me/apps/{installation_id}/scopes/{scope}/revoke", revoke_scope,
+             "Revoke one optional scope", "my apps", response=InstallationOut, auth="seller",
+             errors=(409, 422)),
 ]  # fmt: skip

@@ -1,7 +1,9 @@
 """Connector sync events over HTTP, for connectors without Kafka: `POST /v1/sync-events`.
 
 Same message as the Kafka topic (application.sync_events.SyncEventMessage), authenticated by
-the installation's OAuth access token, applied exactly once per event_id.
+the installation's OAuth access token, applied exactly once per event_id. Reporting on an
+area needs a scope of that area's data (domain.values.SYNC_AREA_SCOPES: `orders` needs
+orders.read or orders.write, …); an area not listed there needs none.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from api.problems import Problem
 from api.routing import Call, Endpoint
 from application import sync_events
 from application.sync_events import SyncEventMessage
+from domain.values import SYNC_AREA_SCOPES
 
 
 class SyncEventAccepted(BaseModel):
@@ -31,8 +34,8 @@ async def post_sync_event(call: Call) -> SyncEventAccepted:
     A failure raises an incident or groups into the open one; a success resolves the open
     incidents of its area. Sending the same event_id again has no second effect.
     """
-    check = await installation_token(call.request)
     message: SyncEventMessage = call.body
+    check = await installation_token(call.request, SYNC_AREA_SCOPES.get(message.area))
     if message.installation_id != check.installation_id:
         raise Problem(
             403,

@@ -1,18 +1,24 @@
 """The OAuth authorization endpoint's use cases: check a developer's authorization link,
-issue a one-time code once the seller authorized (RFC 6749 §4.1, RFC 7636, RFC 9700)."""
+issue a one-time code once the seller authorized (RFC 6749 §4.1, RFC 7636, RFC 9700); and
+the in-store install's authorization, which hands the developer a code the same way."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
+from application import installations
 from application.installations import own_installation
+from application.listings import app as load_app
 from application.store import Store
 from domain import values as v
 from domain.app_listing import AppListing, app_id_from_client_id
 from domain.credentials import new_token, token_hash
 from domain.errors import OAuthError
+from domain.installation import Installation
 from domain.oauth import CODE_LIFETIME, AuthorizationCode, is_pkce_value
 
 
@@ -34,6 +40,18 @@ class IssuedCode:
     code: str
     expires_at: datetime
     position: int | None
+
+
+@dataclass(frozen=True)
+class StoreAuthorization:
+    """An in-store authorization: the installation is active and the seller is sent on to
+    `redirect_url` (the app's first redirect URI with the one-time `code` and `iss`)."""
+
+    installation_id: UUID
+    position: int | None
+    code: str
+    redirect_url: str
+    expires_at: datetime
 
 
 def client_app(store: Store, client_id: str | None) -> AppListing | None:
@@ -80,12 +98,12 @@ def check_authorization_request(
     requested = (scope or "").split()
     if requested:
         unknown = [s for s in requested if s not in v.SCOPES]
-        extra = [s for s in requested if s in v.SCOPES and s not in app.scopes]
+        extra = [s for s in requested if s in v.SCOPES and s not in app.asked_scopes]
         if unknown or extra:
             raise OAuthError("invalid_scope", f"not allowed: {' '.join(unknown + extra)}")
         scopes = v.scopes(requested)
     else:
-        scopes = app.scopes
+        scopes = v.scopes(app.asked_scopes)
     if code_challenge is not None and code_challenge != "":
         if (code_challenge_method or "plain") != "S256":
             raise OAuthError("invalid_request", "code_challenge_method must be S256")
@@ -104,30 +122,134 @@ def check_authorization_request(
     )
 
 
+def not_granted(request: AuthorizationRequest, installation: Installation) -> list[str]:
+    """The requested scopes the installation does not grant (yet): the seller is asked."""
+    return [s for s in request.scopes if s not in installation.scopes]
+
+
 def issue_code(
-    store: Store, seller_id: UUID, installation_id: UUID, request: AuthorizationRequest
+    store: Store,
+    seller_id: UUID,
+    installation_id: UUID,
+    request: AuthorizationRequest,
+    declined: Collection[str] = (),
 ) -> IssuedCode:
-    """After the seller authorized: a one-time code for the client (RFC 6749 §4.1.2)."""
+    """After the seller authorized: a one-time code for the client (RFC 6749 §4.1.2).
+
+    The code carries the requested scopes the installation grants. Every other requested
+    scope must be one the seller has just `declined`: none is dropped without asking.
+    """
     installation = own_installation(store, seller_id, installation_id)
     now = store.clock.now()
     if installation.app_id != request.app.id:
         raise OAuthError("invalid_request", "installation is not of this app")
     if not installation.is_live(now):
         raise OAuthError("access_denied", "installation is not active")
+    unanswered = [s for s in not_granted(request, installation) if s not in declined]
+    if unanswered:
+        raise OAuthError("access_denied", f"the seller was not asked for {' '.join(unanswered)}")
     scopes = [s for s in request.scopes if s in installation.scopes]
     if not scopes:
-        raise OAuthError("invalid_scope", "the installation grants none of these scopes")
+        raise OAuthError("access_denied", "the seller granted none of the requested scopes")
+    code, record = _new_code(
+        installation,
+        request.redirect_uri,
+        request.redirect_uri_given,
+        scopes,
+        request.code_challenge,
+        now,
+    )
+    return IssuedCode(code, record.expires_at, store.save(record))
+
+
+def authorize_request(
+    store: Store,
+    seller_id: UUID,
+    installation_id: UUID,
+    request: AuthorizationRequest,
+    ticked: Collection[str],
+) -> IssuedCode:
+    """The seller authorized a link's request on the conditions page, leaving the `ticked`
+    optional scopes ticked; then a code for the client (without the scopes left unticked).
+
+    A pending installation is authorized with the required scopes asked and the ticked
+    optional ones; a live one is granted, likewise, the scopes it was not granted before.
+    """
+    installation = own_installation(store, seller_id, installation_id)
+    required = set(request.app.scopes)
+    if installation.is_pending(store.clock.now()):
+        asked = installation.scopes
+        keep = [s for s in asked if s in required or s in ticked]
+        installations.authorize(store, seller_id, installation_id, keep)
+    else:
+        asked = not_granted(request, installation)
+        keep = [s for s in asked if s in required or s in ticked]
+        if keep:
+            installations.grant_scopes(store, seller_id, installation_id, keep)
+    declined = [s for s in asked if s not in keep]
+    return issue_code(store, seller_id, installation_id, request, declined)
+
+
+def authorize_in_store(
+    store: Store,
+    seller_id: UUID,
+    installation_id: UUID,
+    issuer: str,
+    scopes: Sequence[str] | None = None,
+) -> StoreAuthorization:
+    """The seller authorizes a pending installation in the store (optionally keeping only
+    `scopes`, every required one among them), and the developer is handed a code.
+
+    The code goes to the app's first registered redirect URI with `iss` (RFC 9207) and no
+    `state` (the store started the flow); it is exchanged at the token endpoint like a
+    link's code, with client authentication and without PKCE. The authorization and its
+    code are stored in one transaction: no active installation without its code.
+    """
+
+    def attempt() -> StoreAuthorization:
+        installation = own_installation(store, seller_id, installation_id)
+        app = load_app(store, installation.app_id)
+        now = store.clock.now()
+        installation.authorize(now, scopes, app.scopes)
+        uri = app.details["redirect_uris"][0]
+        code, record = _new_code(installation, uri, False, installation.scopes, None, now)
+        return StoreAuthorization(
+            installation_id=installation.id,
+            position=store.save(installation, record),
+            code=code,
+            redirect_url=with_query(uri, {"code": code, "iss": issuer}),
+            expires_at=record.expires_at,
+        )
+
+    return store.retrying(attempt)
+
+
+def _new_code(
+    installation: Installation,
+    redirect_uri: str,
+    redirect_uri_given: bool,
+    scopes: list[str],
+    code_challenge: str | None,
+    now: datetime,
+) -> tuple[str, AuthorizationCode]:
     code = new_token("ac_")
     record = AuthorizationCode(
         code_hash=token_hash(code),
-        app_id=request.app.id,
+        app_id=installation.app_id,
         installation_id=installation.id,
-        seller_id=seller_id,
-        redirect_uri=request.redirect_uri,
-        redirect_uri_given=request.redirect_uri_given,
-        scopes=scopes,
-        code_challenge=request.code_challenge,
+        seller_id=installation.seller_id,
+        redirect_uri=redirect_uri,
+        redirect_uri_given=redirect_uri_given,
+        scopes=list(scopes),
+        code_challenge=code_challenge,
         issued_at=now,
         expires_at=now + CODE_LIFETIME,
     )
-    return IssuedCode(code, record.expires_at, store.save(record))
+    return code, record
+
+
+def with_query(uri: str, params: Mapping[str, str]) -> str:
+    """`uri` with `params` added to its query (a registered URI keeps its own query)."""
+    parts = urlsplit(uri)
+    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query)))

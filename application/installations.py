@@ -1,5 +1,5 @@
 """The install flow and an installation's life: install, authorize, decline, renew, cancel,
-expire, lapse; and the seller's incident commands."""
+expire, lapse; consent per scope (grant more, revoke one); the seller's incident commands."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from uuid import UUID
 from application.accounts import require_role
 from application.listings import app as load_app
 from application.store import Outcome, Store
+from domain import consent
 from domain import values as v
 from domain.claims import InstallationSlot, installation_slot_id
 from domain.errors import (
@@ -17,7 +18,6 @@ from domain.errors import (
     DuplicateInstallation,
     InstallationNotFound,
     InvalidDuration,
-    InvalidInput,
     NotRenewable,
 )
 from domain.installation import Installation
@@ -57,10 +57,14 @@ def install(
     contact_phone: str,
     *,
     scopes: Sequence[str] | None = None,
+    asked: Sequence[str] | None = None,
     via: str = "store",
 ) -> Outcome:
     """Starts an installation, pending the seller's authorization.
 
+    `asked` is what the app asks for (default: every required and optional scope of the
+    listing; an authorization link may ask for fewer); `scopes` is the seller's choice among
+    them (default: all of them), which must keep every required one.
     A pending installation of the same app is superseded; an active one → 409.
     """
     parsed = v.Duration.parse(duration)
@@ -72,12 +76,15 @@ def install(
         raise AppDelisted(f"app {app_id} is no longer listed")
     if parsed.value not in listing.durations:
         raise InvalidDuration("duration", f"this app offers {', '.join(listing.durations)}")
-    granted = listing.scopes
+    offered = listing.asked_scopes
+    asking = (
+        consent.in_scope_order(offered)
+        if asked is None
+        else consent.chosen_scopes(offered, asked, (), "scope")
+    )
+    granted = asking
     if scopes is not None:
-        granted = v.scopes(list(scopes))
-        extra = sorted(set(granted) - set(listing.scopes))
-        if extra:
-            raise InvalidInput("scope", f"the app does not ask for {', '.join(extra)}")
+        granted = consent.chosen_scopes(asking, v.scopes(list(scopes)), listing.scopes)
 
     def attempt() -> Outcome:
         now = store.clock.now()
@@ -128,9 +135,21 @@ def _act(
     return store.retrying(attempt)
 
 
-def authorize(store: Store, seller_id: UUID, installation_id: UUID) -> Outcome:
-    """The seller authorizes after reviewing the conditions: the app becomes active."""
-    return _act(store, seller_id, installation_id, lambda i, now: i.authorize(now))
+def authorize(
+    store: Store, seller_id: UUID, installation_id: UUID, scopes: Sequence[str] | None = None
+) -> Outcome:
+    """The seller authorizes after reviewing the conditions: the app becomes active.
+
+    With `scopes`, the seller keeps only these of the scopes asked (every required one).
+    """
+
+    def attempt() -> Outcome:
+        found = own_installation(store, seller_id, installation_id)
+        required = load_app(store, found.app_id).scopes if scopes is not None else ()
+        found.authorize(store.clock.now(), scopes, required)
+        return Outcome(found.id, store.save(found))
+
+    return store.retrying(attempt)
 
 
 def decline(store: Store, seller_id: UUID, installation_id: UUID) -> Outcome:
@@ -141,6 +160,34 @@ def decline(store: Store, seller_id: UUID, installation_id: UUID) -> Outcome:
 def cancel(store: Store, seller_id: UUID, installation_id: UUID) -> Outcome:
     """Cancels: the app loses access at once. Final."""
     return _act(store, seller_id, installation_id, lambda i, now: i.cancel(now))
+
+
+def grant_scopes(
+    store: Store, seller_id: UUID, installation_id: UUID, scopes: Sequence[str]
+) -> Outcome:
+    """The seller consents to more scopes the app asks for (re-authorization)."""
+
+    def attempt() -> Outcome:
+        found = own_installation(store, seller_id, installation_id)
+        if scopes:
+            consent.chosen_scopes(load_app(store, found.app_id).asked_scopes, scopes, ())
+        found.grant_scopes(scopes, store.clock.now(), seller_id)
+        return Outcome(found.id, store.save(found))
+
+    return store.retrying(attempt)
+
+
+def revoke_scope(store: Store, seller_id: UUID, installation_id: UUID, scope: str) -> Outcome:
+    """The seller withdraws one optional scope: every token of the app loses it at once."""
+    (known,) = v.scopes([scope], "scope")
+
+    def attempt() -> Outcome:
+        found = own_installation(store, seller_id, installation_id)
+        required = load_app(store, found.app_id).scopes
+        found.revoke_scope(known, store.clock.now(), seller_id, required)
+        return Outcome(found.id, store.save(found))
+
+    return store.retrying(attempt)
 
 
 def renew(store: Store, seller_id: UUID, installation_id: UUID, duration: str) -> Outcome:

@@ -3,6 +3,7 @@ rotation, token checks (introspection, API calls) and revocation."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -119,22 +120,26 @@ def exchange_code(
         installation = store.load(record.installation_id, Installation)
         if installation is None or not installation.is_live(now):
             raise _invalid_grant("the installation is no longer active")
+        # A scope revoked since the code was issued is not issued.
+        scopes = [s for s in record.scopes if s in installation.scopes]
+        if not scopes:
+            raise _invalid_grant("the seller has revoked every scope of this code")
         record.redeem(now)
         grant = TokenGrant(
             code_hash=code_hash,
             app_id=record.app_id,
             installation_id=record.installation_id,
             seller_id=record.seller_id,
-            scopes=record.scopes,
+            scopes=scopes,
             granted_at=now,
         )
         ledger = store.load(installation_grants_id(installation.id), InstallationGrants)
         if ledger is None:
             ledger = InstallationGrants(installation_id=installation.id)
         ledger.add(grant.id)
-        access, access_record, refresh, refresh_record = _new_pair(grant, record.scopes, now)
+        access, access_record, refresh, refresh_record = _new_pair(grant, scopes, now)
         position = store.save(record, grant, ledger, access_record, refresh_record)
-        return _token_set(access, refresh, record.scopes, installation.id, position)
+        return _token_set(access, refresh, scopes, installation.id, position)
 
     return store.retrying(attempt)
 
@@ -162,10 +167,11 @@ def refresh_tokens(
             grant.revoke(now, "refresh_reuse")
             store.save(grant)
             raise _invalid_grant("refresh token was already used; the whole chain is revoked")
-        scopes = grant.scopes
+        # A scope the seller revoked since the grant stays revoked (RFC 6749 §6).
+        scopes = [s for s in grant.scopes if s in installation.scopes]
         if scope:
             asked = scope.split()
-            if any(s not in grant.scopes for s in asked):
+            if any(s not in scopes for s in asked):
                 raise OAuthError("invalid_scope", "scope exceeds what was granted")
             scopes = v.scopes(asked)
         generation = grant.generation + 1
@@ -223,6 +229,8 @@ def check_token(store: Store, token: str | None, *, client: AppListing | None = 
     """The state of any access or refresh token (for introspection).
 
     With `client`, another client's token is reported as unknown (RFC 7662 §4).
+    Its scopes are the token's own narrowed to what the installation grants now: a scope
+    the seller revoked leaves every live token at once.
     Three primary-key reads: the token, its grant, its installation; issued tokens never
     change, so a process remembers them and a hot token costs two.
     """
@@ -233,7 +241,9 @@ def check_token(store: Store, token: str | None, *, client: AppListing | None = 
     if record is None or (client is not None and record.app_id != client.id):
         return UNKNOWN
     now = store.clock.now()
-    reason = _inactive_reason(store, record, now)
+    installation = store.load(record.installation_id, Installation)
+    reason = _inactive_reason(store, record, installation, now)
+    granted = installation.scopes if installation is not None else []
     return TokenCheck(
         active=reason is None,
         reason=reason,
@@ -241,14 +251,15 @@ def check_token(store: Store, token: str | None, *, client: AppListing | None = 
         installation_id=record.installation_id,
         seller_id=record.seller_id,
         app_id=record.app_id,
-        scopes=list(record.scopes),
+        scopes=[s for s in record.scopes if s in granted],
         issued_at=record.issued_at,
         expires_at=record.expires_at,
     )
 
 
-def _inactive_reason(store: Store, record: IssuedToken, now: datetime) -> str | None:
-    installation = store.load(record.installation_id, Installation)
+def _inactive_reason(
+    store: Store, record: IssuedToken, installation: Installation | None, now: datetime
+) -> str | None:
     if installation is None or installation.status is InstallationStatus.CANCELLED:
         return "cancelled"
     if not installation.is_live(now):
@@ -267,17 +278,19 @@ def _inactive_reason(store: Store, record: IssuedToken, now: datetime) -> str | 
 
 
 def check_access_token(
-    store: Store, token: str | None, required_scope: str | None = None
+    store: Store, token: str | None, required_scope: str | Sequence[str] | None = None
 ) -> TokenCheck:
     """Validates a bearer access token for an API call.
 
     Active only for an access token of a live installation, unrevoked, unexpired and (if
-    asked) carrying `required_scope`; otherwise `reason` says why (see TokenCheck).
+    asked) carrying `required_scope` (or one of them, given several); otherwise `reason`
+    says why (see TokenCheck).
     """
     verdict = check_token(store, token)
     if verdict.kind is not None and verdict.kind != ACCESS:
         return UNKNOWN
-    if verdict.active and required_scope is not None and required_scope not in verdict.scopes:
+    accepted = [required_scope] if isinstance(required_scope, str) else required_scope or []
+    if verdict.active and accepted and not any(s in verdict.scopes for s in accepted):
         return replace(verdict, active=False, reason="insufficient_scope")
     return verdict
 

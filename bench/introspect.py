@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 import psycopg
 from rich.console import Console
 
+from api.tokens import introspection
 from application import authorization, listings, sync_events, tokens
 from application.store import Store
 from appstore.bootstrap import build_store, event_store_env
@@ -150,12 +151,12 @@ def main() -> None:
         {**event_store_env(url), "AGGREGATE_CACHE_MAXSIZE": "20000"}, passwords=Passwords.fast()
     )
     console.print(f"issuing {args.tokens} tokens (one installation each)…")
-    tokens, client_id, secret = issue_tokens(store, args.tokens)
-    busy_token = tokens.pop()
+    issued, client_id, secret = issue_tokens(store, args.tokens)
+    busy_token = issued.pop()
     console.print(f"giving one installation {args.reports} incident reports…")
     busy_installation(store, busy_token, args.reports)
     table = store.application.recorder.events_table_name  # type: ignore[attr-defined]
-    ids = [oauth.token_id_for(token_hash(t)) for t in tokens]
+    ids = [oauth.token_id_for(token_hash(t)) for t in issued]
     rng = random.Random(7)  # random.choice is thread-safe enough for picking test tokens
 
     with psycopg.connect(url, autocommit=True) as conn:
@@ -176,7 +177,7 @@ def main() -> None:
 
         def checker(on: Store, token: str | None = None) -> Callable[[], object]:
             def check() -> object:
-                verdict = tokens.check_access_token(on, token or rng.choice(tokens), "orders.read")
+                verdict = tokens.check_access_token(on, token or rng.choice(issued), "orders.read")
                 assert verdict.active, verdict
                 return verdict
 
@@ -185,13 +186,13 @@ def main() -> None:
         def introspector(on: Store) -> Callable[[], object]:
             def introspect() -> object:
                 client = tokens.authenticate_client(on, client_id, secret)
-                verdict = tokens.check_token(on, rng.choice(tokens), client=client)
+                verdict = tokens.check_token(on, rng.choice(issued), client=client)
                 assert verdict.active
-                return verdict.introspection(client_id)
+                return introspection(verdict, client_id)
 
             return introspect
 
-        console.print(f"PostgreSQL, {args.seconds:.0f} s each, {len(tokens)} tokens, random picks")
+        console.print(f"PostgreSQL, {args.seconds:.0f} s each, {len(issued)} tokens, random picks")
         base = measure("raw SELECT", args.seconds, raw)
         measure("raw in txn", args.seconds, raw_in_transaction)
         measure("1 aggregate", args.seconds, one_aggregate)

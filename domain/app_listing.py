@@ -26,6 +26,7 @@ LISTING_FIELDS: tuple[str, ...] = (
     "faqs",
     "contact",
     "scopes",
+    "optional_scopes",
     "redirect_uris",
     "durations",
 )
@@ -76,7 +77,18 @@ class AppListing(Aggregate):
 
     @property
     def scopes(self) -> list[str]:
+        """The scopes the app requires: a seller cannot leave them out or revoke them."""
         return list(self.details["scopes"])
+
+    @property
+    def optional_scopes(self) -> list[str]:
+        """Scopes the app asks for that a seller may leave out or revoke later."""
+        return list(self.details.get("optional_scopes", []))
+
+    @property
+    def asked_scopes(self) -> list[str]:
+        """Every scope the app asks for, required then optional."""
+        return [*self.scopes, *self.optional_scopes]
 
     @property
     def durations(self) -> list[str]:
@@ -87,6 +99,7 @@ class AppListing(Aggregate):
         if not self.is_listed:
             raise AppDelisted(f"app {self.id} is delisted and cannot be changed")
         changed = {k: val for k, val in changes.items() if self.details.get(k) != val}
+        _check_disjoint_scopes({**self.details, **changed})
         if changed:
             self._updated(changed, now)
 
@@ -169,6 +182,11 @@ def validate_listing(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
         out["contact"] = _contact(data.get("contact"))
     if present("scopes") or not partial:
         out["scopes"] = v.scopes(data.get("scopes"))
+    if present("optional_scopes") or not partial:
+        out["optional_scopes"] = v.scopes(
+            data.get("optional_scopes"), "optional_scopes", allow_empty=True
+        )
+    _check_disjoint_scopes(out)
     if present("redirect_uris") or not partial:
         uris = data.get("redirect_uris")
         if not isinstance(uris, list) or not uris:
@@ -185,6 +203,13 @@ def validate_listing(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
         parsed = {v.Duration.parse(d, f"durations[{i}]") for i, d in enumerate(raw)}
         out["durations"] = [d.value for d in v.Duration if d in parsed]
     return out
+
+
+def _check_disjoint_scopes(details: dict[str, Any]) -> None:
+    """A scope is either required or optional, never both."""
+    both = [s for s in details.get("optional_scopes", []) if s in details.get("scopes", [])]
+    if both:
+        raise InvalidInput("optional_scopes", f"{', '.join(both)} is already a required scope")
 
 
 def _texts(values: object, field: str, *, max_items: int, max_length: int) -> list[str]:

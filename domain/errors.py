@@ -57,6 +57,18 @@ class WeakPassword(InvalidInput):
     title = "Password too weak"
 
 
+class RequiredScope(InvalidInput):
+    """A scope the app requires was left out or asked to be revoked."""
+
+    title = "Required scope"
+
+
+class ScopeNotGranted(InvalidInput):
+    """A scope was named that the seller has not granted (or the app does not ask for)."""
+
+    title = "Scope not granted"
+
+
 # --- not found / not yours (HTTP 404) ---------------------------------------------------------
 class NotFound(DomainError):
     title = "Not found"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -72,3 +73,20 @@ def newest_object_ids(object_ids: list[str]) -> list[str]:
 def incident_id_for(installation_id: UUID, event_id: str) -> UUID:
     """An incident's id, derived from the event that raised it (stable across replays)."""
     return uuid5(NAMESPACE_URL, f"appstore:incident:{installation_id}:{event_id}")
+
+
+def open_incident(incidents: Iterable[Incident], area: str, error_code: str) -> Incident | None:
+    """The unresolved incident grouping this area + error code, if any."""
+    return next(
+        (i for i in incidents if i.is_unresolved and (i.area, i.error_code) == (area, error_code)),
+        None,
+    )
+
+
+def superseded_by(incidents: Iterable[Incident], success: SyncEvent) -> list[UUID]:
+    """The unresolved incidents of a success's area that it supersedes (seen no later)."""
+    return [
+        i.id
+        for i in incidents
+        if i.is_unresolved and i.area == success.area and i.last_seen <= success.occurred_at
+    ]

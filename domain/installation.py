@@ -1,14 +1,15 @@
-"""Installation: one seller's authorization of one app, its lifecycle and its incidents."""
+"""Installation: one seller's authorization of one app, its lifecycle, the scopes the seller
+consented to (domain/consent.py) and its incidents."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, Snapshot, event
+from eventsourcing.domain import Aggregate, event
 
+from domain import consent
 from domain.errors import (
     AlreadyCancelled,
     AuthorizationLapsed,
@@ -28,50 +29,14 @@ from domain.incident import (
     SyncEvent,
     incident_id_for,
     newest_object_ids,
+    open_incident,
+    superseded_by,
 )
+from domain.installation_snapshot import InstallationSnapshot
 from domain.values import Conditions, Duration, IncidentStatus, InstallationStatus
 
 # A seller who leaves the authorization step open longer than this must start again.
 AUTHORIZATION_WINDOW = timedelta(minutes=30)
-
-
-class InstallationSnapshot(Snapshot):
-    """A snapshot of an Installation as plain JSON values (enums and incidents included).
-
-    Installations of busy connectors collect thousands of incident events; snapshots keep
-    loading one cheap. The JSON transcoder would turn enums into bare strings and cannot
-    key objects by UUID, so state is flattened here and rebuilt on load.
-    """
-
-    @classmethod
-    def take(cls, aggregate: Any) -> InstallationSnapshot:
-        taken = super().take(aggregate)
-        state = dict(taken.state)
-        state["status"] = str(state["status"].value)
-        state["duration"] = str(state["duration"].value)
-        state["incidents"] = [
-            {**asdict(incident), "status": incident.status.value}
-            for incident in state["incidents"].values()
-        ]
-        return cls(
-            originator_id=taken.originator_id,
-            originator_version=taken.originator_version,
-            timestamp=taken.timestamp,
-            topic=taken.topic,
-            state=state,
-        )
-
-    def mutate(self, _: None) -> Any:
-        aggregate = super().mutate(_)
-        state = aggregate.__dict__
-        state["status"] = InstallationStatus(state["status"])
-        state["duration"] = Duration(state["duration"])
-        incidents = [
-            Incident(**{**item, "status": IncidentStatus(item["status"])})
-            for item in state["incidents"]
-        ]
-        state["incidents"] = {incident.id: incident for incident in incidents}
-        return aggregate
 
 
 class Installation(Aggregate):
@@ -93,6 +58,22 @@ class Installation(Aggregate):
     class Authorized(Aggregate.Event):
         authorized_at: datetime
         expires_at: datetime | None
+        # The scopes consented to (None in events stored before consent per scope: all asked).
+        scopes: list[str] | None = None
+
+    class ScopesGranted(Aggregate.Event):
+        """The seller consented to more scopes for a live installation (re-authorization)."""
+
+        scopes: list[str]
+        granted_at: datetime
+        by: UUID
+
+    class ScopeRevoked(Aggregate.Event):
+        """The seller withdrew one optional scope; every token loses it at once."""
+
+        scope: str
+        revoked_at: datetime
+        by: UUID
 
     class Declined(Aggregate.Event):
         declined_at: datetime
@@ -196,19 +177,53 @@ class Installation(Aggregate):
         return self.expires_at is not None and self.expires_at <= now
 
     # --- lifecycle commands -------------------------------------------------------------
-    def authorize(self, now: datetime) -> None:
-        """The seller reviewed the conditions and authorized: the app becomes active."""
+    def authorize(
+        self, now: datetime, scopes: Sequence[str] | None = None, required: Collection[str] = ()
+    ) -> None:
+        """The seller reviewed the conditions and authorized: the app becomes active with
+        `scopes` (default: every scope asked; only those not `required` may be left out)."""
         if self.status is not InstallationStatus.PENDING_AUTHORIZATION:
             raise NotPendingAuthorization(f"installation is {self.status.value}")
         if not self.is_pending(now):
             raise AuthorizationLapsed("the authorization step was left open for over 30 minutes")
-        self._authorized(now, self.duration.expiry_from(now))
+        granted = (
+            self.scopes if scopes is None else consent.chosen_scopes(self.scopes, scopes, required)
+        )
+        self._authorized(now, self.duration.expiry_from(now), granted)
 
     @event(Authorized)
-    def _authorized(self, authorized_at: datetime, expires_at: datetime | None) -> None:
+    def _authorized(
+        self, authorized_at: datetime, expires_at: datetime | None, scopes: list[str] | None = None
+    ) -> None:
         self.status = InstallationStatus.ACTIVE
         self.authorized_at = authorized_at
         self.expires_at = expires_at
+        if scopes is not None:
+            self.scopes = list(scopes)
+
+    # --- consent per scope ------------------------------------------------------------------
+    def grant_scopes(self, scopes: Sequence[str], now: datetime, by: UUID) -> list[str]:
+        """The seller consented to more scopes of a live installation; returns the new ones."""
+        self._require_live(now)
+        new = [s for s in consent.in_scope_order(scopes) if s not in self.scopes]
+        if new:
+            self._scopes_granted(new, now, by)
+        return new
+
+    @event(ScopesGranted)
+    def _scopes_granted(self, scopes: list[str], granted_at: datetime, by: UUID) -> None:
+        self.scopes = consent.in_scope_order([*self.scopes, *scopes])
+
+    def revoke_scope(self, scope: str, now: datetime, by: UUID, required: Collection[str]) -> None:
+        """The seller withdraws one optional scope (of an active or expired installation)."""
+        if self.status not in (InstallationStatus.ACTIVE, InstallationStatus.EXPIRED):
+            raise InstallationNotActive(f"installation is {self.status.value}")
+        consent.check_revocable(scope, self.scopes, required)
+        self._scope_revoked(scope, now, by)
+
+    @event(ScopeRevoked)
+    def _scope_revoked(self, scope: str, revoked_at: datetime, by: UUID) -> None:
+        self.scopes = [s for s in self.scopes if s != scope]
 
     def decline(self, now: datetime, reason: str = "seller") -> None:
         """The seller declined (or the window lapsed, or a new install superseded it)."""
@@ -274,16 +289,6 @@ class Installation(Aggregate):
         self.end_reason = "expired"
 
     # --- incidents -----------------------------------------------------------------------
-    def open_incident_for(self, area: str, error_code: str) -> Incident | None:
-        """The unresolved incident grouping this area + error code, if any."""
-        for incident in self.incidents.values():
-            if incident.is_unresolved and (incident.area, incident.error_code) == (
-                area,
-                error_code,
-            ):
-                return incident
-        return None
-
     def record_sync(self, sync: SyncEvent, now: datetime) -> list[UUID]:
         """Applies a connector's sync report; returns the incidents it raised, grouped or
         resolved. A failure raises an incident or groups into the open one of its area and
@@ -293,7 +298,7 @@ class Installation(Aggregate):
         if sync.kind == "failure":
             message = sync.message[:MAX_MESSAGE]
             object_ids = [str(o) for o in sync.object_ids]
-            existing = self.open_incident_for(sync.area, sync.error_code)
+            existing = open_incident(self.incidents.values(), sync.area, sync.error_code)
             if existing is not None:
                 self._incident_recurred(
                     existing.id, sync.event_id, message, object_ids, sync.occurred_at
@@ -310,11 +315,7 @@ class Installation(Aggregate):
                 sync.occurred_at,
             )
             return [incident_id]
-        resolved = [
-            i.id
-            for i in self.incidents.values()
-            if i.is_unresolved and i.area == sync.area and i.last_seen <= sync.occurred_at
-        ]
+        resolved = superseded_by(self.incidents.values(), sync)
         for incident_id in resolved:
             self._incident_resolved(incident_id, sync.occurred_at, "sync_succeeded", sync.event_id)
         return resolved

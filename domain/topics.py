@@ -10,13 +10,16 @@ from __future__ import annotations
 from eventsourcing.utils import register_topic
 
 from domain.claims import EmailClaim, InstallationSlot, SlugClaim, SyncEventReceipt
+from domain.installation_snapshot import InstallationSnapshot
 
-# old topic -> the class now (release 7555afe kept claims beside their aggregates)
+# old topic -> the class now (release 7555afe kept claims and the snapshot beside their
+# aggregates)
 MOVED: dict[str, type] = {
     "domain.account:EmailClaim": EmailClaim,
     "domain.app_listing:SlugClaim": SlugClaim,
     "domain.installation:InstallationSlot": InstallationSlot,
     "domain.installation:SyncEventReceipt": SyncEventReceipt,
+    "domain.installation:InstallationSnapshot": InstallationSnapshot,
 }
 
 

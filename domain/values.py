@@ -186,6 +186,19 @@ SYNC_AREAS: tuple[str, ...] = (
     "finance",
 )
 
+# The scopes that let an app report on a sync area (POST /v1/sync-events): access to that
+# area's data, read or write. An area not listed here needs no particular scope.
+SYNC_AREA_SCOPES: dict[str, tuple[str, ...]] = {
+    "orders": ("orders.read", "orders.write"),
+    "refunds": ("orders.read", "orders.write"),
+    "returns": ("orders.read", "orders.write"),
+    "fulfillment": ("fulfillment.read", "fulfillment.write"),
+    "inventory": ("inventory.read", "inventory.write"),
+    "products": ("products.read", "products.write"),
+    "customers": ("customers.read",),
+    "finance": ("finance.read",),
+}
+
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )

@@ -13,6 +13,9 @@ from domain import values as v
 from domain.oauth import InstallationGrants, TokenGrant, installation_grants_id
 from domain.values import InstallationStatus
 
+# The events that record the seller's consent, and the scopes each consented to.
+_CONSENTS = ("Authorized", "ScopesGranted")
+
 _ACTIVITY: dict[type[Any], str] = {
     TokenGrant.Granted: "issued",
     TokenGrant.Refreshed: "refreshed",
@@ -34,9 +37,13 @@ def authorization_record(store: Store, seller_id: UUID, installation_id: UUID) -
             continue
         attributes = vars(e)
         entry: dict[str, Any] = {"event": name, "at": _iso(_first_time(attributes))}
-        for key in ("duration", "expires_at", "reason"):
+        for key in ("duration", "expires_at", "reason", "scope"):
             if key in attributes:
                 entry[key] = _iso(attributes[key])
+        if name in _CONSENTS and attributes.get("scopes") is not None:
+            entry["scopes"] = list(attributes["scopes"])
+        if "by" in attributes:
+            entry["by"] = str(attributes["by"])
         lifecycle.append(entry)
     grants = []
     activity: list[dict[str, Any]] = []

@@ -475,6 +475,7 @@ def detail_of(row: Any) -> dict[str, Any]:
             "mailto": f"mailto:{contact['email']}",
         },
         "scopes": list(d["scopes"]),
+        "optional_scopes": list(d.get("optional_scopes", [])),
         "durations": list(d["durations"]),
         "developer_id": row.developer_id,
         "updated_at": row.updated_at,

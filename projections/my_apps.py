@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from domain.account import Account
 from domain.app_listing import AppListing
+from domain.consent import in_scope_order
 from domain.installation import AUTHORIZATION_WINDOW, Installation
 from domain.values import EXPIRING_WITHIN, days_left
 from projections.batch import Batch
@@ -81,6 +82,8 @@ class MyAppsProjection(Projection):
             on(AppListing.Updated, self._updated),
             on(Installation.Installed, self._installed),
             on(Installation.Authorized, self._authorized),
+            on(Installation.ScopesGranted, self._scopes_granted),
+            on(Installation.ScopeRevoked, self._scope_revoked),
             on(Installation.Declined, self._declined),
             on(Installation.Renewed, self._renewed),
             on(Installation.Cancelled, self._cancelled),
@@ -133,6 +136,8 @@ class MyAppsProjection(Projection):
         batch.update(installations, e.originator_id, position=position, **values)
 
     def _authorized(self, batch: Batch, e: Installation.Authorized, position: int) -> None:
+        # Events stored before consent per scope carry no scopes: all asked were granted.
+        granted = {} if e.scopes is None else {"scopes": list(e.scopes)}
         self._set(
             batch,
             e,
@@ -140,7 +145,16 @@ class MyAppsProjection(Projection):
             status="active",
             authorized_at=e.authorized_at,
             expires_at=e.expires_at,
+            **granted,
         )
+
+    def _scopes_granted(self, batch: Batch, e: Installation.ScopesGranted, position: int) -> None:
+        row = batch.require(installations, e.originator_id)
+        self._set(batch, e, position, scopes=in_scope_order([*row["scopes"], *e.scopes]))
+
+    def _scope_revoked(self, batch: Batch, e: Installation.ScopeRevoked, position: int) -> None:
+        row = batch.require(installations, e.originator_id)
+        self._set(batch, e, position, scopes=[s for s in row["scopes"] if s != e.scope])
 
     def _declined(self, batch: Batch, e: Installation.Declined, position: int) -> None:
         self._set(

@@ -4,6 +4,9 @@
 information → confirm → review conditions → authorize, then redirects to the client's
 redirect_uri with `code` and `state` (RFC 6749 §4.1, RFC 9207 `iss`). Each POST names its
 `step`; `STEPS` below says what each one does, in the order a seller meets them.
+On the conditions page the seller consents scope by scope: optional scopes are checkboxes
+(`grant`), required ones are shown as required; a re-authorization asks only for the
+scopes not granted before.
 """
 
 from __future__ import annotations
@@ -204,7 +207,7 @@ def _confirm(
             checked["duration"],
             checked["contact_email"],
             checked["contact_phone"],
-            scopes=request.scopes,
+            asked=request.scopes,
             via="oauth",
         )
     except DuplicateInstallation:
@@ -245,12 +248,16 @@ def _decide(
         return flow.redirect(
             request, error="access_denied", error_description="the seller denied access"
         )
+    getlist = getattr(form, "getlist", None)  # the optional scopes left ticked
+    ticked = {str(s) for s in getlist("grant")} if getlist else set()
     try:
-        if installation.is_pending(now):
-            installations.authorize(store, seller.id, installation.id)
+        issued = authorization.authorize_request(store, seller.id, installation.id, request, ticked)
+    except InvalidInput as error:  # nothing left to grant: say so, ask again
+        return _conditions_page(flow, request, installation, status=422, message=error.reason)
+    except OAuthError:
+        raise
     except DomainError as error:
         raise OAuthError("access_denied", error.detail) from error
-    issued = authorization.issue_code(store, seller.id, installation.id, request)
     return flow.redirect(request, code=issued.code)
 
 
@@ -279,20 +286,36 @@ def _info_page(
 
 
 def _conditions_page(
-    flow: Flow, request: AuthorizationRequest, installation: Installation
+    flow: Flow,
+    request: AuthorizationRequest,
+    installation: Installation,
+    status: int = 200,
+    message: str | None = None,
 ) -> Response:
+    """The conditions: each scope in plain words, optional ones as checkboxes (ticked).
+
+    A live installation asked for scopes it was not granted shows only those (`more`);
+    asked for nothing new, it shows what it keeps, with nothing to choose.
+    """
     now = flow.store.clock.now()
+    new: list[str] = []
     if installation.is_live(now):
         expires = installation.expires_at
+        new = authorization.not_granted(request, installation)
     else:
         expires = installation.duration.expiry_from(now)
-    scopes = [s for s in request.scopes if s in installation.scopes]
+    shown = new or [s for s in request.scopes if s in installation.scopes]
+    required = set(request.app.scopes)
     return flow.page(
         "conditions.html",
+        status=status,
+        message=message,
         app=request.app,
         step="conditions",
         installation_id=str(installation.id),
-        scopes=[(s, v.SCOPES[s]) for s in scopes],
+        scopes=[{"scope": s, "words": v.SCOPES[s], "required": s in required} for s in shown],
+        more=bool(new),
+        choosable=bool(new) or not installation.is_live(now),
         duration=installation.duration.value,
         expires_text=_when(expires),
     )

@@ -83,13 +83,30 @@ def served(settings: Settings) -> Iterator[tuple[TestClient, dict[str, Any]]]:
         yield client, _load("answers.json.gz")
 
 
+def assert_kept(before: Any, now: Any, where: str) -> None:
+    """Every value of the old answer is in the new one, unchanged: a newer release may add
+    fields to an object (clients ignore what they do not know), never change or drop one."""
+    if isinstance(before, dict):
+        assert isinstance(now, dict), where
+        for key, value in before.items():
+            assert key in now, f"{where}.{key} was dropped"
+            assert_kept(value, now[key], f"{where}.{key}")
+    elif isinstance(before, list):
+        assert isinstance(now, list) and len(now) == len(before), where
+        for i, (old, new) in enumerate(zip(before, now, strict=True)):
+            assert_kept(old, new, f"{where}[{i}]")
+    else:
+        assert now == before, where
+
+
 def test_the_current_code_answers_as_the_release_that_wrote_the_store(
     served: tuple[TestClient, dict[str, Any]],
 ) -> None:
     client, before = served
     now = _answers(client, before["installation_id"], before["detail_slug"])
     for key in ("apps", "apps_search", "detail", "my_apps", "my_apps_cancelled", "incidents"):
-        assert now[key] == before[key], key
+        assert_kept(before[key], now[key], key)
+    assert now["detail"]["optional_scopes"] == []  # listed before optional scopes existed
     for key in ("developer_installations", "record", "history", "state_v3"):
         assert now[key] == before[key], key
     # The log: the same stored events (the log-ins of each run come after them).

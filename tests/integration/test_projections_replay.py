@@ -14,7 +14,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from application import installations, listings, sync_events
@@ -46,6 +46,8 @@ OPS = (
     "success",
     "acknowledge",
     "resolve",
+    "revoke_scope",
+    "grant_scopes",
 )
 
 
@@ -73,7 +75,11 @@ class World:
             cats = ["connectors", "analytics", "marketing", "shipping-fulfillment"]
             self.apps.append(
                 f.app(
-                    s, self.developer, categories=[cats[n % 4]], platforms=["etsy", "ebay"][: n % 3]
+                    s,
+                    self.developer,
+                    categories=[cats[n % 4]],
+                    platforms=["etsy", "ebay"][: n % 3],
+                    optional_scopes=["inventory.read", "customers.read"],
                 )
             )
         elif op == "update" and self.apps:
@@ -88,7 +94,7 @@ class World:
             self.installations.append((seller, outcome.id))  # type: ignore[arg-type]
         elif op in ("authorize", "decline", "cancel") and self.installations:
             seller, installation = pick(self.installations)  # type: ignore[misc]
-            getattr(s, op)(seller, installation)
+            getattr(installations, op)(s, seller, installation)
         elif op == "renew" and self.installations:
             seller, installation = pick(self.installations)  # type: ignore[misc]
             installations.renew(s, seller, installation, "90d")
@@ -117,7 +123,13 @@ class World:
                 self.incidents.append((seller, installation, incident))
         elif op in ("acknowledge", "resolve") and self.incidents:
             seller, installation, incident = pick(self.incidents)  # type: ignore[misc]
-            getattr(s, f"{op}_incident")(seller, installation, incident)
+            getattr(installations, f"{op}_incident")(s, seller, installation, incident)
+        elif op in ("revoke_scope", "grant_scopes") and self.installations:
+            seller, installation = pick(self.installations)  # type: ignore[misc]
+            scope = ["inventory.read", "customers.read"][n % 2]
+            getattr(installations, op)(
+                s, seller, installation, scope if "revoke" in op else [scope]
+            )
 
 
 @settings(
@@ -128,6 +140,19 @@ class World:
 @given(
     commands=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 1000)), max_size=40),
     live_batch=st.integers(1, 9),
+)
+# Consent per scope, always tried: an optional scope revoked, granted again, another revoked.
+@example(
+    commands=[
+        ("seller", 0),
+        ("app", 0),
+        ("install", 0),
+        ("authorize", 0),
+        ("revoke_scope", 0),
+        ("grant_scopes", 0),
+        ("revoke_scope", 1),
+    ],
+    live_batch=1,
 )
 def test_read_models_built_live_equal_read_models_rebuilt_by_replay(
     commands: list[tuple[str, int]], live_batch: int
