@@ -8,7 +8,6 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -16,7 +15,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from api.tokens import issuer
 from application import accounts, authorization
-from application.authorization import AuthorizationRequest
+from application.authorization import AuthorizationRequest, with_query
 from application.store import Store
 from domain import values as v
 from domain.account import Account
@@ -126,12 +125,6 @@ class Flow:
             answer["state"] = request.state
         answer["iss"] = issuer(self.request)  # RFC 9207: mix-up defence
         return self.finish(RedirectResponse(with_query(request.redirect_uri, answer), 302))
-
-
-def with_query(uri: str, params: Mapping[str, str]) -> str:
-    parts = urlsplit(uri)
-    query = parse_qsl(parts.query, keep_blank_values=True) + list(params.items())
-    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def redirect_error(flow: Flow, error: OAuthError) -> Response:
