@@ -159,34 +159,6 @@ def seller_incidents(
     return [item_of(r) for r in rows], int(total.scalar_one())
 
 
-def app_incidents(
-    conn: Connection,
-    app_ids: Sequence[UUID],
-    *,
-    status: str | None = None,
-    page: int = 1,
-    page_size: int = 20,
-) -> tuple[list[dict[str, Any]], int]:
-    """Incidents of the installations of these apps (a developer's), most recent first.
-
-    Incidents carry no seller contact data: a developer sees what broke, not who.
-    """
-    if not app_ids:
-        return [], 0
-    where: list[sa.ColumnElement[bool]] = [incidents.c.app_id.in_(list(app_ids))]
-    if status:
-        where.append(incidents.c.status == status)
-    total = conn.execute(sa.select(sa.func.count()).select_from(incidents).where(*where))
-    rows = conn.execute(
-        sa.select(incidents)
-        .where(*where)
-        .order_by(incidents.c.last_seen.desc(), incidents.c.id)
-        .limit(page_size)
-        .offset((page - 1) * page_size)
-    ).all()
-    return [item_of(r) for r in rows], int(total.scalar_one())
-
-
 def seller_incident(conn: Connection, seller_id: UUID, incident_id: UUID) -> Any | None:
     """The seller's incident row, or None (also for another seller's incident)."""
     return conn.execute(

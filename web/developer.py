@@ -21,7 +21,7 @@ from application import listings
 from domain import values as v
 from domain.app_listing import AppListing
 from domain.errors import AppNotFound, DomainError, InvalidInput, SlugTaken
-from projections import developer_apps, incidents, my_apps
+from projections import developer_apps, my_apps
 from web import listing_form
 from web.access import for_developers
 from web.forms import Form
@@ -29,6 +29,8 @@ from web.pages import message, read, render, settled
 from web.session import Visitor
 
 PAGE_SIZE = 20
+# Above this many apps a select is no way to choose one: the console's rows link instead.
+FILTER_APPS = 100
 INCIDENT_FILTERS = {"": "All", "open": "Open", "acknowledged": "Acknowledged", "resolved": "Resolved"}  # fmt: skip
 DONE = {"saved": "Your changes are saved and shown in the store."}
 
@@ -40,17 +42,36 @@ def _page_number(request: Request) -> int:
         return 1
 
 
-def _apps(request: Request, developer: Visitor) -> list[dict[str, Any]]:
+@for_developers
+def console_page(request: Request, developer: Visitor) -> Response:
+    """GET /developer: my listings with their installations, a page at a time."""
+    page = _page_number(request)
     now = request.app.state.store.clock.now()
-    return read(
-        request, lambda conn: developer_apps.developer_apps(conn, developer.account_id, now)
+    apps, total = read(
+        request,
+        lambda conn: developer_apps.developer_apps(
+            conn, developer.account_id, now, page=page, page_size=PAGE_SIZE
+        ),
+    )
+    return render(
+        request,
+        "developer/console.html",
+        apps=apps,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
     )
 
 
-@for_developers
-def console_page(request: Request, developer: Visitor) -> Response:
-    """GET /developer: my listings with their installations."""
-    return render(request, "developer/console.html", apps=_apps(request, developer))
+def _app_names(request: Request, developer: Visitor) -> list[dict[str, Any]]:
+    """The apps to filter by (none when there are too many to choose from in a list)."""
+    names = read(
+        request,
+        lambda conn: developer_apps.developer_app_names(
+            conn, developer.account_id, limit=FILTER_APPS + 1
+        ),
+    )
+    return names if len(names) <= FILTER_APPS else []
 
 
 # --- one listing --------------------------------------------------------------------------
@@ -84,7 +105,11 @@ def app_page(request: Request, developer: Visitor) -> Response:
     app = _own(request, developer)
     if app is None:
         return _not_found(request)
-    counts = next((a for a in _apps(request, developer) if a["id"] == app.id), None)
+    now = request.app.state.store.clock.now()
+    counted, _ = read(
+        request,
+        lambda conn: developer_apps.developer_apps(conn, developer.account_id, now, app_id=app.id),
+    )
     done = DONE.get(request.query_params.get("done", ""))
     return render(
         request,
@@ -92,7 +117,7 @@ def app_page(request: Request, developer: Visitor) -> Response:
         app=app,
         details=app.details,
         links=authorization_links(request, app),
-        counts=counts,
+        counts=counted[0] if counted else None,
         notice=done,
     )
 
@@ -214,16 +239,19 @@ def rotate_secret(request: Request, developer: Visitor, form: Form) -> Response:
 
 
 # --- installations and incidents ---------------------------------------------------------------
-def _app_filter(request: Request, apps: list[dict[str, Any]]) -> UUID | None:
-    wanted = request.query_params.get("app", "")
-    return next((a["id"] for a in apps if str(a["id"]) == wanted), None)
+def _app_filter(request: Request) -> UUID | None:
+    """The app in `?app=` (the queries only ever look among the developer's own)."""
+    try:
+        return UUID(request.query_params.get("app", ""))
+    except ValueError:
+        return None
 
 
 @for_developers
 def installations_page(request: Request, developer: Visitor) -> Response:
     """GET /developer/installations: installations of my apps (no seller data once cancelled)."""
-    apps = _apps(request, developer)
-    app_id = _app_filter(request, apps)
+    apps = _app_names(request, developer)
+    app_id = _app_filter(request)
     page = _page_number(request)
     now = request.app.state.store.clock.now()
     items, total = read(
@@ -247,23 +275,26 @@ def installations_page(request: Request, developer: Visitor) -> Response:
 @for_developers
 def incidents_page(request: Request, developer: Visitor) -> Response:
     """GET /developer/incidents: incidents of the installations of my apps."""
-    apps = _apps(request, developer)
-    app_id = _app_filter(request, apps)
+    apps = _app_names(request, developer)
+    app_id = _app_filter(request)
     status = request.query_params.get("status", "")
     status = status if status in INCIDENT_FILTERS else ""
     page = _page_number(request)
-    ids = [app_id] if app_id else [a["id"] for a in apps]
     items, total = read(
         request,
-        lambda conn: incidents.app_incidents(
-            conn, ids, status=status or None, page=page, page_size=PAGE_SIZE
+        lambda conn: developer_apps.developer_incidents(
+            conn,
+            developer.account_id,
+            app_id=app_id,
+            status=status or None,
+            page=page,
+            page_size=PAGE_SIZE,
         ),
     )
     return render(
         request,
         "developer/incidents.html",
         apps=apps,
-        names={a["id"]: a["name"] for a in apps},
         app_id=str(app_id or ""),
         shown=status,
         filters=INCIDENT_FILTERS,

@@ -440,12 +440,18 @@ def test_a_developers_apps_and_only_their_incidents(
     sync_events.record_sync_event(store, failure(other, "t1", clock.now()))
     projector.catch_up()
     with projector.engine.connect() as conn:
-        apps = developer_apps.developer_apps(conn, dev, clock.now())
+        apps, total = developer_apps.developer_apps(conn, dev, clock.now())
+        assert total == 2
         assert [(a["name"], a["live"], a["installations"]) for a in apps] == [
             ("Alpha Quiet", 0, 0),
             ("Beta Mine", 1, 2),
         ]
-        found, total = incidents.app_incidents(conn, [mine, quiet])
+        second, _ = developer_apps.developer_apps(conn, dev, clock.now(), page=2, page_size=1)
+        assert [a["name"] for a in second] == ["Beta Mine"]
+        assert [a["id"] for a in developer_apps.developer_app_names(conn, dev)] == [quiet, mine]
+        found, total = developer_apps.developer_incidents(conn, dev)
         assert total == 1 and [i["installation_id"] for i in found] == [live]
-        assert incidents.app_incidents(conn, [mine], status="resolved") == ([], 0)
-        assert incidents.app_incidents(conn, []) == ([], 0)
+        assert found[0]["app_name"] == "Beta Mine"
+        assert developer_apps.developer_incidents(conn, dev, app_id=quiet) == ([], 0)
+        assert developer_apps.developer_incidents(conn, dev, status="resolved") == ([], 0)
+        assert developer_apps.developer_incidents(conn, rival)[0][0]["installation_id"] == other

@@ -163,7 +163,13 @@ def test_another_sellers_installation_and_incidents_are_not_found(
 def test_another_developers_app_is_not_found(visitors: Any, store: Store) -> None:
     owner = f.developer(store)
     listed = listings.list_app(store, owner, f.listing(name="Owned"))
+    installation = f.active_installation(store, f.seller(store), listed.id)
+    sync_events.record_sync_event(store, failure(installation, "owned-1"))
     rival = visitors(f.developer(store))
+    for path in ("/developer/installations", "/developer/incidents"):
+        page = rival.get(f"{path}?app={listed.id}")
+        assert page.status_code == 200 and str(installation) not in page.text
+    assert str(installation) in visitors(owner).get(f"/developer/incidents?app={listed.id}").text
     for path in ("", "/edit", "/rotate-secret"):
         assert rival.get(f"/developer/apps/{listed.id}{path}").status_code == 404
     assert rival.post(f"/developer/apps/{listed.id}/rotate-secret").status_code == 404
