@@ -9,6 +9,8 @@ gets its error next to it at once, with the domain's words.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from domain import values as v
@@ -113,12 +115,24 @@ def errors_of(error: InvalidInput) -> dict[str, str]:
 def check(details: dict[str, Any]) -> dict[str, str]:
     """Every wrong field of a listing, each with its message (empty when all is well)."""
     errors: dict[str, str] = {}
-    for key in LISTING_FIELDS:
-        if key not in details:
+    checks: list[tuple[str, Callable[[], object]]] = [
+        (key, functools.partial(validate_listing, {key: details[key]}, partial=True))
+        for key in LISTING_FIELDS
+        if key in details and key != "contact"
+    ]
+    # The contact is two fields of the form: each is checked (and told) on its own.
+    contact = details.get("contact", {})
+    checks += [
+        ("contact_email", lambda: v.email_address(contact.get("email"), "contact.email")),
+        ("contact_phone", lambda: v.phone_number(contact.get("phone"), "contact.phone")),
+    ]
+    for field, run in checks:
+        if field.startswith("contact_") and not contact.get(field.removeprefix("contact_")):
+            errors[field] = f"Enter the {LABELS[field].lower()}."
             continue
         try:
-            validate_listing({key: details[key]}, partial=True)
+            run()
         except InvalidInput as error:
-            for field, text in errors_of(error).items():
-                errors.setdefault(field, text)
+            for name, text in errors_of(error).items():
+                errors.setdefault(name, text)
     return errors

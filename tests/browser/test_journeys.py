@@ -97,6 +97,8 @@ def list_an_app_in_the_console(page: Any, name: str) -> dict[str, str]:
         ("partner_url", "not an absolute https URL"),
         ("scopes", "At least one scope"),
         ("redirect_uris", "must not contain a fragment"),
+        ("contact_email", "Enter the support e-mail"),
+        ("contact_phone", "Enter the support phone"),
     ]:
         expect(page.locator(f"#{field}-error")).to_contain_text(text)
     assert page.locator("#name-error").count() == 0
