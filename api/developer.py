@@ -1,4 +1,5 @@
-"""Developer routes: list, change and delist apps; installations of my apps."""
+"""Developer routes: list, change and delist apps, rotate their secret; installations of my
+apps."""
 
 from __future__ import annotations
 
@@ -182,6 +183,16 @@ async def delist_app(call: Call) -> Response:
     return Response(status_code=204)
 
 
+async def rotate_secret(call: Call) -> Any:
+    """A new client secret for my app, shown this once; the old one stops working at once."""
+    session = await current_session(call.request, role="developer")
+    app_id = call.path_id("id", "app")
+    rotated = await call.run(
+        listings.rotate_client_secret, call.state.store, session.account_id, app_id
+    )
+    return await _answer(call, app_id, rotated.position, rotated.client_secret)
+
+
 async def installations_of_my_apps(call: Call) -> DeveloperInstallationPage:
     """Installations of my apps, newest first; cancelled ones carry no seller data."""
     session = await current_session(call.request, role="developer")
@@ -204,6 +215,8 @@ endpoints = [
              body=AppChanges, response=ListedAppOut, auth="developer", errors=(409,)),
     Endpoint("DELETE", "/v1/apps/{id}", delist_app, "Delist my app", "developer",
              status=204, auth="developer"),
+    Endpoint("POST", "/v1/apps/{id}/rotate-secret", rotate_secret, "Rotate my app's client "
+             "secret", "developer", response=ListedAppOut, auth="developer"),
     Endpoint("GET", "/v1/developer/installations", installations_of_my_apps,
              "Installations of my apps", "developer", query=DeveloperInstallationParams,
              response=DeveloperInstallationPage, auth="developer"),

@@ -251,8 +251,7 @@ class Installation(Aggregate):
             raise NotRenewable(f"an installation that is {self.status.value} cannot be renewed")
         if self.status is InstallationStatus.ACTIVE and self.expires_at is None:
             raise NotRenewable("an unlimited installation never expires")
-        start = max(now, self.expires_at) if self.expires_at is not None else now
-        self._renewed(duration.value, now, duration.expiry_from(start))
+        self._renewed(duration.value, now, duration.renewal_expiry(self.expires_at, now))
 
     @event(Renewed)
     def _renewed(self, duration: str, renewed_at: datetime, expires_at: datetime | None) -> None:

@@ -46,6 +46,10 @@ class Duration(StrEnum):
         days = self.days
         return None if days is None else start + timedelta(days=days)
 
+    def renewal_expiry(self, expires_at: datetime | None, now: datetime) -> datetime | None:
+        """The expiry after renewing for this long: from the old expiry while it is ahead."""
+        return self.expiry_from(max(now, expires_at) if expires_at is not None else now)
+
     @classmethod
     def parse(cls, value: object, field: str = "duration") -> Duration:
         """Reads a duration such as "90d" or "unlimited"; raises InvalidDuration otherwise."""

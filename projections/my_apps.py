@@ -273,6 +273,28 @@ def my_apps(
     return [_my_app_item(r, now) for r in rows], int(total)
 
 
+def status_counts(conn: Connection, seller_id: UUID, now: datetime) -> dict[str, int]:
+    """How many of a seller's installations have each status as of `now`."""
+    status = effective_status(now).label("status")
+    rows = conn.execute(
+        sa.select(status, sa.func.count())
+        .where(installations.c.seller_id == seller_id)
+        .group_by(status)
+    )
+    return {row[0]: int(row[1]) for row in rows}
+
+
+def last_contact(conn: Connection, seller_id: UUID) -> tuple[str, str] | None:
+    """The contact e-mail and phone of the seller's latest installation, to offer again."""
+    row = conn.execute(
+        sa.select(installations.c.contact_email, installations.c.contact_phone)
+        .where(installations.c.seller_id == seller_id)
+        .order_by(installations.c.installed_at.desc(), installations.c.id)
+        .limit(1)
+    ).first()
+    return None if row is None else (row.contact_email, row.contact_phone)
+
+
 def installation_of(conn: Connection, installation_id: UUID, now: datetime) -> Any | None:
     """The installation row with its app's name and slug, or None."""
     return conn.execute(_joined(now).where(installations.c.id == installation_id)).first()

@@ -3,10 +3,10 @@
 `GET/POST /oauth/authorize` walks the seller through log in (or sign up) → installation
 information → confirm → review conditions → authorize, then redirects to the client's
 redirect_uri with `code` and `state` (RFC 6749 §4.1, RFC 9207 `iss`). Each POST names its
-`step`; `STEPS` below says what each one does, in the order a seller meets them.
-On the conditions page the seller consents scope by scope: optional scopes are checkboxes
-(`grant`), required ones are shown as required; a re-authorization asks only for the
-scopes not granted before.
+`step`; `STEPS` below says what each one does, in the order a seller meets them. The
+information → confirm → conditions steps are the store's own (web/install_steps.py): the
+seller consents scope by scope (optional scopes are ticked checkboxes), and a
+re-authorization asks only for the scopes not granted before.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -25,17 +24,22 @@ from starlette.routing import Route
 
 from application import accounts, authorization, installations
 from application.authorization import AuthorizationRequest
+from application.store import Store
 from domain import values as v
 from domain.account import Account
+from domain.app_listing import AppListing
+from domain.credentials import MIN_PASSWORD_LENGTH
 from domain.errors import (
     DomainError,
-    DuplicateInstallation,
+    EmailTaken,
     InstallationNotFound,
     InvalidCredentials,
     InvalidInput,
     OAuthError,
 )
 from domain.installation import Installation
+from web import install_steps as steps
+from web.forms import field_errors
 from web.oauth_flow import CSRF_COOKIE, OAUTH_PARAMS, SESSION_COOKIE, Flow, redirect_error
 
 
@@ -66,6 +70,38 @@ def _authorize(request: Request, form: Mapping[str, Any]) -> Response:
 
 
 @dataclass(frozen=True)
+class LinkJourney:
+    """Installing through a developer's authorization link (see web/install_steps.py)."""
+
+    flow: Flow
+    link: AuthorizationRequest
+    via: str = "oauth"
+
+    @property
+    def request(self) -> Request:
+        return self.flow.request
+
+    @property
+    def store(self) -> Store:
+        return self.flow.store
+
+    @property
+    def listing(self) -> AppListing:
+        return self.link.app
+
+    @property
+    def asked(self) -> list[str] | None:
+        return self.link.scopes
+
+    def page(self, template: str, *, status: int = 200, **context: Any) -> Response:
+        return self.flow.page(template, status=status, app=self.listing.details, **context)
+
+    def installed_already(self, seller: Account, live: Installation) -> Response:
+        """Already installed: the link re-authorizes the live installation."""
+        return steps.show_conditions(self, live)
+
+
+@dataclass(frozen=True)
 class Step:
     """What one `step` of the flow does; `seller` steps need a signed-in seller."""
 
@@ -73,60 +109,90 @@ class Step:
     seller: bool = False
 
 
-def _step(
-    flow: Flow, request: AuthorizationRequest, step: str, form: Mapping[str, Any]
-) -> Response:
+def _step(flow: Flow, link: AuthorizationRequest, step: str, form: Mapping[str, Any]) -> Response:
+    journey = LinkJourney(flow, link)
     action = STEPS.get(step, STEPS[""])
     if not action.seller:
-        return action.run(flow, request, form)
+        return action.run(journey, form)
     seller = flow.seller()
     if seller is None:
-        return flow.page("login.html", app=request.app, step="login")
-    return action.run(flow, request, form, seller)
+        return _show_login(journey, form)
+    return action.run(journey, seller, form)
 
 
 # --- before sign-in ----------------------------------------------------------------------------
-def _show_login(flow: Flow, request: AuthorizationRequest, form: Mapping[str, Any]) -> Response:
-    return flow.page("login.html", app=request.app, step="login")
+LOGIN_LABELS = {"account_type": "Select your account type", "email": "E-mail", "password": "Password"}  # fmt: skip
+SIGNUP_LABELS = {**LOGIN_LABELS, "name": "Shop or your name"}
 
 
-def _show_signup(flow: Flow, request: AuthorizationRequest, form: Mapping[str, Any]) -> Response:
-    return flow.page("signup.html", app=request.app, step="login")
+def _show_login(
+    journey: LinkJourney,
+    form: Mapping[str, Any],
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    values = {k: str(form.get(k) or "") for k in ("email", "account_type")}
+    return journey.page(
+        "oauth/login.html",
+        status=status,
+        step="login",
+        values=values,
+        errors=errors or {},
+        labels=LOGIN_LABELS,
+    )
 
 
-def _switch(flow: Flow, request: AuthorizationRequest, form: Mapping[str, Any]) -> Response:
+def _show_signup(
+    journey: LinkJourney,
+    form: Mapping[str, Any],
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    values = {k: str(form.get(k) or "") for k in ("name", "email", "account_type")}
+    return journey.page(
+        "oauth/signup.html",
+        status=status,
+        step="login",
+        values=values,
+        errors=errors or {},
+        labels=SIGNUP_LABELS,
+        min_password=MIN_PASSWORD_LENGTH,
+    )
+
+
+def _switch(journey: LinkJourney, form: Mapping[str, Any]) -> Response:
     """Another seller account: log out for real, not just forget the cookie."""
+    flow = journey.flow
     current = flow.request.cookies.get(SESSION_COOKIE)
     if current and accounts.session_for(flow.store, current) is not None:
         accounts.end_session(flow.store, current)
     flow.clear_session = True
-    return _show_login(flow, request, form)
+    return _show_login(journey, {})
 
 
-def _login(flow: Flow, request: AuthorizationRequest, form: Mapping[str, Any]) -> Response:
-    store, app = flow.store, request.app
-    email = str(form.get("email") or "")
+def _login(journey: LinkJourney, form: Mapping[str, Any]) -> Response:
+    store = journey.store
     account_type = str(form.get("account_type") or "local")
-    again = {"app": app, "step": "login", "email": email, "account_type": account_type}
     try:
-        started = accounts.start_session(store, email, str(form.get("password") or ""))
-    except InvalidCredentials:
-        return flow.page(
-            "login.html", status=401, message="The e-mail or password is wrong.", **again
+        started = accounts.start_session(
+            store, str(form.get("email") or ""), str(form.get("password") or "")
         )
+    except InvalidCredentials:
+        errors = {"password": "The e-mail address or password is wrong."}
+        return _show_login(journey, form, errors, status=401)
     account = accounts.account(store, started.session.account_id)
     if account.role != v.Role.SELLER.value or account.account_type != account_type:
         accounts.end_session(store, started.token)
         kind = "a developer" if account.role != v.Role.SELLER.value else "another type of"
-        message = f"This is {kind} account; log in with your seller account type."
-        return flow.page("login.html", status=403, message=message, **again)
-    flow.new_session = started.token
-    return _next_page(flow, request, account)
+        errors = {"account_type": f"This is {kind} account; log in with your seller account type."}
+        return _show_login(journey, form, errors, status=403)
+    journey.flow.new_session = started.token
+    return _next_page(journey, account)
 
 
-def _signup(flow: Flow, request: AuthorizationRequest, form: Mapping[str, Any]) -> Response:
-    store = flow.store
-    fields = {k: str(form.get(k) or "") for k in ("name", "email", "account_type")}
+def _signup(journey: LinkJourney, form: Mapping[str, Any]) -> Response:
+    store = journey.store
+    fields = {k: str(form.get(k) or "").strip() for k in ("name", "email", "account_type")}
     password = str(form.get("password") or "")
     try:
         accounts.register_account(
@@ -138,191 +204,63 @@ def _signup(flow: Flow, request: AuthorizationRequest, form: Mapping[str, Any]) 
             fields["account_type"] or "local",
         )
         started = accounts.start_session(store, fields["email"], password)
+    except EmailTaken:
+        errors = {"email": "This e-mail address already has an account. Log in instead."}
+        return _show_signup(journey, form, errors, status=409)
     except DomainError as error:
-        return flow.page(
-            "signup.html", status=422, app=request.app, step="login", message=error.detail, **fields
-        )
-    flow.new_session = started.token
-    return _next_page(flow, request, accounts.account(store, started.session.account_id))
+        errors = field_errors(error, SIGNUP_LABELS, default="email")
+        return _show_signup(journey, form, errors, status=422)
+    journey.flow.new_session = started.token
+    return _next_page(journey, accounts.account(store, started.session.account_id))
 
 
 # --- signed in ---------------------------------------------------------------------------------
-def _next(
-    flow: Flow, request: AuthorizationRequest, form: Mapping[str, Any], seller: Account
-) -> Response:
-    return _next_page(flow, request, seller)
+def _next(journey: LinkJourney, seller: Account, form: Mapping[str, Any]) -> Response:
+    return _next_page(journey, seller)
 
 
-def _next_page(flow: Flow, request: AuthorizationRequest, seller: Account) -> Response:
+def _next_page(journey: LinkJourney, seller: Account) -> Response:
     """After log-in: re-authorize a live installation, or start a new one."""
-    live = installations.live_installation(flow.store, seller.id, request.app.id)
+    live = installations.live_installation(journey.store, seller.id, journey.listing.id)
     if live is not None:
-        return _conditions_page(flow, request, live)
-    return _info_page(flow, request, seller, {"contact_email": seller.email})
+        return journey.installed_already(seller, live)
+    return steps.show_info(journey, seller, steps.first_values(journey, seller))
 
 
-def _entered(form: Mapping[str, Any]) -> dict[str, str]:
-    return {k: str(form.get(k) or "") for k in ("duration", "contact_email", "contact_phone")}
-
-
-def _edit(
-    flow: Flow, request: AuthorizationRequest, form: Mapping[str, Any], seller: Account
-) -> Response:
-    return _info_page(flow, request, seller, _entered(form))
-
-
-def _info(
-    flow: Flow, request: AuthorizationRequest, form: Mapping[str, Any], seller: Account
-) -> Response:
-    """Installation information entered: check it, then ask to confirm."""
-    entered = _entered(form)
-    try:
-        checked = _checked_info(request, entered)
-    except InvalidInput as error:
-        return _info_page(flow, request, seller, entered, status=422, message=error.detail)
-    return flow.page(
-        "confirm.html",
-        app=request.app,
-        step="confirm",
-        duration=checked["duration"],
-        contact_email=checked["contact_email"],
-        contact_phone=checked["contact_phone"],
-    )
-
-
-def _confirm(
-    flow: Flow, request: AuthorizationRequest, form: Mapping[str, Any], seller: Account
-) -> Response:
-    """Confirmed: install (pending authorization), then show the conditions."""
-    entered = _entered(form)
-    try:
-        checked = _checked_info(request, entered)
-    except InvalidInput as error:
-        return _info_page(flow, request, seller, entered, status=422, message=error.detail)
-    try:
-        outcome = installations.install(
-            flow.store,
-            seller.id,
-            request.app.id,
-            checked["duration"],
-            checked["contact_email"],
-            checked["contact_phone"],
-            asked=request.scopes,
-            via="oauth",
-        )
-    except DuplicateInstallation:
-        return _next_page(flow, request, seller)
-    except DomainError as error:
-        return _info_page(flow, request, seller, entered, status=409, message=error.detail)
-    return _conditions_page(flow, request, installations.installation(flow.store, outcome.id))
-
-
-def _checked_info(request: AuthorizationRequest, entered: dict[str, str]) -> dict[str, str]:
-    duration = v.Duration.parse(entered["duration"]).value
-    if duration not in request.app.durations:
-        raise InvalidInput("duration", "this app does not offer this duration")
-    return {
-        "duration": duration,
-        "contact_email": v.email_address(entered["contact_email"], "contact_email"),
-        "contact_phone": v.phone_number(entered["contact_phone"], "contact_phone"),
-    }
-
-
-def _decide(
-    flow: Flow, request: AuthorizationRequest, form: Mapping[str, Any], seller: Account
-) -> Response:
+def _decide(journey: LinkJourney, seller: Account, form: Mapping[str, Any]) -> Response:
     """Authorize (a code for the client) or deny (access_denied), back to the client."""
-    store = flow.store
+    flow, link, store = journey.flow, journey.link, journey.store
     unknown = OAuthError("invalid_request", "unknown installation", redirectable=False)
     try:
         installation_id = UUID(str(form.get("installation_id")))
         installation = installations.own_installation(store, seller.id, installation_id)
     except (ValueError, InstallationNotFound):
         return flow.error_page(unknown)
-    if installation.app_id != request.app.id:
+    if installation.app_id != link.app.id:
         return flow.error_page(unknown)
     now = store.clock.now()
     if form.get("decision") != "allow":
         if installation.is_pending(now):
             installations.decline(store, seller.id, installation.id)
         return flow.redirect(
-            request, error="access_denied", error_description="the seller denied access"
+            link, error="access_denied", error_description="the seller denied access"
         )
-    getlist = getattr(form, "getlist", None)  # the optional scopes left ticked
-    ticked = {str(s) for s in getlist("grant")} if getlist else set()
+    ticked = steps.chosen(journey, {"scopes": list(_all(form, "scopes"))})
     try:
-        issued = authorization.authorize_request(store, seller.id, installation.id, request, ticked)
+        issued = authorization.authorize_request(store, seller.id, installation.id, link, ticked)
     except InvalidInput as error:  # nothing left to grant: say so, ask again
-        return _conditions_page(flow, request, installation, status=422, message=error.reason)
+        return steps.show_conditions(journey, installation, status=422, message=error.reason)
     except OAuthError:
         raise
     except DomainError as error:
         raise OAuthError("access_denied", error.detail) from error
-    return flow.redirect(request, code=issued.code)
+    return flow.redirect(link, code=issued.code)
 
 
-# --- pages ---------------------------------------------------------------------------------------
-def _info_page(
-    flow: Flow,
-    request: AuthorizationRequest,
-    seller: Account,
-    entered: dict[str, str],
-    status: int = 200,
-    message: str | None = None,
-) -> Response:
-    durations = request.app.durations
-    context = {**entered, "message": message}
-    if not context.get("duration"):
-        context["duration"] = durations[0]
-    return flow.page(
-        "info.html",
-        status=status,
-        app=request.app,
-        step="info",
-        seller=seller,
-        durations=durations,
-        **context,
-    )
-
-
-def _conditions_page(
-    flow: Flow,
-    request: AuthorizationRequest,
-    installation: Installation,
-    status: int = 200,
-    message: str | None = None,
-) -> Response:
-    """The conditions: each scope in plain words, optional ones as checkboxes (ticked).
-
-    A live installation asked for scopes it was not granted shows only those (`more`);
-    asked for nothing new, it shows what it keeps, with nothing to choose.
-    """
-    now = flow.store.clock.now()
-    new: list[str] = []
-    if installation.is_live(now):
-        expires = installation.expires_at
-        new = authorization.not_granted(request, installation)
-    else:
-        expires = installation.duration.expiry_from(now)
-    shown = new or [s for s in request.scopes if s in installation.scopes]
-    required = set(request.app.scopes)
-    return flow.page(
-        "conditions.html",
-        status=status,
-        message=message,
-        app=request.app,
-        step="conditions",
-        installation_id=str(installation.id),
-        scopes=[{"scope": s, "words": v.SCOPES[s], "required": s in required} for s in shown],
-        more=bool(new),
-        choosable=bool(new) or not installation.is_live(now),
-        duration=installation.duration.value,
-        expires_text=_when(expires),
-    )
-
-
-def _when(moment: datetime | None) -> str:
-    return "Never (until you cancel)" if moment is None else moment.strftime("%d %B %Y, %H:%M UTC")
+def _all(form: Mapping[str, Any], name: str) -> list[str]:
+    """Every value of a repeated form field (checkboxes)."""
+    getlist = getattr(form, "getlist", None)
+    return [str(value) for value in getlist(name)] if getlist else []
 
 
 # The flow, step by step: what each POSTed `step` does ("" = wherever the seller is).
@@ -333,9 +271,9 @@ STEPS: dict[str, Step] = {
     "login": Step(_login),
     "signup": Step(_signup),
     "": Step(_next, seller=True),
-    "info": Step(_info, seller=True),
-    "edit": Step(_edit, seller=True),
-    "confirm": Step(_confirm, seller=True),
+    "info": Step(steps.info, seller=True),
+    "edit": Step(steps.edit, seller=True),
+    "confirm": Step(steps.confirm, seller=True),
     "decide": Step(_decide, seller=True),
 }
 

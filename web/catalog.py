@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from api.catalog import CatalogParams
 from projections import catalog, recently_viewed
-from web.pages import cached, read, render
+from web.pages import cached, message, read, render
 from web.session import visitor
 
 PAGE_SIZE = 24
@@ -128,16 +128,5 @@ def app_detail(request: Request) -> Response:
     return render(request, "app_detail.html", app=app, recent=recent)
 
 
-def install(request: Request) -> Response:
-    """GET /apps/{slug}/install: where "Install now" leads (the install steps come next)."""
-    slug = request.path_params["slug"]
-    app = cached(request, ("detail", slug), lambda conn: _detail(conn, slug))
-    if app is None:
-        return not_found(request, "No listed app has this address.")
-    return render(
-        request, "install.html", app=app, from_search=request.query_params.get("from") == "search"
-    )
-
-
-def not_found(request: Request, message: str) -> Response:
-    return render(request, "message.html", status=404, title="Page not found", message=message)
+def not_found(request: Request, text: str) -> Response:
+    return message(request, 404, "Page not found", text)

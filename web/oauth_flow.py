@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from api.tokens import issuer
 from application import accounts, authorization
@@ -20,6 +19,7 @@ from application.store import Store
 from domain import values as v
 from domain.account import Account
 from domain.errors import OAuthError
+from web.pages import HEADERS, page
 
 SESSION_COOKIE = "appstore_oauth_session"
 CSRF_COOKIE = "appstore_oauth_csrf"
@@ -32,25 +32,15 @@ OAUTH_PARAMS = (
     "code_challenge",
     "code_challenge_method",
 )
-DURATION_LABELS = {
-    "30d": "30 days",
-    "90d": "90 days",
-    "180d": "180 days",
-    "365d": "1 year",
-    "unlimited": "Unlimited (until you cancel)",
-}
-# Pages must not be framed (clickjacking, RFC 9700 §4.16) nor cached.
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-}
-
-_templates = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=select_autoescape(["html"]),
-)
+LINK_STEPS = [
+    ("login", "Log in"),
+    ("info", "Installation information"),
+    ("confirm", "Confirm"),
+    ("conditions", "Authorize"),
+]
+# Pages must not be framed (clickjacking, RFC 9700 §4.16) nor cached, nor leak the link's
+# parameters to another site through the Referer header.
+PAGE_HEADERS = {**HEADERS, "Referrer-Policy": "no-referrer"}
 
 
 class Flow:
@@ -87,13 +77,27 @@ class Flow:
         return accounts.account(self.store, session.account_id)
 
     def page(self, template: str, *, status: int = 200, **context: Any) -> Response:
-        html = _templates.get_template(f"oauth/{template}").render(
-            csrf_token=self.csrf,
-            oauth_params={k: val for k, val in self.params.items() if val},
-            duration_labels=DURATION_LABELS,
-            **context,
+        """A page of the flow on the store's layout, without the store's header links (the
+        seller stays on the way to authorizing) and carrying the link's parameters."""
+        values: dict[str, Any] = {"app": None, "step": None, "message": None}
+        values.update(context)
+        response = page(
+            self.request,
+            template,
+            status=status,
+            headers=PAGE_HEADERS,
+            focused=True,
+            csrf_field=self.csrf_field,
+            action="/oauth/authorize",
+            carried={k: val for k, val in self.params.items() if val},
+            steps=LINK_STEPS,
+            switch_account=True,
+            **values,
         )
-        return self.finish(HTMLResponse(html, status_code=status, headers=PAGE_HEADERS))
+        return self.finish(response)
+
+    def csrf_field(self) -> Markup:
+        return Markup('<input type="hidden" name="csrf_token" value="{}">').format(self.csrf)
 
     def finish(self, response: Response) -> Response:
         secure = self.request.url.scheme == "https"
@@ -116,7 +120,10 @@ class Flow:
 
     def error_page(self, error: OAuthError, status: int = 400) -> Response:
         return self.page(
-            "error.html", status=status, error=error.error, error_description=error.description
+            "oauth/error.html",
+            status=status,
+            error=error.error,
+            error_description=error.description,
         )
 
     def redirect(self, request: AuthorizationRequest, **answer: str) -> Response:

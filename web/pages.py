@@ -8,7 +8,7 @@ run in Starlette's threadpool, so they may block on the database.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -96,6 +96,34 @@ environment.globals.update(
     hue=_monogram_hue,
 )
 environment.filters["label_in"] = lambda slug, vocabulary: vocabulary.get(slug, slug)
+environment.filters["day"] = lambda moment: moment.strftime("%d %B %Y")
+environment.filters["moment"] = lambda moment: moment.strftime("%d %B %Y, %H:%M UTC")
+
+
+def page(
+    request: Request,
+    template: str,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] = HEADERS,
+    **context: Any,
+) -> HTMLResponse:
+    """The page `template` with `context` over what every page has (no visitor by default).
+
+    The OAuth pages render through here with their own CSRF field and no store chrome.
+    """
+    values: dict[str, Any] = {
+        "visitor": None,
+        "focused": False,
+        "notice": None,
+        "q": "",
+        "search_filters": {},
+        "path": request.url.path,
+        "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+    }
+    values.update(context)
+    html = environment.get_template(template).render(values)
+    return HTMLResponse(html, status_code=status, headers=dict(headers))
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -106,18 +134,24 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
             csrf.FIELD, csrf.token(request)
         )
 
-    context.setdefault("q", "")
-    context.setdefault("search_filters", {})
-    html = environment.get_template(template).render(
-        visitor=visitor(request),
-        csrf_field=csrf_field,
-        path=request.url.path,
-        here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
-        **context,
+    response = page(
+        request, template, status=status, visitor=visitor(request), csrf_field=csrf_field, **context
     )
-    response = HTMLResponse(html, status_code=status, headers=HEADERS)
     csrf.remember(request, response)
     return response
+
+
+def message(request: Request, status: int, title: str, text: str, **links: str) -> HTMLResponse:
+    """A page that only says something (not found, not allowed, …), with links onward."""
+    return render(request, "message.html", status=status, title=title, message=text, links=links)
+
+
+def settled(request: Request, position: int | None) -> None:
+    """After a command: wait (bounded) until the read models show it, so the next page does."""
+    if position:
+        projector = request.app.state.projector
+        projector.wake.set()
+        projector.wait(position, request.app.state.consistency_timeout)
 
 
 def read(request: Request, query: Callable[[Connection], T]) -> T:

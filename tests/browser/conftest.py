@@ -1,4 +1,5 @@
-"""Real-browser tests: the store served by uvicorn on 127.0.0.1, driven by Chromium.
+"""Real-browser tests: the store served by uvicorn on 127.0.0.1 (support.serving), driven
+by Chromium.
 
 - `live_server`: the whole app (API + pages, projections in-process) on a free port, over a
   SQLite store in a temporary folder holding the demo catalog; fast password hashing.
@@ -14,29 +15,20 @@ Chromium is Debian's package (`make test` installs it). Under `make test`
 
 from __future__ import annotations
 
-import io
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
-from rich.console import Console
 
-from appstore.bootstrap import build_store, create_app
-from appstore.demo import load_demo
-from appstore.settings import Settings
 from tests.browser.support import (
     CHROMIUM,
-    DEMO_APPS,
     LAUNCH_ARGS,
     REQUIRED,
     LiveServer,
     Watch,
     open_context,
+    serving,
 )
 
 
@@ -55,37 +47,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The store with the demo catalog, served on 127.0.0.1:<free port> while the browser
     tests run (stopped after them: its threads must not outlive them)."""
-    folder = tmp_path_factory.mktemp("live")
-    settings = Settings(
-        database_url=f"sqlite:///{folder}/appstore.db",
-        fast_password_hashing=True,
-        secret_key="browser-tests",
-    )
-    store = build_store(settings)
-    load_demo(store, apps=DEMO_APPS, console=Console(file=io.StringIO()))
-    app = create_app(settings, store=store)
-    app.state.projector.catch_up()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the live server did not start")
-        time.sleep(0.02)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", store)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        store.close()
-        app.state.projector.engine.dispose()
+    with serving(tmp_path_factory.mktemp("live")) as server:
+        yield server
 
 
 @pytest.fixture(scope="package")

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import io
 import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import uvicorn
+from rich.console import Console
+
 from application.store import Store
-from appstore.demo import DEMO_PASSWORD
+from appstore.bootstrap import build_store, create_app
+from appstore.demo import DEMO_PASSWORD, load_demo
+from appstore.settings import Settings
 
 REQUIRED = bool(os.environ.get("APPSTORE_TEST_CHROMIUM"))
 CHROMIUM = os.environ.get("APPSTORE_TEST_CHROMIUM") or "/usr/bin/chromium"
@@ -35,6 +46,49 @@ PASSWORD = DEMO_PASSWORD
 class LiveServer:
     url: str
     store: Store
+    app: Any = None
+
+    def settle(self, position: int | None) -> None:
+        """Waits until the served read models show a write made behind the pages' back."""
+        if position and self.app is not None:
+            self.app.state.projector.wake.set()
+            assert self.app.state.projector.wait(position, 10), "read models did not catch up"
+
+
+@contextmanager
+def serving(folder: Path) -> Iterator[LiveServer]:
+    """The store with the demo catalog in `folder`, served on 127.0.0.1:<free port> until
+    the block ends (its threads must not outlive the tests that use it)."""
+    settings = Settings(
+        database_url=f"sqlite:///{folder}/appstore.db",
+        fast_password_hashing=True,
+        secret_key="browser-tests",
+    )
+    store = build_store(settings)
+    load_demo(store, apps=DEMO_APPS, console=Console(file=io.StringIO()))
+    app = create_app(settings, store=store)
+    app.state.projector.catch_up()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the live server did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", store, app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        store.close()
+        app.state.projector.engine.dispose()
 
 
 @dataclass
@@ -87,6 +141,21 @@ def assert_accessible(page: Any) -> None:
     assert not bad, f"axe on {page.url}:\n" + "\n".join(lines)
 
 
+# What sticks out on the right (elements, then text): what makes a page scroll sideways.
+WIDEST = """width => {
+  const out = [], past = r => r.right + window.scrollX > width + 1;
+  for (const e of document.querySelectorAll('body *'))
+    if (past(e.getBoundingClientRect()) && ![...e.children].some(c => past(c.getBoundingClientRect())))
+      out.push(`${e.tagName.toLowerCase()}.${e.className}`);
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    const range = document.createRange(); range.selectNodeContents(n);
+    if (past(range.getBoundingClientRect())) out.push(`text "${n.textContent.trim().slice(0, 40)}"`);
+  }
+  return out.slice(0, 5);
+}"""
+
+
 def check_page(page: Any, name: str) -> None:
     """Accessible (axe), readable at 375 px (no sideways scrolling), screenshotted."""
     assert_accessible(page)
@@ -96,7 +165,9 @@ def check_page(page: Any, name: str) -> None:
         for width in WIDTHS:
             page.set_viewport_size({"width": width, "height": 800})
             overflow = page.evaluate("document.documentElement.scrollWidth")
-            assert overflow <= width, f"{page.url} is {overflow} px wide at {width} px"
+            assert overflow <= width, (
+                f"{page.url} is {overflow} px wide at {width} px: {page.evaluate(WIDEST, width)}"
+            )
             page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
     finally:
         page.set_viewport_size(size)
@@ -109,3 +180,24 @@ def follow(page: Any, locator: Any, *, key: str | None = None) -> None:
             locator.press(key)
         else:
             locator.click()
+
+
+def sign_in(page: Any, email: str, password: str = PASSWORD) -> None:
+    """Signs in on /signin (from wherever the page is, so `next` brings it back)."""
+    if urlsplit(page.url).path != "/signin":
+        page.goto("/signin")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
+    follow(page, page.get_by_role("button", name="Sign in"))
+
+
+def tab_to(page: Any, name: str, limit: int = 60) -> None:
+    """Presses Tab until the focused element's text (or value) starts with `name`."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            "(document.activeElement.innerText || document.activeElement.value || '').trim()"
+        )
+        if focused.startswith(name):
+            return
+    raise AssertionError(f"Tab never reached {name!r}")

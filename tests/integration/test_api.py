@@ -200,6 +200,35 @@ def test_developer_changes_and_delists_only_own_apps(api: Api) -> None:
     assert api.http.get("/v1/apps").json()["total"] == 0
 
 
+def test_rotating_the_client_secret_shows_the_new_one_once_and_the_old_one_stops(
+    api: Api,
+) -> None:
+    developer, rival = api.account("developer"), api.account("developer")
+    listed = api.list_app(developer, name="Rotating")
+    path = f"/v1/apps/{listed['id']}/rotate-secret"
+
+    def token_call(secret: str) -> Any:
+        return api.http.post(
+            "/oauth/token",
+            data={"grant_type": "authorization_code", "code": "nope"},
+            auth=(listed["client_id"], secret),
+        )
+
+    assert token_call(listed["client_secret"]).json()["error"] == "invalid_grant"
+    rotated = api.http.post(path, headers=auth(developer))
+    assert rotated.status_code == 200, rotated.text
+    body = rotated.json()
+    assert body["client_id"] == listed["client_id"]
+    assert body["client_secret"].startswith("cs_")
+    assert body["client_secret"] != listed["client_secret"]
+    # The old secret no longer authenticates the client; the new one does.
+    assert token_call(listed["client_secret"]).json()["error"] == "invalid_client"
+    assert token_call(body["client_secret"]).json()["error"] == "invalid_grant"
+    assert_problem(api.http.post(path, headers=auth(rival)), 404)
+    seller = api.account("seller")
+    assert_problem(api.http.post(path, headers=auth(seller)), 403)
+
+
 def test_recently_viewed_is_per_seller(api: Api) -> None:
     developer, seller, other = api.account("developer"), api.account(), api.account()
     first = api.list_app(developer, name="First")

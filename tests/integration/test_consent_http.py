@@ -305,14 +305,15 @@ def log_in_through_link(api: TestClient, dev: Developer, email: str, scope: str 
 def choices(page: Any) -> dict[str, bool]:
     """The scope checkboxes of the conditions page: scope → ticked."""
     found = re.finditer(
-        r'<input type="checkbox" name="grant" value="([^"]+)"( checked)?>', page.text
+        r'<input type="checkbox" id="scope-[^"]+" name="scopes" value="([^"]+)"( checked)?>',
+        page.text,
     )
     return {unescape(m.group(1)): bool(m.group(2)) for m in found}
 
 
 def decide(api: TestClient, page: Any, ticked: list[str]) -> Any:
     fields = [*form_fields(page.text).items(), ("decision", "allow")]
-    fields += [("grant", s) for s in ticked]
+    fields += [("scopes", s) for s in ticked]
     return api.post(
         "/oauth/authorize",
         content=urlencode(fields),
@@ -345,8 +346,8 @@ def test_a_link_install_shows_optional_scopes_ticked_and_the_seller_may_untick(
     )
     assert "Review the authorization conditions" in page.text
     assert choices(page) == {"orders.read": True, "inventory.read": True}
-    assert "Ship orders and upload tracking numbers" in page.text and "Required" in page.text
-    assert page.text.count("Optional</span>") == 2
+    assert "Ship orders and upload tracking numbers" in page.text and "(required)" in page.text
+    assert page.text.count("(optional)</span>") == 2
 
     tokens = dev.exchange(code_of(decide(api, page, ["inventory.read"])), redirect_uri=REDIRECT)
     assert tokens.status_code == 200, tokens.text

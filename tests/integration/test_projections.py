@@ -14,7 +14,7 @@ from application.store import Store
 from appstore.settings import Settings
 from domain.clock import FixedClock
 from domain.incident import SyncEvent
-from projections import catalog, incidents, my_apps, recently_viewed
+from projections import catalog, developer_apps, incidents, my_apps, recently_viewed
 from projections.catalog import CatalogQuery
 from projections.my_apps import DueInstallations
 from projections.read_side import build_projector, snapshot
@@ -400,3 +400,58 @@ def test_times_are_utc(store: Store, projector: Projector) -> None:
     f.app(store)
     item = search(projector).items[0]
     assert item["listed_at"] == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+# --- the pages' queries -----------------------------------------------------------------------
+def test_status_counts_and_the_last_contact_of_a_seller(
+    store: Store, projector: Projector, clock: FixedClock
+) -> None:
+    seller = f.seller(store)
+    f.active_installation(store, seller, f.app(store), "unlimited")
+    cancelled = f.active_installation(store, seller, f.app(store), "30d")
+    installations.cancel(store, seller, cancelled)
+    clock.advance(timedelta(minutes=1))
+    installations.install(
+        store, seller, f.app(store), "30d", "Late@Shop.example.com", "+1 415 555 0199"
+    )
+    projector.catch_up()
+    with projector.engine.connect() as conn:
+        assert my_apps.status_counts(conn, seller, clock.now()) == {
+            "active": 1,
+            "cancelled": 1,
+            "pending_authorization": 1,
+        }
+        assert my_apps.last_contact(conn, seller) == ("late@shop.example.com", "+14155550199")
+        assert my_apps.last_contact(conn, f.seller(store)) is None
+
+
+def test_a_developers_apps_and_only_their_incidents(
+    store: Store, projector: Projector, clock: FixedClock
+) -> None:
+    dev, rival = f.developer(store), f.developer(store)
+    mine = f.app(store, dev, name="Beta Mine")
+    quiet = f.app(store, dev, name="Alpha Quiet")
+    theirs = f.app(store, rival)
+    live = f.active_installation(store, f.seller(store), mine)
+    ended = f.active_installation(store, f.seller(store), mine)
+    installations.cancel(store, installations.installation(store, ended).seller_id, ended)
+    other = f.active_installation(store, f.seller(store), theirs)
+    sync_events.record_sync_event(store, failure(live, "m1", clock.now()))
+    sync_events.record_sync_event(store, failure(other, "t1", clock.now()))
+    projector.catch_up()
+    with projector.engine.connect() as conn:
+        apps, total = developer_apps.developer_apps(conn, dev, clock.now())
+        assert total == 2
+        assert [(a["name"], a["live"], a["installations"]) for a in apps] == [
+            ("Alpha Quiet", 0, 0),
+            ("Beta Mine", 1, 2),
+        ]
+        second, _ = developer_apps.developer_apps(conn, dev, clock.now(), page=2, page_size=1)
+        assert [a["name"] for a in second] == ["Beta Mine"]
+        assert [a["id"] for a in developer_apps.developer_app_names(conn, dev)] == [quiet, mine]
+        found, total = developer_apps.developer_incidents(conn, dev)
+        assert total == 1 and [i["installation_id"] for i in found] == [live]
+        assert found[0]["app_name"] == "Beta Mine"
+        assert developer_apps.developer_incidents(conn, dev, app_id=quiet) == ([], 0)
+        assert developer_apps.developer_incidents(conn, dev, status="resolved") == ([], 0)
+        assert developer_apps.developer_incidents(conn, rival)[0][0]["installation_id"] == other
