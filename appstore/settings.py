@@ -63,6 +63,25 @@ class ConsumerSettings(BaseSettings):
     )
 
 
+class ReadySettings(BaseSettings):
+    """When `/readyz` says not ready because a background loop falls behind."""
+
+    model_config = SettingsConfigDict(env_prefix="APPSTORE_READY_", extra="ignore")
+
+    max_lag: int = Field(
+        default=1000,
+        ge=0,
+        description="events (projector) or messages (consumer) a background loop may lag "
+        "behind; above it for `APPSTORE_READY_LAG_SECONDS`, /readyz answers 503 `lagging`",
+    )
+    lag_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="how long a lag above `APPSTORE_READY_MAX_LAG` may last before /readyz "
+        "answers 503",
+    )
+
+
 class Settings(BaseSettings):
     """Everything the processes read from the environment."""
 
@@ -72,6 +91,13 @@ class Settings(BaseSettings):
         default="sqlite:///./var/appstore.db",
         description="event store and read models: `sqlite:///path.db` (embedded) or "
         "`postgresql://user:pw@host:5432/db`",
+    )
+    database_timeout: int = Field(
+        default=2,
+        ge=1,
+        le=30,
+        description="seconds a store call waits for a database connection or lock before "
+        "the request fails with 503 (two attempts: a client hears within about twice this)",
     )
     ops_token: str | None = Field(default=None, description="bearer token for the ops routes")
     kafka_bootstrap_servers: str | None = Field(
@@ -93,12 +119,14 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     projector: ProjectorSettings = Field(default_factory=ProjectorSettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
+    ready: ReadySettings = Field(default_factory=ReadySettings)
 
 
 SECTIONS: dict[str, type[BaseSettings]] = {
     "serve": ServeSettings,
     "projector": ProjectorSettings,
     "consumer": ConsumerSettings,
+    "ready": ReadySettings,
 }
 
 
