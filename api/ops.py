@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.routing import Call, Endpoint
-from application.store import unavailable_reason
+from application.availability import unavailable_reason
 
 # /readyz answers within a second whatever the store does: a probe of the database (only
 # made when no projector runs in this process) gets this long, on threads of its own.

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from application.store import unavailable_reason
+from application.availability import unavailable_reason
 from domain import errors
 
 log = logging.getLogger("appstore.api")

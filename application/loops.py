@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from application.store import unavailable_reason
+from application.availability import unavailable_reason
 
 log = logging.getLogger("appstore.loops")
 
@@ -43,7 +43,7 @@ class Backoff:
     """Exponential backoff with jitter: `initial` doubled per failure, capped at `cap`."""
 
     initial: float = 0.1
-    cap: float = 30.0
+    cap: float = 5.0
 
     def delay(self, failures: int, rand: Callable[[], float] = random.random) -> float:
         """Seconds to wait after the `failures`-th failure in a row (half of it random)."""

@@ -9,7 +9,6 @@ inside `retrying` when a lost optimistic-concurrency race should be tried again.
 from __future__ import annotations
 
 import random
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -18,20 +17,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-import psycopg
-import sqlalchemy.exc
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import (
-    IntegrityError,
-    InterfaceError,
-    Notification,
-    OperationalError,
-    Recording,
-)
+from eventsourcing.persistence import IntegrityError, Notification, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
-from eventsourcing.utils import retry
 
 from domain.clock import Clock, SystemClock
 from domain.credentials import Passwords
@@ -47,70 +37,6 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 12
 # Facts kept by `remembered` (roles, issued tokens): a bound on memory, not on correctness.
 REMEMBER = 100_000
-
-
-# SQLSTATE (or class prefix) of a PostgreSQL error that says "the store cannot serve now".
-UNAVAILABLE_SQLSTATES = {
-    "08": "unreachable",  # connection exception
-    "53": "out of resources",  # too many connections, disk full, out of memory
-    "57P": "unreachable",  # shutting down, restarting, cannot connect now
-    "25006": "read-only",  # read-only SQL transaction (a standby, or a role made read-only)
-    "42501": "permission denied",
-    "55P03": "timeout",  # lock not available (lock_timeout)
-    "57014": "timeout",  # statement cancelled (statement_timeout)
-}
-SQLITE_UNAVAILABLE = {"database is locked": "locked", "readonly": "read-only"}
-
-
-def unavailable_reason(error: BaseException) -> str | None:
-    """Why `error` means "the store cannot serve now" (unreachable, read-only, permission
-    denied, timeout, locked…), or None when it is anything else (a bug, a conflict).
-
-    Walks the chain of causes: eventsourcing and SQLAlchemy wrap the driver's error.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        sqlstate = getattr(current, "sqlstate", None)
-        if isinstance(sqlstate, str):
-            for prefix, reason in sorted(UNAVAILABLE_SQLSTATES.items(), key=lambda i: -len(i[0])):
-                if sqlstate.startswith(prefix):
-                    return reason
-        if isinstance(current, sqlite3.OperationalError):
-            text = str(current).lower()
-            for needle, reason in SQLITE_UNAVAILABLE.items():
-                if needle in text:
-                    return reason
-        if isinstance(current, sqlalchemy.exc.TimeoutError):
-            return "timeout"  # no pooled connection came free in time
-        orig = getattr(current, "orig", None)  # SQLAlchemy's DBAPIError keeps the driver's
-        current = orig if isinstance(orig, BaseException) else current.__cause__
-    if isinstance(
-        error,
-        OperationalError
-        | InterfaceError
-        | psycopg.OperationalError
-        | psycopg.InterfaceError
-        | sqlalchemy.exc.OperationalError
-        | sqlalchemy.exc.InterfaceError,
-    ):
-        return "unreachable"
-    return None
-
-
-# eventsourcing retries a failed PostgreSQL call 10 times, each waiting up to the pool
-# timeout; two attempts (the second on a fresh connection) keep a client's wait bounded.
-_fail_fast = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)
-
-
-class FailFastPostgresRecorder(PostgresApplicationRecorder):
-    """PostgreSQL's recorder with two attempts per call instead of ten."""
-
-    insert_events = _fail_fast(PostgresApplicationRecorder.insert_events.__wrapped__)
-    select_events = _fail_fast(PostgresApplicationRecorder.select_events.__wrapped__)
-    select_notifications = _fail_fast(PostgresApplicationRecorder.select_notifications.__wrapped__)
-    max_notification_id = _fail_fast(PostgresApplicationRecorder.max_notification_id.__wrapped__)
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def event_store_env(database_url: str, timeout: int = DATABASE_TIMEOUT) -> dict[
         }
     if scheme in ("postgresql", "postgres"):
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "application.availability:FailFastPostgresFactory",
             "POSTGRES_DBNAME": parts.path.lstrip("/") or "appstore",
             "POSTGRES_HOST": parts.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(parts.port or 5432),
@@ -84,14 +84,13 @@ def event_store_env(database_url: str, timeout: int = DATABASE_TIMEOUT) -> dict[
             "POSTGRES_POOL_SIZE": "5",
             "POSTGRES_MAX_OVERFLOW": "10",
             # Fail fast: the wait for a pooled connection (eventsourcing calls it the connect
-            # timeout), two attempts per call (FailFastPostgresRecorder), a transaction left
-            # idle is ended, connections are renewed and checked before use (a restarted or
-            # swept server leaves dead ones in the pool).
+            # timeout), two attempts per call (application/availability.py), a transaction
+            # left idle is ended, connections are renewed and checked before use (a restarted
+            # or swept server leaves dead ones in the pool).
             "POSTGRES_CONNECT_TIMEOUT": str(timeout),
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(max(5, 2 * timeout)),
             "POSTGRES_CONN_MAX_AGE": "600",
             "POSTGRES_PRE_PING": "yes",
-            "APPLICATION_RECORDER_TOPIC": "application.store:FailFastPostgresRecorder",
         }
     raise ValueError(f"unsupported APPSTORE_DATABASE_URL scheme {parts.scheme!r}")
 

@@ -67,7 +67,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
             consume_until_stopped,
             interval=1.0,
             health=consumer_health.loop,
-            backoff=Backoff(initial=1.0, cap=60.0),
+            backoff=Backoff(initial=1.0, cap=10.0),
         ).start(forever)
     # Per-request access lines cost latency; /metrics counts requests instead.
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "info"}

@@ -13,8 +13,9 @@ import psycopg
 import pytest
 from eventsourcing.persistence import OperationalError
 
+from application.availability import unavailable_reason
 from application.loops import Backoff, LoopHealth, ReadinessPolicy, SupervisedLoop
-from application.store import Store, unavailable_reason
+from application.store import Store
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
 from projections.read_side import build_projector
