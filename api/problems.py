@@ -9,6 +9,7 @@ the Starlette app is built with: every error is mapped there, once. Every proble
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -38,6 +39,7 @@ STATUS_OF: tuple[tuple[type[errors.DomainError], int], ...] = (
     (errors.InvalidCredentials, 401),
     (errors.WrongRole, 403),
     (errors.Conflict, 409),
+    (errors.Throttled, 429),
 )
 # RFC 6749 §5.2: a failed client authentication is 401, every other OAuth error 400.
 OAUTH_STATUS_OF = {"invalid_client": 401}
@@ -111,6 +113,8 @@ def problem_for(error: errors.DomainError) -> Problem:
     if isinstance(error, errors.InvalidInput):
         field_errors = [{"field": error.field, "message": error.reason}]
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(error, errors.Throttled):
+        headers = {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
     return Problem(status, error.title, error.detail, errors=field_errors, headers=headers)
 
 

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.auth import client_address
 from application import accounts, authorization, installations
 from application.authorization import AuthorizationRequest
 from domain import values as v
@@ -31,6 +32,7 @@ from domain.errors import (
     InvalidCredentials,
     InvalidInput,
     OAuthError,
+    Throttled,
 )
 from domain.installation import Installation
 from web.oauth_flow import CSRF_COOKIE, OAUTH_PARAMS, SESSION_COOKIE, Flow, redirect_error
@@ -106,11 +108,18 @@ def _login(flow: Flow, request: AuthorizationRequest, form: Mapping[str, Any]) -
     account_type = str(form.get("account_type") or "local")
     again = {"app": app, "step": "login", "email": email, "account_type": account_type}
     try:
-        started = accounts.start_session(store, email, str(form.get("password") or ""))
+        started = accounts.start_session(
+            store, email, str(form.get("password") or ""), client_address(flow.request)
+        )
     except InvalidCredentials:
         return flow.page(
             "login.html", status=401, message="The e-mail or password is wrong.", **again
         )
+    except Throttled as error:
+        message = "Too many failed attempts. Wait a few minutes and try again."
+        page = flow.page("login.html", status=429, message=message, **again)
+        page.headers["Retry-After"] = str(int(error.retry_after))
+        return page
     account = accounts.account(store, started.session.account_id)
     if account.role != v.Role.SELLER.value or account.account_type != account_type:
         accounts.end_session(store, started.token)
