@@ -87,8 +87,9 @@ class ServerMetadata(BaseModel):
 
 
 def issuer(request: Request) -> str:
-    """This authorization server's issuer identifier (RFC 8414): the public base URL."""
-    return str(request.base_url).rstrip("/")
+    """This authorization server's issuer identifier (RFC 8414): the public base URL
+    (APPSTORE_PUBLIC_URL), never the Host header a client sent."""
+    return str(request.app.state.public_url)
 
 
 async def metadata(call: Call) -> dict[str, Any]:

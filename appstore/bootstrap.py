@@ -27,6 +27,7 @@ from api.app import openapi_document
 from api.app import routes as api_routes
 from api.consistency import DEFAULT_WAIT
 from api.metrics import Metrics, MetricsMiddleware
+from api.middleware import RequestLimits, SecurityHeaders
 from api.problems import EXCEPTION_HANDLERS
 from application.expiry import sweep
 from application.loops import LoopHealth, Loops, ReadinessPolicy, SupervisedLoop
@@ -191,14 +192,24 @@ def create_app(
                 thread.join(timeout=5)
 
     metrics = Metrics(projector, consumer_health)
+    public_url = settings.base_url()
     app = Starlette(
         routes=[*api_routes(), *authorize.routes, *web_routes.routes],
         lifespan=lifespan,
         exception_handlers=dict(EXCEPTION_HANDLERS),
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(SecurityHeaders, hsts=public_url.startswith("https://")),
+            Middleware(
+                RequestLimits,
+                max_body=settings.serve.max_body_bytes,
+                body_timeout=settings.serve.body_timeout,
+            ),
+        ],
     )
     app.state.store = store
     app.state.settings = settings
+    app.state.public_url = public_url
     app.state.projector = projector
     app.state.consistency_timeout = consistency_timeout
     app.state.consumer_health = consumer_health

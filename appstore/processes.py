@@ -6,6 +6,7 @@ Each builds what it needs through appstore.bootstrap and runs until done or sign
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -23,6 +24,7 @@ from appstore.bootstrap import (
     readiness_policy,
     worker_config,
 )
+from appstore.http_server import uvicorn_options
 from appstore.settings import Settings
 from consumers.config import AGGREGATE_CACHE
 from consumers.health import ConsumerHealth, serve_health
@@ -69,9 +71,10 @@ def serve(settings: Settings, host: str, port: int) -> None:
             health=consumer_health.loop,
             backoff=Backoff(initial=1.0, cap=10.0),
         ).start(forever)
-    # Per-request access lines cost latency; /metrics counts requests instead.
-    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info"}
-    options["access_log"] = False
+    # The public URL defaults to where we listen; workers read the settings anew (env).
+    settings = settings.model_copy(update={"host": host, "port": port})
+    os.environ["APPSTORE_HOST"], os.environ["APPSTORE_PORT"] = host, str(port)
+    options = uvicorn_options(settings, host, port)
     if settings.serve.workers > 1:
         migrate(settings)  # create the tables once, before the workers race to
         uvicorn.run(

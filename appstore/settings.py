@@ -8,8 +8,9 @@ from this class (`appstore settings`), and a test keeps the two equal.
 from __future__ import annotations
 
 from functools import lru_cache
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +30,21 @@ class ServeSettings(BaseSettings):
     projections: bool = Field(
         default=True,
         description="false where separate `appstore project` processes build the read models",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="larger request bodies are refused (413)"
+    )
+    body_timeout: float = Field(
+        default=20.0, gt=0, description="seconds a client has to send a request body (else 408)"
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds a client has to send a request's headers (else the connection "
+        "is closed)",
+    )
+    keep_alive: int = Field(
+        default=5, ge=1, description="seconds an idle keep-alive connection stays open"
     )
 
 
@@ -108,6 +124,16 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="where `serve` listens (`--host`)")
     port: int = Field(default=8000, description="where `serve` listens (`--port`)")
+    public_url: str | None = Field(
+        default=None,
+        description="the store's public base URL: the OAuth issuer and every absolute URL "
+        "(never taken from the Host header); unset: http://{HOST}:{PORT}",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="comma-separated addresses (or *) of reverse proxies whose "
+        "X-Forwarded-For/-Proto are believed; empty: none",
+    )
     secret_key: str | None = Field(
         default=None,
         description="signs the pages' CSRF tokens; unset: a random key per process, so set it "
@@ -117,6 +143,21 @@ class Settings(BaseSettings):
         default=False, description="cheap argon2 parameters: for tests and the demo only"
     )
     serve: ServeSettings = Field(default_factory=ServeSettings)
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError("must be an absolute http(s) URL without a query")
+        return value.strip().rstrip("/")
+
+    def base_url(self) -> str:
+        """The public base URL (APPSTORE_PUBLIC_URL, or where `serve` listens)."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
     projector: ProjectorSettings = Field(default_factory=ProjectorSettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     ready: ReadySettings = Field(default_factory=ReadySettings)

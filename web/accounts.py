@@ -14,7 +14,7 @@ from application.store import Store
 from domain import values as v
 from domain.credentials import MIN_PASSWORD_LENGTH
 from domain.errors import DomainError, EmailTaken, InvalidCredentials, Throttled
-from web import session
+from web import csrf, session
 from web.forms import Form, field_errors, safe_next
 from web.pages import render
 
@@ -43,6 +43,8 @@ def _signed_in(request: Request, token: str, next_url: str) -> Response:
         accounts.end_session(_store(request), old.token)
     response = RedirectResponse(next_url, status_code=303)
     session.start(request, response, token)
+    csrf.rotate(request)  # forms shown before the log-in stop working
+    csrf.remember(request, response)
     return response
 
 
@@ -151,4 +153,6 @@ def sign_out(request: Request, form: Form) -> Response:
         accounts.end_session(_store(request), current.token)
     response = RedirectResponse("/", status_code=303)
     session.forget(request, response)
+    csrf.rotate(request)
+    csrf.remember(request, response)
     return response

@@ -8,7 +8,6 @@ redirect_uri with `code` and `state` (RFC 6749 §4.1, RFC 9207 `iss`). Each POST
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,7 +34,8 @@ from domain.errors import (
     Throttled,
 )
 from domain.installation import Installation
-from web.oauth_flow import CSRF_COOKIE, OAUTH_PARAMS, SESSION_COOKIE, Flow, redirect_error
+from web import csrf
+from web.oauth_flow import OAUTH_PARAMS, SESSION_COOKIE, Flow, redirect_error
 
 
 async def authorize(request: Request) -> Response:
@@ -52,9 +52,7 @@ def _authorize(request: Request, form: Mapping[str, Any]) -> Response:
     else:
         flow = Flow(request, form)
         step = str(form.get("step") or "")
-        sent = str(form.get("csrf_token") or "")
-        cookie = request.cookies.get(CSRF_COOKIE) or ""
-        if not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
+        if not flow.posted_by_this_browser(form):
             error = OAuthError("invalid_request", "the form expired; open the link again")
             return flow.error_page(error, status=403)
     try:
@@ -98,7 +96,7 @@ def _switch(flow: Flow, request: AuthorizationRequest, form: Mapping[str, Any]) 
     current = flow.request.cookies.get(SESSION_COOKIE)
     if current and accounts.session_for(flow.store, current) is not None:
         accounts.end_session(flow.store, current)
-    flow.clear_session = True
+    flow.signed_in(None)
     return _show_login(flow, request, form)
 
 
@@ -126,7 +124,7 @@ def _login(flow: Flow, request: AuthorizationRequest, form: Mapping[str, Any]) -
         kind = "a developer" if account.role != v.Role.SELLER.value else "another type of"
         message = f"This is {kind} account; log in with your seller account type."
         return flow.page("login.html", status=403, message=message, **again)
-    flow.new_session = started.token
+    flow.signed_in(started.token)
     return _next_page(flow, request, account)
 
 
@@ -148,7 +146,7 @@ def _signup(flow: Flow, request: AuthorizationRequest, form: Mapping[str, Any]) 
         return flow.page(
             "signup.html", status=422, app=request.app, step="login", message=error.detail, **fields
         )
-    flow.new_session = started.token
+    flow.signed_in(started.token)
     return _next_page(flow, request, accounts.account(store, started.session.account_id))
 
 
@@ -248,6 +246,7 @@ def _decide(
     if installation.app_id != request.app.id:
         return flow.error_page(unknown)
     now = store.clock.now()
+    csrf.rotate(flow.request)  # this decision's form cannot be sent again
     if form.get("decision") != "allow":
         if installation.is_pending(now):
             installations.decline(store, seller.id, installation.id)
