@@ -191,7 +191,7 @@ def create_app(
             for thread in threads:
                 thread.join(timeout=5)
 
-    metrics = Metrics(projector, consumer_health)
+    metrics = Metrics(projector, consumer_health, loops)
     public_url = settings.base_url()
     app = Starlette(
         routes=[*api_routes(), *authorize.routes, *web_routes.routes],

@@ -62,7 +62,7 @@ class BoundedH11Protocol(H11Protocol):
 
 def uvicorn_options(settings: Settings, host: str, port: int) -> dict[str, Any]:
     """uvicorn.run's options for `serve`."""
-    proxies = settings.trusted_proxies.strip()
+    proxies = (settings.trusted_proxies or "").strip()
     return {
         "host": host,
         "port": port,

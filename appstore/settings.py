@@ -129,10 +129,10 @@ class Settings(BaseSettings):
         description="the store's public base URL: the OAuth issuer and every absolute URL "
         "(never taken from the Host header); unset: http://{HOST}:{PORT}",
     )
-    trusted_proxies: str = Field(
-        default="",
+    trusted_proxies: str | None = Field(
+        default=None,
         description="comma-separated addresses (or *) of reverse proxies whose "
-        "X-Forwarded-For/-Proto are believed; empty: none",
+        "X-Forwarded-For/-Proto are believed; unset: none",
     )
     secret_key: str | None = Field(
         default=None,

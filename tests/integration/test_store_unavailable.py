@@ -139,3 +139,50 @@ def test_readyz_answers_503_within_a_second_when_the_store_hangs(
     assert time.monotonic() - started < 1.0
     assert answer.status_code == 503
     assert answer.json()["status"] == "unavailable"
+
+
+def test_loops_show_on_readyz_and_metrics(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/loops.db", fast_password_hashing=True)
+    app = create_app(settings, clock=FixedClock(), sweep_interval=60)
+    with TestClient(app) as client:
+        ready = client.get("/readyz").json()
+        assert set(ready["loops"]) == {"projector", "sweeper"}
+        assert all(loop["alive"] for loop in ready["loops"].values())
+        metrics = client.get("/metrics").text
+        assert 'appstore_loop_up{loop="projector"} 1.0' in metrics
+        assert 'appstore_loop_consecutive_failures{loop="sweeper"} 0.0' in metrics
+    app.state.store.close()
+    app.state.projector.engine.dispose()
+
+
+def test_readyz_is_503_while_the_projector_fails_and_200_once_it_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/fail.db", fast_password_hashing=True)
+    app = create_app(settings, clock=FixedClock())
+    projector = app.state.projector
+    real = projector.run_once
+    broken = [True]
+
+    def run_once() -> int:
+        if broken[0]:
+            raise OUTAGES["terminated"]()
+        return int(real())
+
+    monkeypatch.setattr(projector, "run_once", run_once)
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 5
+        while client.get("/readyz").status_code == 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        answer = client.get("/readyz").json()
+        assert answer["status"] == "projector_failing"
+        assert answer["loops"]["projector"]["alive"] is True
+        assert "terminating connection" in answer["loops"]["projector"]["last_error"]
+        broken[0] = False
+        deadline = time.monotonic() + 10
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, client.get("/readyz").json()
+            time.sleep(0.05)
+    app.state.store.close()
+    projector.engine.dispose()
