@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from api.auth import bearer_token, current_session
+from api.auth import bearer_token, client_address, current_session
 from api.routing import Call, Endpoint
 from application import accounts
 
@@ -75,7 +75,13 @@ async def sign_up(call: Call) -> AccountOut:
 async def log_in(call: Call) -> SessionOut:
     """Logs in with e-mail and password; the token is shown once."""
     body: LogIn = call.body
-    started = await call.run(accounts.start_session, call.state.store, body.email, body.password)
+    started = await call.run(
+        accounts.start_session,
+        call.state.store,
+        body.email,
+        body.password,
+        client_address(call.request),
+    )
     return SessionOut(
         token=started.token,
         account_id=started.session.account_id,
@@ -95,7 +101,7 @@ endpoints = [
     Endpoint("POST", "/v1/accounts", sign_up, "Sign up", "accounts",
              body=SignUp, response=AccountOut, status=201, errors=(409,)),
     Endpoint("POST", "/v1/sessions", log_in, "Log in", "accounts",
-             body=LogIn, response=SessionOut, status=201, errors=(401,)),
+             body=LogIn, response=SessionOut, status=201, errors=(401, 429)),
     Endpoint("DELETE", "/v1/sessions/current", log_out, "Log out", "accounts",
              status=204, auth="session"),
 ]  # fmt: skip

@@ -27,6 +27,12 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
+def client_address(request: Request) -> str | None:
+    """The caller's address: the peer, or what a trusted proxy forwarded (uvicorn's
+    forwarded_allow_ips = APPSTORE_TRUSTED_PROXIES decides whom to believe)."""
+    return request.client.host if request.client else None
+
+
 def _unauthorized(detail: str) -> Problem:
     return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from application.loops import Loops
 from projections.runner import Projector
 
 
@@ -42,11 +43,46 @@ class _ProjectionCollector(Collector):
         yield position
 
 
+class _LoopCollector(Collector):
+    """Every background loop's health (application/loops.py), read at scrape time."""
+
+    def __init__(self, loops: Loops) -> None:
+        self.loops = loops
+
+    def collect(self) -> Iterator[Any]:
+        labels = ["loop"]
+        up = GaugeMetricFamily("appstore_loop_up", "1 while the loop runs", labels=labels)
+        ready = GaugeMetricFamily(
+            "appstore_loop_ready", "1 when the loop is ready (/readyz)", labels=labels
+        )
+        failures = GaugeMetricFamily(
+            "appstore_loop_consecutive_failures", "failed attempts in a row", labels=labels
+        )
+        lag = GaugeMetricFamily("appstore_loop_lag", "how far behind the loop is", labels=labels)
+        age = GaugeMetricFamily(
+            "appstore_loop_last_success_age_seconds",
+            "seconds since the loop's last successful step",
+            labels=labels,
+        )
+        for name, state in self.loops.snapshot().items():
+            up.add_metric([name], 1 if state["alive"] else 0)
+            ready.add_metric([name], 1 if state["ready"] else 0)
+            failures.add_metric([name], state["consecutive_failures"])
+            if state["lag"] is not None:
+                lag.add_metric([name], state["lag"])
+            if state["last_success_age_s"] is not None:
+                age.add_metric([name], state["last_success_age_s"])
+        yield from (up, ready, failures, lag, age)
+
+
 class Metrics:
     """One registry per app (so tests can build many apps)."""
 
-    def __init__(self, projector: Projector, consumer_health: Any = None) -> None:
-        """`consumer_health`: an in-process Kafka consumer's state, whose metrics join ours."""
+    def __init__(
+        self, projector: Projector, consumer_health: Any = None, loops: Loops | None = None
+    ) -> None:
+        """`consumer_health`: an in-process Kafka consumer's state, whose metrics join ours;
+        `loops`: the process's background loops."""
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "appstore_http_requests",
@@ -62,6 +98,8 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
         self.registry.register(_ProjectionCollector(projector))
+        if loops is not None:
+            self.registry.register(_LoopCollector(loops))
         if consumer_health is not None:
             self.registry.register(consumer_health.collector())
             self.registry.register(consumer_health.counters())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -11,9 +14,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.routing import Call, Endpoint
+from application.availability import unavailable_reason
 
-# Readiness fails when a projection is further behind than this many events.
-MAX_READY_LAG = 10_000
+# /readyz answers within a second whatever the store does: a probe of the database (only
+# made when no projector runs in this process) gets this long, on threads of its own.
+PROBE_TIMEOUT_S = 0.8
+_probes = ThreadPoolExecutor(max_workers=2, thread_name_prefix="readyz")
 
 
 class Health(BaseModel):
@@ -25,13 +31,34 @@ class ProjectionState(BaseModel):
     lag: int
 
 
+class LoopState(BaseModel):
+    """A background loop as application.loops.LoopHealth reports it."""
+
+    status: str
+    ready: bool
+    alive: bool
+    consecutive_failures: int
+    last_error: str | None = None
+    last_success_age_s: float | None = None
+    failing_for_s: float | None = None
+    lag: int | None = None
+    lag_above_for_s: float | None = None
+    detail: str | None = None
+
+
 class Readiness(BaseModel):
     status: str
-    head: int
-    projections: dict[str, ProjectionState]
+    head: int | None = None
+    projections: dict[str, ProjectionState] = {}
+    # Seconds since the projector of this process measured head and positions.
+    measured_age_s: float | None = None
+    # Every background loop of this process (projector, sweeper, consumer): not ready when
+    # one is stopped, failing, stalled or lagging (application/loops.py).
+    loops: dict[str, LoopState] = {}
     # The in-process Kafka consumer (serve with APPSTORE_KAFKA_BOOTSTRAP_SERVERS): its status,
     # lag per partition and stalled partitions (consumers.health.ConsumerHealth.snapshot).
     consumer: dict[str, Any] | None = None
+    detail: str | None = None
 
 
 async def healthz(call: Call) -> Health:
@@ -40,33 +67,48 @@ async def healthz(call: Call) -> Health:
 
 
 async def readyz(call: Call) -> Any:
-    """The store is reachable; each projection's position and lag behind the log head; the
-    in-process Kafka consumer (if any) runs, lags little and has no stalled partition."""
-    projector = call.state.projector
-    consumer_health = call.state.consumer_health
+    """Ready when every background loop runs and keeps up, and the store answers.
 
-    def check() -> dict[str, Any]:
-        head = projector.head()
-        positions = projector.positions()
-        return {
-            "head": head,
-            "projections": {
-                n: {"position": p, "lag": max(0, head - p)} for n, p in positions.items()
-            },
+    Probes the database for at most PROBE_TIMEOUT_S (none while the projector of this
+    process already reports it failing: its last measurement is shown). Answers within 1 s
+    whatever the store does.
+    """
+    state = call.state
+    loops = state.loops.snapshot()
+    body: dict[str, Any] = {"status": "ok", "loops": loops}
+    projector_loop = loops.get("projector")
+    measured = state.projector.measured
+    if projector_loop is None or projector_loop["ready"]:
+        probe = asyncio.get_running_loop().run_in_executor(_probes, state.projector.measure)
+        try:
+            measured = await asyncio.wait_for(probe, PROBE_TIMEOUT_S)
+        except Exception as error:  # unreachable, or too slow to say: not ready
+            reason = unavailable_reason(error) or type(error).__name__
+            body.update(status="unavailable", detail=f"the store did not answer: {reason}")
+            if projector_loop is None:
+                return _answer(body, state)
+        if projector_loop is None and max(measured.lag.values(), default=0) > (
+            state.readiness.max_lag
+        ):
+            body["status"] = "lagging"  # (a projector elsewhere: no time to judge it by)
+    for name, loop in loops.items():
+        if body["status"] == "ok" and not loop["ready"]:
+            body["status"] = f"{name}_{loop['status']}"  # e.g. projector_failing
+    if measured is not None:
+        body["head"] = measured.head
+        body["measured_age_s"] = round(time.monotonic() - measured.at, 3)
+        body["projections"] = {
+            name: {"position": position, "lag": max(0, measured.head - position)}
+            for name, position in measured.positions.items()
         }
+    return _answer(body, state)
 
-    try:
-        state = await call.run(check)
-    except Exception as error:  # the database is unreachable: not ready
-        return JSONResponse({"status": "unavailable", "detail": str(error)[:200]}, status_code=503)
-    worst = max((p["lag"] for p in state["projections"].values()), default=0)
-    status = "ok" if worst <= MAX_READY_LAG else "lagging"
-    if consumer_health is not None:
-        state["consumer"] = consumer_health.snapshot()
-        if status == "ok" and not state["consumer"]["ready"]:
-            status = f"consumer_{state['consumer']['status']}"  # e.g. consumer_stalled
-    body = Readiness.model_validate({"status": status, **state}).model_dump(mode="json")
-    return JSONResponse(body, status_code=200 if status == "ok" else 503)
+
+def _answer(body: dict[str, Any], state: Any) -> JSONResponse:
+    if state.consumer_health is not None:
+        body["consumer"] = state.consumer_health.snapshot()
+    content = Readiness.model_validate(body).model_dump(mode="json")
+    return JSONResponse(content, status_code=200 if body["status"] == "ok" else 503)
 
 
 async def metrics(request: Request) -> Response:

@@ -9,19 +9,27 @@ the Starlette app is built with: every error is mapped there, once. Every proble
 from __future__ import annotations
 
 import logging
+import math
+import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
+from eventsourcing.persistence import PersistenceError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from application.availability import unavailable_reason
 from domain import errors
 
 log = logging.getLogger("appstore.api")
 
 MEDIA_TYPE = "application/problem+json"
+# Seconds a client is told to wait (Retry-After) when the store is unavailable.
+RETRY_AFTER_S = 5
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 # The single place where a domain error kind becomes an HTTP status (most specific first).
@@ -31,6 +39,7 @@ STATUS_OF: tuple[tuple[type[errors.DomainError], int], ...] = (
     (errors.InvalidCredentials, 401),
     (errors.WrongRole, 403),
     (errors.Conflict, 409),
+    (errors.Throttled, 429),
 )
 # RFC 6749 §5.2: a failed client authentication is 401, every other OAuth error 400.
 OAUTH_STATUS_OF = {"invalid_client": 401}
@@ -104,6 +113,8 @@ def problem_for(error: errors.DomainError) -> Problem:
     if isinstance(error, errors.InvalidInput):
         field_errors = [{"field": error.field, "message": error.reason}]
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(error, errors.Throttled):
+        headers = {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
     return Problem(status, error.title, error.detail, errors=field_errors, headers=headers)
 
 
@@ -152,6 +163,38 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     ).response()
 
 
+def store_unavailable(reason: str) -> Problem:
+    """503: the store cannot serve now (down, read-only, permission denied, timed out)."""
+    return Problem(
+        503,
+        "Service unavailable",
+        f"the store is unavailable ({reason}); try again shortly",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    """A database error: 503 when the store cannot serve now, else a 500 (a bug)."""
+    reason = unavailable_reason(exc)
+    if reason is None:
+        return await _server_error(request, exc)
+    # An outage is not a bug: one line per request, no traceback.
+    log.warning(
+        "store unavailable (%s) on %s %s: %s",
+        reason,
+        request.method,
+        request.url.path,
+        f"{type(exc).__name__}: {exc}".replace("\n", " ")[:300],
+    )
+    return store_unavailable(reason).response()
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client hung up while sending its request: nobody to answer, nothing broke."""
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return Problem(500, "Internal server error", "something went wrong on our side").response()
@@ -164,5 +207,12 @@ EXCEPTION_HANDLERS: Mapping[Any, ExceptionHandler] = {
     Problem: _problem,
     errors.DomainError: _domain_error,
     HTTPException: _http_error,
+    # The store's errors, by library: 503 + Retry-After when it is down, read-only, denied
+    # or timed out (application.store.unavailable_reason), one log line, no traceback.
+    PersistenceError: _store_error,
+    psycopg.Error: _store_error,
+    sqlalchemy.exc.SQLAlchemyError: _store_error,
+    sqlite3.Error: _store_error,
+    ClientDisconnect: _client_gone,
     Exception: _server_error,
 }

@@ -25,8 +25,13 @@ from starlette.routing import Route
 
 from api.consistency import POSITION_HEADER, min_position, wait_for_position
 from api.problems import Problem, validation_problem
+from domain.errors import OAuthError
 
 Handler = Callable[["Call"], Awaitable[Any]]
+# Endpoints whose caller shows a bearer token (checked by the handler; its absence here).
+BEARER_AUTH = ("session", "seller", "developer", "ops", "app")
+# JSON nested deeper than this is refused (no request of the API needs more than a few).
+MAX_JSON_DEPTH = 32
 
 
 @dataclass
@@ -105,10 +110,18 @@ class Endpoint:
                 call.headers["X-Appstore-Stale"] = "true"
         if self.query is not None:
             call.query = _parse_query(request, self.query)
+        if self.auth in BEARER_AUTH and not request.headers.get("authorization"):
+            # Who asks comes before what is asked: no token is a 401 whatever the body.
+            raise Problem(
+                401,
+                "Unauthorized",
+                "an Authorization: Bearer <token> header is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if self.body is not None and self.form:
             call.body = await _parse_form(request, self.body)
         elif self.body is not None:
-            call.body = _parse_body(await request.body(), self.body)
+            call.body = _parse_body(request, await request.body(), self.body)
         result = await self.handler(call)
         if isinstance(result, Response):
             result.headers.update(call.headers)
@@ -152,23 +165,66 @@ def _parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
 
 
 async def _parse_form(request: Request, model: type[BaseModel]) -> BaseModel:
-    """A form body as the model's fields (text fields only; a repeated field: the last)."""
+    """A form body as the model's fields (text fields only). A field sent twice is refused
+    (RFC 6749 §3.1: request parameters must not be included more than once)."""
     form = await request.form()
-    data = {key: value for key, value in form.multi_items() if isinstance(value, str)}
+    data: dict[str, str] = {}
+    for key, value in form.multi_items():
+        if not isinstance(value, str):
+            continue
+        if key in data:
+            raise OAuthError("invalid_request", f"{key} is given more than once")
+        data[key] = value
     try:
         return model.model_validate(data)
     except ValidationError as error:
         raise validation_problem(_errors_of(error)) from None
 
 
-def _parse_body(raw: bytes, model: type[BaseModel]) -> BaseModel:
+def is_json(content_type: str) -> bool:
+    """application/json or a +json type, with any parameters (charset=utf-8)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _parse_body(request: Request, raw: bytes, model: type[BaseModel]) -> BaseModel:
+    if raw and not is_json(request.headers.get("content-type", "")):
+        raise Problem(
+            415,
+            "Unsupported media type",
+            "send the body as application/json",
+            errors=[{"field": "Content-Type", "message": "must be application/json"}],
+        )
     try:
         data = json.loads(raw) if raw else None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise Problem(400, "Malformed JSON", f"the request body is not JSON: {error}") from None
+    except RecursionError:
+        raise Problem(400, "Malformed JSON", f"JSON nested deeper than {MAX_JSON_DEPTH}") from None
+    except ValueError as error:  # e.g. an integer of more than 4,300 digits
+        raise Problem(400, "Malformed JSON", f"the request body is not usable: {error}") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise Problem(400, "Malformed JSON", f"JSON nested deeper than {MAX_JSON_DEPTH}")
     if not isinstance(data, dict):
         raise validation_problem([{"field": "body", "message": "must be a JSON object"}])
     try:
         return model.model_validate(data)
     except ValidationError as error:
         raise validation_problem(_errors_of(error)) from None
+
+
+def _depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
+    """How deep `value` nests (stops counting past `limit`)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth > limit:
+                return depth
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest

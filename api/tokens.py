@@ -22,6 +22,7 @@ from application import tokens
 from domain import values as v
 from domain.app_listing import AppListing
 from domain.errors import OAuthError
+from domain.oauth import ACCESS
 
 
 class ClientForm(BaseModel):
@@ -86,8 +87,9 @@ class ServerMetadata(BaseModel):
 
 
 def issuer(request: Request) -> str:
-    """This authorization server's issuer identifier (RFC 8414): the public base URL."""
-    return str(request.base_url).rstrip("/")
+    """This authorization server's issuer identifier (RFC 8414): the public base URL
+    (APPSTORE_PUBLIC_URL), never the Host header a client sent."""
+    return str(request.app.state.public_url)
 
 
 async def metadata(call: Call) -> dict[str, Any]:
@@ -173,13 +175,14 @@ def introspection(check: tokens.TokenCheck, client_id: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "active": True,
         "scope": " ".join(check.scopes),
-        "token_type": check.kind,
         "sub": str(check.seller_id),
         "seller_id": str(check.seller_id),
         "installation_id": str(check.installation_id),
         "iat": int(check.issued_at.timestamp()) if check.issued_at else None,
         "client_id": client_id,
     }
+    if check.kind == ACCESS:
+        body["token_type"] = "Bearer"  # RFC 7662 §2.2: an RFC 6749 §7.1 type (none for refresh)
     if check.expires_at is not None:
         body["exp"] = int(check.expires_at.timestamp())
     return body

@@ -83,16 +83,26 @@ def account(store: Store, account_id: UUID) -> Account:
     return found
 
 
-def authenticate(store: Store, email: str, password: str) -> Account:
-    """The account with this e-mail and password, or InvalidCredentials."""
+def authenticate(store: Store, email: str, password: str, address: str | None = None) -> Account:
+    """The account with this e-mail and password, or InvalidCredentials.
+
+    Throttled (429) after too many failures for this account or client `address`; an
+    unknown e-mail costs the same password check as a known one (no timing oracle).
+    """
+    key = email.strip().lower()[:320]
+    store.logins.check(key, address)
     try:
-        address = v.email_address(email)
+        valid = v.email_address(email)
     except InvalidInput:
-        raise InvalidCredentials("e-mail or password is wrong") from None
-    claim = store.load(email_claim_id(address), EmailClaim)
+        valid = None
+    claim = store.load(email_claim_id(valid), EmailClaim) if valid else None
     found = store.load(claim.account_id, Account) if claim else None
+    if found is None:
+        store.passwords.verify_nothing(password)
     if found is None or not store.passwords.verify(found.password_hash, password):
+        store.logins.failed(key, address)
         raise InvalidCredentials("e-mail or password is wrong")
+    store.logins.succeeded(key, address)
     if store.passwords.needs_rehash(found.password_hash):
         found.rehash_password(store.passwords.hash(password))
         with contextlib.suppress(IntegrityError):  # a concurrent log-in rehashed it first
@@ -100,9 +110,12 @@ def authenticate(store: Store, email: str, password: str) -> Account:
     return found
 
 
-def start_session(store: Store, email: str, password: str) -> StartedSession:
-    """Logs in: returns a new bearer token (shown once) and its session."""
-    found = authenticate(store, email, password)
+def start_session(
+    store: Store, email: str, password: str, address: str | None = None
+) -> StartedSession:
+    """Logs in: returns a new bearer token (shown once) and its session. `address` is the
+    client's (for throttling)."""
+    found = authenticate(store, email, password, address)
     token = new_token("ses_")
     now = store.clock.now()
     session = Session(

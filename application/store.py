@@ -3,7 +3,8 @@
 `Store` wraps the eventsourcing `Application` that holds every aggregate, so all events
 share one global, gapless log (positions) that projections and audits read. Commands use
 `load` → act on the aggregate → `save` (one transaction, returns the position reached),
-inside `retrying` when a lost optimistic-concurrency race should be tried again.
+inside `retrying` when a lost optimistic-concurrency race should be tried again. `logins` counts
+failed log-ins (application/throttle.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from eventsourcing.persistence import IntegrityError, Notification, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from application.throttle import LoginThrottle
 from domain.clock import Clock, SystemClock
 from domain.credentials import Passwords
 from domain.errors import ConcurrentUpdate
@@ -83,6 +85,7 @@ class Store:
         self.application = EventLog(env)
         self.clock: Clock = clock or SystemClock()
         self.passwords = passwords or Passwords()
+        self.logins = LoginThrottle(self.clock)
         self._facts: OrderedDict[Hashable, Any] = OrderedDict()
         self._facts_lock = threading.Lock()
 

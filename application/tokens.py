@@ -107,6 +107,9 @@ def exchange_code(
             raise _invalid_grant("authorization code was already used")
         if now >= record.expires_at:
             raise _invalid_grant("authorization code expired")
+        if record.redirect_uri_given and not redirect_uri:
+            # RFC 6749 §4.1.3: required when the authorization request carried one.
+            raise OAuthError("invalid_request", "redirect_uri is required for this code")
         if (record.redirect_uri_given or redirect_uri) and redirect_uri != record.redirect_uri:
             raise _invalid_grant("redirect_uri does not match the authorization request")
         if record.code_challenge is not None:

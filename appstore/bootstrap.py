@@ -27,8 +27,10 @@ from api.app import openapi_document
 from api.app import routes as api_routes
 from api.consistency import DEFAULT_WAIT
 from api.metrics import Metrics, MetricsMiddleware
+from api.middleware import RequestLimits, SecurityHeaders
 from api.problems import EXCEPTION_HANDLERS
 from application.expiry import sweep
+from application.loops import LoopHealth, Loops, ReadinessPolicy, SupervisedLoop
 from application.store import Store
 from appstore.settings import Settings
 from consumers.config import WorkerConfig
@@ -44,13 +46,16 @@ from web import routes as web_routes
 log = logging.getLogger("appstore")
 
 STARTUP_ATTEMPTS = 8
+# Seconds a store call waits for the database before it fails (Settings.database_timeout).
+DATABASE_TIMEOUT = 2
 # Tokens, sessions and installations are read on most requests: the API keeps them cached
 # (each read still fetches newer events, so other processes' writes are seen).
 API_AGGREGATE_CACHE = 20_000
 
 
-def event_store_env(database_url: str) -> dict[str, str]:
-    """The `eventsourcing` environment for a database URL."""
+def event_store_env(database_url: str, timeout: int = DATABASE_TIMEOUT) -> dict[str, str]:
+    """The `eventsourcing` environment for a database URL; `timeout` bounds each wait for
+    the database (a connection from the pool, a lock), so an outage fails fast."""
     parts = urlsplit(database_url)
     scheme = parts.scheme.split("+")[0]
     if scheme == "sqlite":
@@ -69,16 +74,24 @@ def event_store_env(database_url: str) -> dict[str, str]:
         }
     if scheme in ("postgresql", "postgres"):
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "PERSISTENCE_MODULE": "application.availability:FailFastPostgresFactory",
             "POSTGRES_DBNAME": parts.path.lstrip("/") or "appstore",
             "POSTGRES_HOST": parts.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(parts.port or 5432),
             "POSTGRES_USER": unquote(parts.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(parts.password or ""),
             # Writers serialise on a table lock; a stuck one must not block the rest forever.
-            "POSTGRES_LOCK_TIMEOUT": "10",
+            "POSTGRES_LOCK_TIMEOUT": str(2 * timeout),
             "POSTGRES_POOL_SIZE": "5",
             "POSTGRES_MAX_OVERFLOW": "10",
+            # Fail fast: the wait for a pooled connection (eventsourcing calls it the connect
+            # timeout), two attempts per call (application/availability.py), a transaction
+            # left idle is ended, connections are renewed and checked before use (a restarted
+            # or swept server leaves dead ones in the pool).
+            "POSTGRES_CONNECT_TIMEOUT": str(timeout),
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(max(5, 2 * timeout)),
+            "POSTGRES_CONN_MAX_AGE": "600",
+            "POSTGRES_PRE_PING": "yes",
         }
     raise ValueError(f"unsupported APPSTORE_DATABASE_URL scheme {parts.scheme!r}")
 
@@ -93,7 +106,7 @@ def build_store(
     Worth it where the same aggregates are hit again and again (the API, the consumer).
     """
     passwords = Passwords.fast() if settings.fast_password_hashing else Passwords()
-    env = event_store_env(settings.database_url)
+    env = event_store_env(settings.database_url, settings.database_timeout)
     if aggregate_cache:
         env["AGGREGATE_CACHE_MAXSIZE"] = str(aggregate_cache)
     for attempt in range(1, STARTUP_ATTEMPTS + 1):
@@ -112,6 +125,7 @@ def build_store(
 def read_side(store: Store, settings: Settings, **options: Any) -> Projector:
     """The read models of these settings (created or rebuilt as needed)."""
     options.setdefault("batch_size", settings.projector.batch_size)
+    options.setdefault("timeout", settings.database_timeout)
     projector = build_projector(store, settings.database_url, **options)
     return projector
 
@@ -152,32 +166,23 @@ def create_app(
     """
     store = store or build_store(settings, clock=clock, aggregate_cache=API_AGGREGATE_CACHE)
     projector = read_side(store, settings, batch_size=batch_size or settings.projector.batch_size)
+    policy = readiness_policy(settings)
+    loops = Loops()
+    supervised: list[SupervisedLoop] = []
+    if run_projections:
+        health = loops.register(LoopHealth("projector", policy=policy))
+        supervised.append(projector.loop(settings.projector.poll_interval, health))
+    if sweep_interval:
+        health = loops.register(LoopHealth("sweeper", policy=policy))
+        supervised.append(_sweeper(store, projector, sweep_interval, health))
+    if consumer_health is not None:
+        loops.register(consumer_health.loop)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Fresh per start-up, so an app can be started again (tests, reloads).
         stop = threading.Event()
-        threads: list[threading.Thread] = []
-        if run_projections:
-            threads.append(
-                threading.Thread(
-                    target=projector.run_forever,
-                    args=(stop, settings.projector.poll_interval),
-                    name="projector",
-                    daemon=True,
-                )
-            )
-        if sweep_interval:
-            threads.append(
-                threading.Thread(
-                    target=_sweep_forever,
-                    args=(store, projector, stop, sweep_interval),
-                    name="sweeper",
-                    daemon=True,
-                )
-            )
-        for thread in threads:
-            thread.start()
+        threads = [loop.start(stop) for loop in supervised]
         try:
             yield
         finally:
@@ -186,18 +191,30 @@ def create_app(
             for thread in threads:
                 thread.join(timeout=5)
 
-    metrics = Metrics(projector, consumer_health)
+    metrics = Metrics(projector, consumer_health, loops)
+    public_url = settings.base_url()
     app = Starlette(
         routes=[*api_routes(), *authorize.routes, *web_routes.routes],
         lifespan=lifespan,
         exception_handlers=dict(EXCEPTION_HANDLERS),
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(SecurityHeaders, hsts=public_url.startswith("https://")),
+            Middleware(
+                RequestLimits,
+                max_body=settings.serve.max_body_bytes,
+                body_timeout=settings.serve.body_timeout,
+            ),
+        ],
     )
     app.state.store = store
     app.state.settings = settings
+    app.state.public_url = public_url
     app.state.projector = projector
     app.state.consistency_timeout = consistency_timeout
     app.state.consumer_health = consumer_health
+    app.state.loops = loops
+    app.state.readiness = policy
     app.state.metrics = metrics
     app.state.catalog_answers = AnswerCache("catalog")
     app.state.openapi = openapi_document(authorize.OPENAPI_PATHS)
@@ -219,12 +236,20 @@ def app_from_environment(
     )
 
 
-def _sweep_forever(store: Store, projector: Projector, stop: threading.Event, every: float) -> None:
+def readiness_policy(settings: Settings) -> ReadinessPolicy:
+    """When a background loop's lag makes the process not ready (APPSTORE_READY_*)."""
+    return ReadinessPolicy(settings.ready.max_lag, settings.ready.lag_seconds)
+
+
+def _sweeper(
+    store: Store, projector: Projector, every: float, health: LoopHealth
+) -> SupervisedLoop:
     due = DueInstallations(projector.engine)
-    while not stop.wait(every):
-        try:
-            result = sweep(store, due)
-            if result.expired or result.lapsed:
-                log.info("swept: %d expired, %d lapsed", result.expired, result.lapsed)
-        except Exception:  # keep sweeping; the next round retries
-            log.exception("expiry sweep failed")
+
+    def sweep_once() -> bool:
+        result = sweep(store, due)
+        if result.expired or result.lapsed:
+            log.info("swept: %d expired, %d lapsed", result.expired, result.lapsed)
+        return False
+
+    return SupervisedLoop("sweeper", sweep_once, interval=every, health=health)

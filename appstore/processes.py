@@ -6,6 +6,7 @@ Each builds what it needs through appstore.bootstrap and runs until done or sign
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -15,12 +16,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from application.expiry import SweepResult, sweep
+from application.loops import Backoff, SupervisedLoop
 from appstore.bootstrap import (
     app_from_environment,
     build_store,
     read_side,
+    readiness_policy,
     worker_config,
 )
+from appstore.http_server import uvicorn_options
 from appstore.settings import Settings
 from consumers.config import AGGREGATE_CACHE
 from consumers.health import ConsumerHealth, serve_health
@@ -52,17 +56,25 @@ def serve(settings: Settings, host: str, port: int) -> None:
     if settings.kafka_bootstrap_servers:
         # Shown on /readyz and /metrics; with several API workers (other processes) only by
         # a separate `appstore consume --metrics-port`.
-        consumer_health = ConsumerHealth()
-        threading.Thread(
-            target=consume,
-            args=(settings,),
-            kwargs={"health": consumer_health},
-            name="consumer",
-            daemon=True,
-        ).start()
-    # Per-request access lines cost latency; /metrics counts requests instead.
-    options: dict[str, Any] = {"host": host, "port": port, "log_level": "info"}
-    options["access_log"] = False
+        consumer_health = consumer_health_of(settings)
+        running = consumer_health
+
+        def consume_until_stopped() -> bool:
+            consume(settings, stop=forever, health=running)
+            return False
+
+        forever = threading.Event()  # the process ends with uvicorn; the thread is a daemon
+        SupervisedLoop(
+            "consumer",
+            consume_until_stopped,
+            interval=1.0,
+            health=consumer_health.loop,
+            backoff=Backoff(initial=1.0, cap=10.0),
+        ).start(forever)
+    # The public URL defaults to where we listen; workers read the settings anew (env).
+    settings = settings.model_copy(update={"host": host, "port": port})
+    os.environ["APPSTORE_HOST"], os.environ["APPSTORE_PORT"] = host, str(port)
+    options = uvicorn_options(settings, host, port)
     if settings.serve.workers > 1:
         migrate(settings)  # create the tables once, before the workers race to
         uvicorn.run(
@@ -73,6 +85,12 @@ def serve(settings: Settings, host: str, port: int) -> None:
         )
     else:
         uvicorn.run(app_from_environment(settings, consumer_health=consumer_health), **options)
+
+
+def consumer_health_of(settings: Settings) -> ConsumerHealth:
+    """A consumer's health, judged by the settings' readiness policy (APPSTORE_READY_*)."""
+    policy = readiness_policy(settings)
+    return ConsumerHealth(max_ready_lag=policy.max_lag, lag_grace_s=policy.lag_seconds)
 
 
 def project(settings: Settings) -> None:
@@ -103,7 +121,7 @@ def consume(
     passes its own `stop` event and `health` instead.
     """
     store = build_store(settings, aggregate_cache=AGGREGATE_CACHE)
-    health = health or ConsumerHealth()
+    health = health or consumer_health_of(settings)
     config = worker_config(settings, **overrides)
     worker = SyncEventWorker(store, config, stop_event=stop, health=health)
     server = None

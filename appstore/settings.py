@@ -8,8 +8,9 @@ from this class (`appstore settings`), and a test keeps the two equal.
 from __future__ import annotations
 
 from functools import lru_cache
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +30,21 @@ class ServeSettings(BaseSettings):
     projections: bool = Field(
         default=True,
         description="false where separate `appstore project` processes build the read models",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="larger request bodies are refused (413)"
+    )
+    body_timeout: float = Field(
+        default=20.0, gt=0, description="seconds a client has to send a request body (else 408)"
+    )
+    header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds a client has to send a request's headers (else the connection "
+        "is closed)",
+    )
+    keep_alive: int = Field(
+        default=5, ge=1, description="seconds an idle keep-alive connection stays open"
     )
 
 
@@ -63,6 +79,25 @@ class ConsumerSettings(BaseSettings):
     )
 
 
+class ReadySettings(BaseSettings):
+    """When `/readyz` says not ready because a background loop falls behind."""
+
+    model_config = SettingsConfigDict(env_prefix="APPSTORE_READY_", extra="ignore")
+
+    max_lag: int = Field(
+        default=1000,
+        ge=0,
+        description="events (projector) or messages (consumer) a background loop may lag "
+        "behind; above it for `APPSTORE_READY_LAG_SECONDS`, /readyz answers 503 `lagging`",
+    )
+    lag_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="how long a lag above `APPSTORE_READY_MAX_LAG` may last before /readyz "
+        "answers 503",
+    )
+
+
 class Settings(BaseSettings):
     """Everything the processes read from the environment."""
 
@@ -73,6 +108,13 @@ class Settings(BaseSettings):
         description="event store and read models: `sqlite:///path.db` (embedded) or "
         "`postgresql://user:pw@host:5432/db`",
     )
+    database_timeout: int = Field(
+        default=2,
+        ge=1,
+        le=30,
+        description="seconds a store call waits for a database connection or lock before "
+        "the request fails with 503 (two attempts: a client hears within about twice this)",
+    )
     ops_token: str | None = Field(default=None, description="bearer token for the ops routes")
     kafka_bootstrap_servers: str | None = Field(
         default=None, description="unset: no Kafka; set: `serve` also runs the consumer"
@@ -82,6 +124,16 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="where `serve` listens (`--host`)")
     port: int = Field(default=8000, description="where `serve` listens (`--port`)")
+    public_url: str | None = Field(
+        default=None,
+        description="the store's public base URL: the OAuth issuer and every absolute URL "
+        "(never taken from the Host header); unset: http://{HOST}:{PORT}",
+    )
+    trusted_proxies: str | None = Field(
+        default=None,
+        description="comma-separated addresses (or *) of reverse proxies whose "
+        "X-Forwarded-For/-Proto are believed; unset: none",
+    )
     secret_key: str | None = Field(
         default=None,
         description="signs the pages' CSRF tokens; unset: a random key per process, so set it "
@@ -91,14 +143,31 @@ class Settings(BaseSettings):
         default=False, description="cheap argon2 parameters: for tests and the demo only"
     )
     serve: ServeSettings = Field(default_factory=ServeSettings)
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError("must be an absolute http(s) URL without a query")
+        return value.strip().rstrip("/")
+
+    def base_url(self) -> str:
+        """The public base URL (APPSTORE_PUBLIC_URL, or where `serve` listens)."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
     projector: ProjectorSettings = Field(default_factory=ProjectorSettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
+    ready: ReadySettings = Field(default_factory=ReadySettings)
 
 
 SECTIONS: dict[str, type[BaseSettings]] = {
     "serve": ServeSettings,
     "projector": ProjectorSettings,
     "consumer": ConsumerSettings,
+    "ready": ReadySettings,
 }
 
 

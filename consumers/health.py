@@ -23,6 +23,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from application.loops import LoopHealth, ReadinessPolicy
+
 log = logging.getLogger("appstore.consumer")
 
 # Readiness fails when a partition has more unread messages than this (as for projections).
@@ -84,30 +86,43 @@ class PartitionOffsets:
 
 
 class ConsumerHealth:
-    """Thread-safe state of one consumer, written by its worker, read by HTTP handlers."""
+    """Thread-safe state of one consumer, written by its worker, read by HTTP handlers.
+
+    Its readiness is a `LoopHealth` (application/loops.py), the model every background loop
+    shares: `loop` is what /readyz and /metrics read next to the projector's and the
+    sweeper's; a stalled partition blocks it (status `stalled`).
+    """
 
     def __init__(
-        self, *, max_ready_lag: int = MAX_READY_LAG, failing_grace_s: float = FAILING_GRACE_S
+        self,
+        *,
+        max_ready_lag: int = MAX_READY_LAG,
+        failing_grace_s: float = FAILING_GRACE_S,
+        lag_grace_s: float = 0.0,
     ) -> None:
+        """Not ready when a partition lags more than `max_ready_lag` messages for longer
+        than `lag_grace_s`, or polls and batches fail for longer than `failing_grace_s`."""
         self.max_ready_lag = max_ready_lag
         self.failing_grace_s = failing_grace_s
+        self.loop = LoopHealth(
+            "consumer",
+            policy=ReadinessPolicy(max_lag=max_ready_lag, lag_seconds=lag_grace_s),
+            failing_grace_s=failing_grace_s,
+        )
         self._lock = threading.Lock()
         self.topic = ""
         self.group = ""
-        self._running = False
         self._partitions: dict[TopicPartition, PartitionOffsets] = {}
         self._stalls: dict[TopicPartition, Stall] = {}
-        self._failing_since: float | None = None
-        self._last_error: str | None = None
 
     # --- written by the worker ------------------------------------------------------------
     def started(self, topic: str, group: str) -> None:
         with self._lock:
-            self.topic, self.group, self._running = topic, group, True
+            self.topic, self.group = topic, group
+        self.loop.started()
 
     def stopped(self) -> None:
-        with self._lock:
-            self._running = False
+        self.loop.stopped()
 
     def assigned(self, partitions: Iterable[TopicPartition]) -> None:
         """The partitions owned now; others' lag and stalls are another consumer's to show."""
@@ -119,16 +134,19 @@ class ConsumerHealth:
                 del self._stalls[tp]
             for tp in owned:
                 self._partitions.setdefault(tp, PartitionOffsets())
+        self._changed()
 
     def committed(self, offsets: dict[TopicPartition, int]) -> None:
         with self._lock:
             for tp, offset in offsets.items():
                 self._partitions.setdefault(tp, PartitionOffsets()).committed = offset
+        self._changed()
 
     def ends(self, offsets: dict[TopicPartition, int]) -> None:
         with self._lock:
             for tp, offset in offsets.items():
                 self._partitions.setdefault(tp, PartitionOffsets()).end = offset
+        self._changed()
 
     def stall(self, stall: Stall) -> bool:
         """Records a stalled partition; True if it is news (not the same partition and offset)."""
@@ -138,11 +156,14 @@ class ConsumerHealth:
             if known is not None and known.offset == stall.offset:
                 return False
             self._stalls[tp] = stall
-            return True
+        self._changed()
+        return True
 
     def unstall(self, tp: TopicPartition) -> Stall | None:
         with self._lock:
-            return self._stalls.pop(tp, None)
+            found = self._stalls.pop(tp, None)
+        self._changed()
+        return found
 
     def stalled(self) -> dict[TopicPartition, Stall]:
         with self._lock:
@@ -150,15 +171,22 @@ class ConsumerHealth:
 
     def failed(self, error: BaseException) -> None:
         """A step failed for want of the broker or the store (it is being retried)."""
-        with self._lock:
-            self._last_error = f"{type(error).__name__}: {error}"[:500]
-            if self._failing_since is None:
-                self._failing_since = time.monotonic()
+        self.loop.failed(error)
 
     def worked(self) -> None:
         """A poll (or a batch) went through: whatever failed before is over."""
+        self.loop.succeeded()
+
+    def _changed(self) -> None:
+        """Hands the worst lag and the stalls to the loop's readiness."""
         with self._lock:
-            self._failing_since = None
+            worst = max((p.lag or 0 for p in self._partitions.values()), default=0)
+            stalled = sorted(s.name for s in self._stalls.values())
+        self.loop.report_lag(worst)
+        if stalled:
+            self.loop.block("stalled", ", ".join(stalled))
+        else:
+            self.loop.unblock()
 
     # --- read by /readyz and /metrics -----------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -170,25 +198,10 @@ class ConsumerHealth:
                 tp: PartitionOffsets(p.committed, p.end) for tp, p in self._partitions.items()
             }
             stalls = dict(self._stalls)
-            running, failing_since, last_error = (
-                self._running,
-                self._failing_since,
-                self._last_error,
-            )
-        worst = max((p.lag or 0 for p in partitions.values()), default=0)
-        if not running:
-            status = "stopped"
-        elif stalls:
-            status = "stalled"
-        elif failing_since is not None and time.monotonic() - failing_since > self.failing_grace_s:
-            status = "failing"
-        elif worst > self.max_ready_lag:
-            status = "lagging"
-        else:
-            status = "ok"
+        loop = self.loop.snapshot()
         return {
-            "status": status,
-            "ready": status == "ok",
+            "status": loop["status"],
+            "ready": loop["ready"],
             "topic": self.topic,
             "group": self.group,
             "partitions": {
@@ -203,7 +216,7 @@ class ConsumerHealth:
                 for tp, p in sorted(partitions.items())
             },
             "stalled": sorted(s.name for s in stalls.values()),
-            "last_error": last_error,
+            "last_error": loop["last_error"],
         }
 
     def collector(self) -> Collector:

@@ -161,7 +161,9 @@ def validate_listing(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
     if present("tagline") or not partial:
         out["tagline"] = v.text(data.get("tagline"), "tagline", max_length=160)
     if present("description") or not partial:
-        out["description"] = v.text(data.get("description"), "description", max_length=10_000)
+        out["description"] = v.text(
+            data.get("description"), "description", max_length=10_000, multiline=True
+        )
     if present("benefits") or not partial:
         out["benefits"] = _texts(data.get("benefits"), "benefits", max_items=12, max_length=300)
     if present("categories") or not partial:
@@ -247,7 +249,9 @@ def _faqs(values: object) -> list[dict[str, str]]:
         out.append(
             {
                 "question": v.text(item.get("question"), f"faqs[{i}].question", max_length=300),
-                "answer": v.text(item.get("answer"), f"faqs[{i}].answer", max_length=3000),
+                "answer": v.text(
+                    item.get("answer"), f"faqs[{i}].answer", max_length=3000, multiline=True
+                ),
             }
         )
     return out

@@ -164,6 +164,17 @@ class ConcurrentUpdate(Conflict):
     title = "Concurrent update"
 
 
+# --- too many attempts (HTTP 429 with Retry-After) -----------------------------------------
+class Throttled(DomainError):
+    """Too many attempts (failed log-ins): try again after `retry_after` seconds."""
+
+    title = "Too many attempts"
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 # --- OAuth (RFC 6749 error codes; the API picks the HTTP status) ---------------------------
 class OAuthError(DomainError):
     """An RFC 6749 error: `error` is the registered code, `description` says why.

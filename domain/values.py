@@ -230,7 +230,15 @@ def phone_number(value: object, field: str = "phone") -> str:
 def https_url(value: object, field: str) -> str:
     """An absolute https URL (loopback http allowed for development)."""
     text = str(value).strip() if value is not None else ""
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - a malformed port raises here
+    except ValueError:
+        raise InvalidUrl(field, f"{text!r} is not a valid URL") from None
+    if parts.username is not None or parts.password is not None:
+        raise InvalidUrl(field, "must not contain a user name or password")
+    if any(_is_control(c) or c.isspace() for c in text):
+        raise InvalidUrl(field, "must not contain spaces or control characters")
     if parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS:
         return text
     if parts.scheme != "https" or not parts.hostname or len(text) > 2048:
@@ -291,18 +299,38 @@ def platforms(values: object, field: str = "platforms") -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def text(value: object, field: str, *, max_length: int, required: bool = True) -> str:
-    """A stripped string of at most `max_length` characters."""
+def text(
+    value: object, field: str, *, max_length: int, required: bool = True, multiline: bool = False
+) -> str:
+    """A stripped string of at most `max_length` characters, without NUL or other control
+    characters (line breaks and tabs only where `multiline`)."""
     if value is None:
         value = ""
     if not isinstance(value, str):
         raise InvalidInput(field, "must be a string")
+    allowed = _TEXT_LAYOUT if multiline else ""
+    if any(_is_control(c) and c not in allowed for c in value):
+        kind = "control characters" if multiline else "control characters or line breaks"
+        raise InvalidInput(field, f"must not contain {kind}")
     result = value.strip()
     if required and not result:
         raise InvalidInput(field, "must not be empty")
     if len(result) > max_length:
         raise InvalidInput(field, f"must be at most {max_length} characters")
     return result
+
+
+_TEXT_LAYOUT = "\n\r\t"
+
+
+def _is_control(char: str) -> bool:
+    """C0/C1 controls, DEL, and the invisible line/paragraph separators and bidi overrides."""
+    code = ord(char)
+    return (
+        code < 0x20
+        or 0x7F <= code <= 0x9F
+        or char in "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+    )
 
 
 def _string_list(values: object, field: str) -> list[str]:

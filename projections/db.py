@@ -44,14 +44,16 @@ def sqlalchemy_url(database_url: str) -> str:
     raise ValueError(f"unsupported database URL scheme {scheme!r}")
 
 
-def create_read_engine(database_url: str, *, pool_size: int = 5) -> Engine:
-    """An engine on the read-model database.
+def create_read_engine(database_url: str, *, pool_size: int = 5, timeout: int = 2) -> Engine:
+    """An engine on the read-model database; on PostgreSQL `timeout` bounds the wait for a
+    connection (pool and connect), so reads fail fast when the database is away.
 
     On SQLite, transactions opened with `execution_options(immediate=True)` take the write
     lock at BEGIN, so two projector processes cannot read the same tracking position.
     """
     url = sqlalchemy_url(database_url)
     if url.startswith("sqlite"):
+        # The embedded store serialises writers on one file lock: waits there are normal.
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")
@@ -69,4 +71,12 @@ def create_read_engine(database_url: str, *, pool_size: int = 5) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=10,
+        pool_pre_ping=True,
+        pool_timeout=timeout,
+        pool_recycle=600,
+        connect_args={"connect_timeout": timeout},
+    )

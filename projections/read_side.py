@@ -26,14 +26,16 @@ def build_projector(
     names: list[str] | None = None,
     batch_size: int = DEFAULT_BATCH,
     setup: bool = True,
+    timeout: int = 2,
 ) -> Projector:
-    """A runner over the named projections (default all), tables created if `setup`."""
+    """A runner over the named projections (default all), tables created if `setup`;
+    `timeout`: seconds a read waits for a connection or a lock (projections.db)."""
     projections = [p for p in all_projections() if names is None or p.name in names]
     if names is not None and len(projections) != len(set(names)):
         known = ", ".join(p.name for p in all_projections())
         raise ValueError(f"unknown projection in {names}; known: {known}")
     projector = Projector(
-        store, create_read_engine(database_url), projections, batch_size=batch_size
+        store, create_read_engine(database_url, timeout=timeout), projections, batch_size=batch_size
     )
     if setup:
         projector.setup()

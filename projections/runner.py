@@ -25,6 +25,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 from sqlalchemy.engine import Connection, Engine
 
+from application.loops import LoopHealth, SupervisedLoop
 from application.store import Store
 from projections.batch import Batch
 from projections.db import UTCDateTime, metadata
@@ -47,6 +48,8 @@ built_as = sa.Table(
 )
 
 DEFAULT_BATCH = 1000
+# Seconds between lag measurements of an idle projector (a busy one measures every batch).
+MEASURE_EVERY = 1.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,19 @@ class StepResult:
     projection: str
     applied: int
     position: int
+
+
+@dataclass(frozen=True)
+class Measured:
+    """The log head and each projection's position, as the running projector last saw them."""
+
+    head: int
+    positions: dict[str, int]
+    at: float  # time.monotonic()
+
+    @property
+    def lag(self) -> dict[str, int]:
+        return {name: max(0, self.head - pos) for name, pos in self.positions.items()}
 
 
 class Projector:
@@ -82,6 +98,7 @@ class Projector:
         self._last_read: tuple[tuple[int, int], Sequence[Notification]] | None = None
         self.wake = threading.Event()
         self.progressed = threading.Condition()
+        self.measured: Measured | None = None
 
     # --- schema -----------------------------------------------------------------------
     def setup(self) -> list[str]:
@@ -239,18 +256,31 @@ class Projector:
                 self.progressed.notify_all()
         return total
 
+    def measure(self) -> Measured:
+        """Reads the head and the positions now (kept in `measured` for /readyz)."""
+        head = self.head()
+        self.measured = Measured(head, self.positions(), time.monotonic())
+        return self.measured
+
+    def loop(self, interval: float = 0.05, health: LoopHealth | None = None) -> SupervisedLoop:
+        """The supervised polling loop: survives any error (backoff), reports its lag.
+
+        `wake` (set by writers in this process) ends an idle wait at once.
+        """
+        health = health or LoopHealth("projector")
+
+        def poll() -> bool:
+            applied = self.run_once()
+            last = self.measured
+            if applied or last is None or time.monotonic() - last.at >= MEASURE_EVERY:
+                health.report_lag(max(self.measure().lag.values(), default=0))
+            return applied > 0
+
+        return SupervisedLoop("projector", poll, interval=interval, health=health, wake=self.wake)
+
     def run_forever(self, stop: threading.Event, interval: float = 0.05) -> None:
-        """Polls the log until `stop` is set; `wake` (set by writers) skips the wait."""
-        while not stop.is_set():
-            try:
-                applied = self.run_once()
-            except sa.exc.OperationalError:
-                applied = 0  # database busy or restarting: try again shortly
-                time.sleep(interval)
-            if applied:
-                continue
-            self.wake.wait(interval)
-            self.wake.clear()
+        """Polls the log until `stop` is set, whatever errors come meanwhile."""
+        self.loop(interval).run(stop)
 
     def wait(self, position: int, timeout: float) -> bool:
         """Blocks until every projection has reached `position` (or the timeout)."""

@@ -8,12 +8,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from api.auth import client_address
 from application import accounts
 from application.store import Store
 from domain import values as v
 from domain.credentials import MIN_PASSWORD_LENGTH
-from domain.errors import DomainError, EmailTaken, InvalidCredentials
-from web import session
+from domain.errors import DomainError, EmailTaken, InvalidCredentials, Throttled
+from web import csrf, session
 from web.forms import Form, field_errors, safe_next
 from web.pages import render
 
@@ -42,6 +43,8 @@ def _signed_in(request: Request, token: str, next_url: str) -> Response:
         accounts.end_session(_store(request), old.token)
     response = RedirectResponse(next_url, status_code=303)
     session.start(request, response, token)
+    csrf.rotate(request)  # forms shown before the log-in stop working
+    csrf.remember(request, response)
     return response
 
 
@@ -74,10 +77,17 @@ def sign_in(request: Request, form: Form) -> Response:
     if errors:
         return _sign_in_form(request, values, errors, next_url, status=422)
     try:
-        started = accounts.start_session(_store(request), form["email"], form.raw("password"))
+        started = accounts.start_session(
+            _store(request), form["email"], form.raw("password"), client_address(request)
+        )
     except InvalidCredentials:
         errors = {"password": "The e-mail address or password is wrong."}
         return _sign_in_form(request, values, errors, next_url, status=401)
+    except Throttled as error:
+        errors = {"password": "Too many failed attempts. Wait a few minutes and try again."}
+        response = _sign_in_form(request, values, errors, next_url, status=429)
+        response.headers["Retry-After"] = str(int(error.retry_after))
+        return response
     return _signed_in(request, started.token, next_url)
 
 
@@ -143,4 +153,6 @@ def sign_out(request: Request, form: Form) -> Response:
         accounts.end_session(_store(request), current.token)
     response = RedirectResponse("/", status_code=303)
     session.forget(request, response)
+    csrf.rotate(request)
+    csrf.remember(request, response)
     return response

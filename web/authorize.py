@@ -11,7 +11,6 @@ re-authorization asks only for the scopes not granted before.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.auth import client_address
 from application import accounts, authorization, installations
 from application.authorization import AuthorizationRequest
 from application.store import Store
@@ -36,11 +36,13 @@ from domain.errors import (
     InvalidCredentials,
     InvalidInput,
     OAuthError,
+    Throttled,
 )
 from domain.installation import Installation
+from web import csrf
 from web import install_steps as steps
 from web.forms import field_errors
-from web.oauth_flow import CSRF_COOKIE, OAUTH_PARAMS, SESSION_COOKIE, Flow, redirect_error
+from web.oauth_flow import OAUTH_PARAMS, SESSION_COOKIE, Flow, redirect_error
 
 
 async def authorize(request: Request) -> Response:
@@ -57,9 +59,7 @@ def _authorize(request: Request, form: Mapping[str, Any]) -> Response:
     else:
         flow = Flow(request, form)
         step = str(form.get("step") or "")
-        sent = str(form.get("csrf_token") or "")
-        cookie = request.cookies.get(CSRF_COOKIE) or ""
-        if not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
+        if not flow.posted_by_this_browser(form):
             error = OAuthError("invalid_request", "the form expired; open the link again")
             return flow.error_page(error, status=403)
     try:
@@ -166,7 +166,7 @@ def _switch(journey: LinkJourney, form: Mapping[str, Any]) -> Response:
     current = flow.request.cookies.get(SESSION_COOKIE)
     if current and accounts.session_for(flow.store, current) is not None:
         accounts.end_session(flow.store, current)
-    flow.clear_session = True
+    flow.signed_in(None)
     return _show_login(journey, {})
 
 
@@ -175,18 +175,26 @@ def _login(journey: LinkJourney, form: Mapping[str, Any]) -> Response:
     account_type = str(form.get("account_type") or "local")
     try:
         started = accounts.start_session(
-            store, str(form.get("email") or ""), str(form.get("password") or "")
+            store,
+            str(form.get("email") or ""),
+            str(form.get("password") or ""),
+            client_address(journey.request),
         )
     except InvalidCredentials:
         errors = {"password": "The e-mail address or password is wrong."}
         return _show_login(journey, form, errors, status=401)
+    except Throttled as error:
+        errors = {"password": "Too many failed attempts. Wait a few minutes and try again."}
+        page = _show_login(journey, form, errors, status=429)
+        page.headers["Retry-After"] = str(int(error.retry_after))
+        return page
     account = accounts.account(store, started.session.account_id)
     if account.role != v.Role.SELLER.value or account.account_type != account_type:
         accounts.end_session(store, started.token)
         kind = "a developer" if account.role != v.Role.SELLER.value else "another type of"
         errors = {"account_type": f"This is {kind} account; log in with your seller account type."}
         return _show_login(journey, form, errors, status=403)
-    journey.flow.new_session = started.token
+    journey.flow.signed_in(started.token)
     return _next_page(journey, account)
 
 
@@ -210,7 +218,7 @@ def _signup(journey: LinkJourney, form: Mapping[str, Any]) -> Response:
     except DomainError as error:
         errors = field_errors(error, SIGNUP_LABELS, default="email")
         return _show_signup(journey, form, errors, status=422)
-    journey.flow.new_session = started.token
+    journey.flow.signed_in(started.token)
     return _next_page(journey, accounts.account(store, started.session.account_id))
 
 
@@ -239,6 +247,7 @@ def _decide(journey: LinkJourney, seller: Account, form: Mapping[str, Any]) -> R
     if installation.app_id != link.app.id:
         return flow.error_page(unknown)
     now = store.clock.now()
+    csrf.rotate(flow.request)  # this decision's form cannot be sent again
     if form.get("decision") != "allow":
         if installation.is_pending(now):
             installations.decline(store, seller.id, installation.id)

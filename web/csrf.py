@@ -1,9 +1,14 @@
 """CSRF protection for every form of the pages.
 
 Each browser holds a random `appstore_csrf` cookie (HttpOnly); each form carries a token
-that is the HMAC of that cookie under the server's secret. A cross-site form cannot read
-the cookie nor sign a value of its own, and a cookie planted from a sibling host gives it
-nothing without the secret. `verified(request, form)` is the one check every POST makes.
+that is the HMAC of that cookie and of the session it was shown to, under the server's
+secret. A cross-site form cannot read the cookie nor sign a value of its own, a cookie
+planted from a sibling host gives it nothing without the secret, and a token shown before
+a log-in (or to another session) does not work after it. `rotate` gives the browser a new
+cookie (at log-in, log-out, and after a decision that must not be replayed).
+`verified(request, form)` is the one check every POST makes, the store's pages and the
+OAuth authorization pages alike; `bind` says which session a request's forms belong to
+(default: the store's session cookie).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+
+from web.session import COOKIE as SESSION_COOKIE
 
 COOKIE = "appstore_csrf"
 FIELD = "csrf_token"
@@ -44,8 +51,28 @@ def _browser_secret(request: Request) -> str:
     return value
 
 
+def bind(request: Request, session_token: str | None) -> None:
+    """The forms of this request belong to this session (None: signed out)."""
+    request.state.csrf_session = session_token or ""
+
+
+def rotate(request: Request) -> None:
+    """A new browser secret from now on: every token shown before stops working."""
+    request.state.csrf_cookie = secrets.token_urlsafe(32)
+    request.state.csrf_new = True
+
+
+def _session(request: Request) -> str:
+    bound: str | None = getattr(request.state, "csrf_session", None)
+    if bound is not None:
+        return bound
+    return request.cookies.get(SESSION_COOKIE) or ""
+
+
 def _sign(request: Request, value: str) -> str:
-    digest = hmac.new(_key(request), b"csrf\0" + value.encode(), hashlib.sha256).digest()
+    session = hashlib.sha256(_session(request).encode()).hexdigest()
+    message = b"csrf\0" + value.encode() + b"\0" + session.encode()
+    digest = hmac.new(_key(request), message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 

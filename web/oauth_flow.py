@@ -1,10 +1,10 @@
 """One request to the authorization endpoint as the pages see it: the OAuth parameters
-carried from page to page, the CSRF token, the seller's session cookie, and the ways to
-answer (a page, or a redirect back to the client)."""
+carried from page to page, the CSRF token (web/csrf.py's signed token, bound to the OAuth
+session, rotated at log-in), the seller's session cookie, and the ways to answer (a page,
+or a redirect back to the client)."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,10 +19,10 @@ from application.store import Store
 from domain import values as v
 from domain.account import Account
 from domain.errors import OAuthError
+from web import csrf
 from web.pages import HEADERS, page
 
 SESSION_COOKIE = "appstore_oauth_session"
-CSRF_COOKIE = "appstore_oauth_csrf"
 OAUTH_PARAMS = (
     "client_id",
     "redirect_uri",
@@ -50,9 +50,28 @@ class Flow:
         self.request = request
         self.store: Store = request.app.state.store
         self.params = {k: str(params.get(k) or "") for k in OAUTH_PARAMS}
-        self.csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
         self.new_session: str | None = None
         self.clear_session = False
+
+    def session_token(self) -> str | None:
+        """The OAuth session this response belongs to (one started just now counts)."""
+        if self.new_session:
+            return self.new_session
+        return None if self.clear_session else self.request.cookies.get(SESSION_COOKIE)
+
+    def posted_by_this_browser(self, form: Mapping[str, Any]) -> bool:
+        """The CSRF check of a POST: a token signed for this browser and this session."""
+        csrf.bind(self.request, self.request.cookies.get(SESSION_COOKIE))
+        return csrf.verified(self.request, form)
+
+    def signed_in(self, token: str | None) -> None:
+        """A log-in (a token) or log-out (None) in this request: new CSRF secret, and
+        the pages from now on belong to the new session."""
+        if token:
+            self.new_session = token
+        else:
+            self.clear_session = True
+        csrf.rotate(self.request)
 
     def check(self) -> AuthorizationRequest:
         p = self.params
@@ -68,9 +87,7 @@ class Flow:
         )
 
     def seller(self) -> Account | None:
-        token = self.new_session or (
-            None if self.clear_session else self.request.cookies.get(SESSION_COOKIE)
-        )
+        token = self.session_token()
         session = accounts.session_for(self.store, token) if token else None
         if session is None or session.role != v.Role.SELLER.value:
             return None
@@ -79,6 +96,7 @@ class Flow:
     def page(self, template: str, *, status: int = 200, **context: Any) -> Response:
         """A page of the flow on the store's layout, without the store's header links (the
         seller stays on the way to authorizing) and carrying the link's parameters."""
+        csrf.bind(self.request, self.session_token())
         values: dict[str, Any] = {"app": None, "step": None, "message": None}
         values.update(context)
         response = page(
@@ -97,13 +115,14 @@ class Flow:
         return self.finish(response)
 
     def csrf_field(self) -> Markup:
-        return Markup('<input type="hidden" name="csrf_token" value="{}">').format(self.csrf)
+        """The signed CSRF token of this browser and this OAuth session (web/csrf.py)."""
+        return Markup('<input type="hidden" name="{}" value="{}">').format(
+            csrf.FIELD, csrf.token(self.request)
+        )
 
     def finish(self, response: Response) -> Response:
         secure = self.request.url.scheme == "https"
-        response.set_cookie(
-            CSRF_COOKIE, self.csrf, httponly=True, samesite="strict", secure=secure, path="/oauth"
-        )
+        csrf.remember(self.request, response)
         if self.new_session:
             response.set_cookie(
                 SESSION_COOKIE,

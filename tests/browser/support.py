@@ -59,18 +59,19 @@ class LiveServer:
 def serving(folder: Path) -> Iterator[LiveServer]:
     """The store with the demo catalog in `folder`, served on 127.0.0.1:<free port> until
     the block ends (its threads must not outlive the tests that use it)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
     settings = Settings(
         database_url=f"sqlite:///{folder}/appstore.db",
         fast_password_hashing=True,
         secret_key="browser-tests",
+        public_url=f"http://127.0.0.1:{port}",  # the issuer and the links the pages show
     )
     store = build_store(settings)
     load_demo(store, apps=DEMO_APPS, console=Console(file=io.StringIO()))
     app = create_app(settings, store=store)
     app.state.projector.catch_up()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     )

@@ -23,6 +23,7 @@ with warnings.catch_warnings():
 
 OPS = {"Authorization": "Bearer ops-secret"}
 PROBLEM = "application/problem+json"
+JSON = {"Content-Type": "application/json"}
 
 
 class Api:
@@ -117,7 +118,8 @@ def test_sign_up_shape_and_errors(api: Api) -> None:
         api.http.post("/v1/accounts", json={**body, "password": "short"}), 422, "password"
     )
     assert_problem(api.http.post("/v1/accounts", json={**body, "role": "admin"}), 422, "role")
-    assert_problem(api.http.post("/v1/accounts", content=b'{"role": '), 400)
+    malformed = api.http.post("/v1/accounts", content=b'{"role": ', headers=JSON)
+    assert_problem(malformed, 400)
     assert_problem(api.http.post("/v1/accounts", json=[1, 2]), 422, "body")
     wrong = {"email": "shop@example.com", "password": "wrong password!"}
     assert_problem(api.http.post("/v1/sessions", json=wrong), 401)

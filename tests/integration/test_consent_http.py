@@ -141,7 +141,8 @@ def test_store_install_redirects_to_the_app_with_a_code_for_a_token(api: TestCli
     assert url.startswith(REDIRECT + "?")  # the app's first registered redirect URI
     params = query_of(url)
     assert set(params) == {"code", "iss"}  # no state: the store started the flow
-    assert params["iss"] == ["http://testserver"] and params["code"][0].startswith("ac_")
+    issuer = api.get("/.well-known/oauth-authorization-server").json()["issuer"]
+    assert params["iss"] == [issuer] and params["code"][0].startswith("ac_")
     code = params["code"][0]
 
     anonymous = api.post("/oauth/token", data={"grant_type": "authorization_code", "code": code})

@@ -477,13 +477,14 @@ def test_redirects_carry_the_issuer_and_metadata_describes_the_server(
     http: TestClient, store: Store
 ) -> None:
     dev = Dev(store)
+    public = "http://127.0.0.1:8000"  # APPSTORE_PUBLIC_URL unset: where serve listens
     answer = redirect_params(sign_up_and_authorize(http, dev))
-    assert answer["iss"] == "http://testserver"
+    assert answer["iss"] == public
     error = redirect_params(http.get(dev.authorize_url(scope="finance.read")))
-    assert error["iss"] == "http://testserver"
+    assert error["iss"] == public
     meta = http.get("/.well-known/oauth-authorization-server").json()
-    assert meta["issuer"] == "http://testserver"
-    assert meta["token_endpoint"] == "http://testserver/oauth/token"
+    assert meta["issuer"] == public
+    assert meta["token_endpoint"] == f"{public}/oauth/token"
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["authorization_response_iss_parameter_supported"] is True
 

@@ -99,7 +99,8 @@ def test_bad_reports_are_named_and_unauthenticated_ones_refused(api: TestClient)
         headers=app,
     )
     assert naive.status_code == 422 and "occurred_at" in naive.text
-    assert api.post("/v1/sync-events", content=b"{nope", headers=app).status_code == 400
+    malformed = {**app, "Content-Type": "application/json"}
+    assert api.post("/v1/sync-events", content=b"{nope", headers=malformed).status_code == 400
     anonymous = api.post("/v1/sync-events", json=event(installation_id, "b-3"))
     assert anonymous.status_code == 401
     forged = {"Authorization": "Bearer not-a-token"}

@@ -57,6 +57,7 @@ class Visitor:
         email = accounts.account(self.store, account_id).email
         signed = self.post("/signin", email=email, password=f.PASSWORD, next="/")
         assert signed.status_code == 303, signed.text
+        self.get("/")  # signing in rotates the CSRF token: the forms from now on carry the new one
         return self
 
     def close(self) -> None:
