@@ -1,7 +1,9 @@
 """The public catalog: listed apps, their full-text index, filters, sorts and facets.
 
 Search uses SQLite FTS5 on the embedded store and a tsvector + GIN index on PostgreSQL.
-`installs` counts the app's active installations.
+`installs` counts the app's active installations. Facet counts of queries without text
+come from `catalog_facet_counts`, which the projection keeps exact; with text they are
+counted over the matches, computed once per query.
 """
 
 from __future__ import annotations
@@ -13,14 +15,14 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from domain import values as v
 from domain.app_listing import AppListing
 from domain.installation import Installation
 from projections.db import UTCDateTime, metadata
-from projections.runner import Batch, Handler, Projection, event_of
+from projections.runner import Batch, Handler, Projection, event_of, tracking
 
 apps = sa.Table(
     "catalog_apps",
@@ -59,20 +61,46 @@ app_installations = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False, default=False),
 )
 
-# PostgreSQL only: the search document (on SQLite the FTS5 table `catalog_fts` instead).
+# Listed apps per combination of categories and platforms (bit sets). Queries without text
+# add these up (a few thousand rows at most) instead of counting every app.
+facet_counts = sa.Table(
+    "catalog_facet_counts",
+    metadata,
+    sa.Column("category_bits", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("platform_bits", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("apps", sa.Integer, nullable=False),
+    # Both group-bys of a search walk an index in their order (no sort, no row lookups).
+    sa.Index("catalog_facet_counts_by_platform", "platform_bits", "category_bits", "apps"),
+    sqlite_with_rowid=False,
+)
+
+# The app columns a text search filters, counts and sorts on.
+SEARCH_COLUMNS = (
+    "delisted_at",
+    "category_bits",
+    "platform_bits",
+    "installs",
+    "name_key",
+    "id",
+    "listed_at",
+)
+
+# PostgreSQL only: the search document (on SQLite the FTS5 table `catalog_fts` instead),
+# and a copy of the app's SEARCH_COLUMNS, so a text search reads this table alone: joining
+# its matches to catalog_apps cost as much as matching.
 _pg_metadata = sa.MetaData()
 pg_search = sa.Table(
     "catalog_search",
     _pg_metadata,
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("document", postgresql.TSVECTOR, nullable=False),
+    *(sa.Column(c, apps.c[c].type, nullable=True) for c in SEARCH_COLUMNS),
     sa.Index("catalog_search_document", "document", postgresql_using="gin"),
 )
 
 # bm25 weights of the FTS5 columns: name, tagline, description, benefits, tags.
 _FTS_WEIGHTS = "10.0, 5.0, 1.0, 2.0, 4.0"
 _MAX_TERMS = 12
-SORTS = ("popular", "relevant", "new", "name")
 RELATED_LIMIT = 6
 
 
@@ -80,7 +108,7 @@ class CatalogProjection(Projection):
     """Builds the catalog from AppListing events and installation activity."""
 
     name = "catalog"
-    tables = (apps, app_installations)
+    tables = (apps, app_installations, facet_counts)
 
     def handlers(self) -> Mapping[type[Any], Handler]:
         return {
@@ -95,21 +123,27 @@ class CatalogProjection(Projection):
         }
 
     def create(self, conn: Connection) -> None:
+        inspector = sa.inspect(conn)
+        if inspector.has_table(apps.name) and not inspector.has_table(facet_counts.name):
+            # A catalog built by an earlier release has no facet counts: rebuild it by replay.
+            self.drop(conn)
+            conn.execute(tracking.update().where(tracking.c.name == self.name).values(position=0))
         super().create(conn)
-        # Indexes in the exact order of the sorts, so a page is an index walk.
+        # One index per sort, in its exact order and covering the filters, so a page
+        # without text is an index walk that never reads the (large) rows.
         conn.exec_driver_sql(
-            "CREATE INDEX IF NOT EXISTS catalog_apps_popular"
-            " ON catalog_apps (installs DESC, name_key, id)"
+            "CREATE INDEX IF NOT EXISTS catalog_apps_popular ON catalog_apps"
+            " (installs DESC, name_key, id, delisted_at, category_bits, platform_bits, seq)"
         )
         conn.exec_driver_sql(
-            "CREATE INDEX IF NOT EXISTS catalog_apps_by_name ON catalog_apps (name_key, id)"
+            "CREATE INDEX IF NOT EXISTS catalog_apps_by_name ON catalog_apps"
+            " (name_key, id, delisted_at, category_bits, platform_bits, seq)"
         )
         conn.exec_driver_sql(
-            "CREATE INDEX IF NOT EXISTS catalog_apps_newest"
-            " ON catalog_apps (listed_at DESC, seq DESC)"
+            "CREATE INDEX IF NOT EXISTS catalog_apps_newest ON catalog_apps"
+            " (listed_at DESC, seq DESC, delisted_at, category_bits, platform_bits)"
         )
-        # Every column counting, filtering and sorting read: those scans never touch the
-        # (large) rows, only the page's rows are read.
+        # Every column a text search reads from the apps it matched (looked up by seq).
         conn.exec_driver_sql(
             "CREATE INDEX IF NOT EXISTS catalog_apps_scan ON catalog_apps"
             " (seq, delisted_at, category_bits, platform_bits, installs, name_key, id, listed_at)"
@@ -132,7 +166,7 @@ class CatalogProjection(Projection):
     # --- handlers ---------------------------------------------------------------------
     def _listed(self, batch: Batch, e: Any, position: int) -> None:
         details = dict(e.details)
-        batch.add(
+        row = batch.add(
             apps,
             {
                 "id": e.originator_id,
@@ -146,18 +180,30 @@ class CatalogProjection(Projection):
                 **_columns(details),
             },
         )
+        _count(batch, row, +1)
         batch.extra.setdefault("search", {})[position] = _document(position, details)
+        _touch(batch, position)
 
     def _updated(self, batch: Batch, e: Any, position: int) -> None:
         row = batch.require(apps, e.originator_id)
+        listed = row["delisted_at"] is None
+        if listed:
+            _count(batch, row, -1)
         details = {**row["details"], **e.changes}
         batch.update(
             apps, e.originator_id, details=details, updated_at=e.updated_at, **_columns(details)
         )
+        if listed:
+            _count(batch, row, +1)
         batch.extra.setdefault("search", {})[row["seq"]] = _document(row["seq"], details)
+        _touch(batch, row["seq"])
 
     def _delisted(self, batch: Batch, e: Any, position: int) -> None:
+        row = batch.require(apps, e.originator_id)
+        if row["delisted_at"] is None:
+            _count(batch, row, -1)
         batch.update(apps, e.originator_id, delisted_at=e.delisted_at)
+        _touch(batch, row["seq"])
 
     def _installed(self, batch: Batch, e: Any, position: int) -> None:
         batch.add(
@@ -178,11 +224,64 @@ class CatalogProjection(Projection):
         batch.update(app_installations, installation_id, active=active)
         app = batch.require(apps, installation["app_id"])
         batch.update(apps, app["id"], installs=app["installs"] + (1 if active else -1))
+        _touch(batch, app["seq"])
 
     def finish(self, batch: Batch) -> None:
         documents = list(batch.extra.get("search", {}).values())
         if documents:
             _index(batch.conn, documents)
+        if batch.conn.dialect.name == "postgresql":
+            # Search rows written above carry their columns already.
+            touched = set(batch.extra.get("touched", {})) - set(batch.extra.get("search", {}))
+            if touched:
+                _copy_search_columns(batch.conn, sorted(touched))
+        changes = batch.extra.get("facet_counts", {})
+        _add_facet_counts(batch.conn, {key: n for key, n in changes.items() if n})
+
+
+def _touch(batch: Batch, seq: int) -> None:
+    """Notes an app whose search columns may have changed in this batch."""
+    batch.extra.setdefault("touched", {})[seq] = True
+
+
+def _copy_search_columns(conn: Connection, seqs: list[int]) -> None:
+    """Copies the SEARCH_COLUMNS of these apps (already written) to their search rows."""
+    assignments = ", ".join(f"{c} = a.{c}" for c in SEARCH_COLUMNS)
+    conn.execute(
+        sa.text(
+            f"UPDATE catalog_search AS s SET {assignments} FROM catalog_apps AS a"
+            " WHERE a.seq = s.seq AND a.seq = ANY(:seqs)"
+        ),
+        {"seqs": seqs},
+    )
+
+
+def _count(batch: Batch, row: Mapping[str, Any], n: int) -> None:
+    """Adds `n` listed apps to the row's combination of categories and platforms."""
+    key = (row["category_bits"], row["platform_bits"])
+    changes = batch.extra.setdefault("facet_counts", {})
+    changes[key] = changes.get(key, 0) + n
+
+
+def _add_facet_counts(conn: Connection, changes: Mapping[tuple[int, int], int]) -> None:
+    """Adds a batch's changes to the facet counts (in the batch's transaction)."""
+    if not changes:
+        return
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(facet_counts)
+    statement = statement.on_conflict_do_update(
+        index_elements=[facet_counts.c.category_bits, facet_counts.c.platform_bits],
+        set_={"apps": facet_counts.c.apps + statement.excluded.apps},
+    )
+    conn.execute(
+        statement,
+        [
+            {"category_bits": c, "platform_bits": p, "apps": n}
+            for (c, p), n in sorted(changes.items())
+        ],
+    )
+    # No empty combinations: the table stays the same however the log was batched.
+    conn.execute(facet_counts.delete().where(facet_counts.c.apps == 0))
 
 
 def _columns(details: Mapping[str, Any]) -> dict[str, Any]:
@@ -228,15 +327,20 @@ def _document(seq: int, details: Mapping[str, Any]) -> dict[str, Any]:
 def _index(conn: Connection, documents: list[dict[str, Any]]) -> None:
     """Writes (or rewrites) search documents in bulk."""
     if conn.dialect.name == "postgresql":
+        # With the app's search columns (its row is written already): one row version.
+        copied = ", ".join(SEARCH_COLUMNS)
         conn.execute(
             sa.text(
-                "INSERT INTO catalog_search (seq, document) VALUES (:seq,"
+                f"INSERT INTO catalog_search (seq, document, {copied}) SELECT a.seq,"
                 " setweight(to_tsvector('simple', :name), 'A')"
                 " || setweight(to_tsvector('simple', :tagline), 'B')"
                 " || setweight(to_tsvector('simple', :tags), 'B')"
                 " || setweight(to_tsvector('simple', :benefits), 'C')"
-                " || setweight(to_tsvector('simple', :description), 'D'))"
-                " ON CONFLICT (seq) DO UPDATE SET document = excluded.document"
+                " || setweight(to_tsvector('simple', :description), 'D'),"
+                f" {', '.join(f'a.{c}' for c in SEARCH_COLUMNS)}"
+                " FROM catalog_apps AS a WHERE a.seq = :seq"
+                " ON CONFLICT (seq) DO UPDATE SET document = excluded.document,"
+                f" {', '.join(f'{c} = excluded.{c}' for c in SEARCH_COLUMNS)}"
             ),
             documents,
         )
@@ -285,23 +389,40 @@ class CatalogPage:
     facets: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-def _matches(conn: Connection, terms: list[str], *, ranked: bool = True) -> sa.Subquery:
-    """(seq, rank) of the apps whose search document has every term (as a prefix).
+# A facet: a filter whose values are also counted. Its column holds a bit set over the
+# vocabulary, in `apps`, in `facet_counts` and in the matches of a text search.
+@dataclass(frozen=True)
+class _Facet:
+    name: str
+    column: str
+    vocabulary: Mapping[str, int]
 
-    Unranked (rank 0) for counting: ranking every match is the expensive part.
+    def wanted(self, query: CatalogQuery) -> int:
+        """The bit set the query filters on (0: no filter)."""
+        return bits(getattr(query, self.name), self.vocabulary)
+
+
+FACETS = (
+    _Facet("categories", "category_bits", CATEGORY_BIT),
+    _Facet("platforms", "platform_bits", PLATFORM_BIT),
+)
+
+# Each sort's keys (column, descending), the last one unique so pages never overlap.
+SORTS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "relevant": (("rank", True), ("installs", True), ("name_key", False), ("id", False)),
+    "popular": (("installs", True), ("name_key", False), ("id", False)),
+    "new": (("listed_at", True), ("seq", True)),
+    "name": (("name_key", False), ("id", False)),
+}
+
+_PAGE_PART = len(FACETS)  # the part of the search statement that holds the page
+
+
+def _fts_matches(terms: list[str], *, ranked: bool) -> sa.Subquery:
+    """SQLite: (seq, rank) of the apps whose search document has every term (as a prefix).
+
+    Unranked (rank 0) unless asked: ranking every match is the expensive part.
     """
-    if conn.dialect.name == "postgresql":
-        rank = "ts_rank(document, query)" if ranked else "0.0"
-        return (
-            sa.text(
-                f"SELECT seq, {rank} AS rank"
-                " FROM catalog_search, to_tsquery('simple', :match) AS query"
-                " WHERE document @@ query"
-            )
-            .bindparams(match=" & ".join(f"{t}:*" for t in terms))
-            .columns(sa.column("seq", sa.BigInteger), sa.column("rank", sa.Float))
-            .subquery("matches")
-        )
     rank = f"-bm25(catalog_fts, {_FTS_WEIGHTS})" if ranked else "0.0"
     return (
         sa.text(
@@ -334,8 +455,51 @@ _ITEM_COLUMNS = [
 ] + [apps.c.listed_at]
 
 
-def _has(column: sa.Column[int], mask: int) -> sa.ColumnElement[bool]:
+def _has(column: sa.ColumnElement[int], mask: int) -> sa.ColumnElement[bool]:
     return column.op("&")(mask) != 0
+
+
+def _filtered(source: sa.FromClause, wanted: Mapping[str, int], *, but: str = "") -> list[Any]:
+    """The facet filters of a query on `source` (all but the facet named `but`)."""
+    return [
+        _has(source.c[f.column], wanted[f.name]) for f in FACETS if wanted[f.name] and f.name != but
+    ]
+
+
+def _candidates(conn: Connection, query: CatalogQuery, keys: list[str]) -> sa.CTE:
+    """The listed apps whose search document has every term (as a prefix), with their
+    facet bit sets and sort keys (`rank` only when sorting by it: ranking every match is
+    the expensive part).
+
+    Materialized: the full-text match runs once, and the facet counts and the page all
+    read it.
+    """
+    ranked = "rank" in keys
+    names = list(dict.fromkeys(["seq", *(f.column for f in FACETS), *keys]))
+    if ranked:
+        names.remove("rank")
+    columns: list[sa.ColumnElement[Any]]
+    if conn.dialect.name == "postgresql":
+        match = sa.func.to_tsquery(
+            sa.literal_column("'simple'"), " & ".join(f"{t}:*" for t in query.terms)
+        )
+        columns = [pg_search.c[name] for name in names]
+        if ranked:
+            columns.append(sa.func.ts_rank(pg_search.c.document, match).label("rank"))
+        rows = sa.select(*columns).where(
+            pg_search.c.document.op("@@")(match), pg_search.c.delisted_at.is_(None)
+        )
+    else:
+        matches = _fts_matches(query.terms, ranked=ranked)
+        columns = [apps.c[name] for name in names]
+        if ranked:
+            columns.append(matches.c.rank)
+        rows = (
+            sa.select(*columns)
+            .select_from(apps.join(matches, matches.c.seq == apps.c.seq))
+            .where(apps.c.delisted_at.is_(None))
+        )
+    return rows.cte("candidates").prefix_with("MATERIALIZED")
 
 
 def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
@@ -343,75 +507,84 @@ def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
 
     Facets count under the current query: the category counts apply the text and the
     platform filter (not the category filter, so other categories can be offered), and
-    the other way round for platforms.
+    the other way round for platforms. One statement answers it all: a part per facet
+    (bit set, count) and a part with the page's keys in order.
     """
-    terms = query.terms
-    source: sa.FromClause = apps
-    counted: sa.FromClause = apps
-    rank: Any = sa.literal(0.0)
-    if terms:
-        matches = _matches(conn, terms)
-        source = apps.join(matches, matches.c.seq == apps.c.seq)
-        rank = matches.c.rank
-        unranked = _matches(conn, terms, ranked=False)
-        counted = apps.join(unranked, unranked.c.seq == apps.c.seq)
-    listed = apps.c.delisted_at.is_(None)
-    category_ok: sa.ColumnElement[bool] = sa.true()
-    platform_ok: sa.ColumnElement[bool] = sa.true()
-    if query.categories:
-        category_ok = _has(apps.c.category_bits, bits(query.categories, CATEGORY_BIT))
-    if query.platforms:
-        platform_ok = _has(apps.c.platform_bits, bits(query.platforms, PLATFORM_BIT))
-
-    # Facets: few distinct bit sets, so group by them and add the bits up here.
-    by_categories = conn.execute(
-        sa.select(apps.c.category_bits, sa.func.count())
-        .select_from(counted)
-        .where(listed, platform_ok)
-        .group_by(apps.c.category_bits)
-    ).all()
-    by_platforms = conn.execute(
-        sa.select(apps.c.platform_bits, sa.func.count())
-        .select_from(counted)
-        .where(listed, category_ok)
-        .group_by(apps.c.platform_bits)
-    ).all()
-    wanted = bits(query.categories, CATEGORY_BIT)
-    total = sum(n for b, n in by_categories if not wanted or b & wanted)
-    category_counts = {
-        c: sum(n for b, n in by_categories if b & bit) for c, bit in CATEGORY_BIT.items()
-    }
-    platform_counts = {
-        p: sum(n for b, n in by_platforms if b & bit) for p, bit in PLATFORM_BIT.items()
-    }
-    order = {
-        "relevant": [rank.desc(), apps.c.installs.desc(), apps.c.name_key, apps.c.id],
-        "popular": [apps.c.installs.desc(), apps.c.name_key, apps.c.id],
-        "new": [apps.c.listed_at.desc(), apps.c.seq.desc()],
-        "name": [apps.c.name_key, apps.c.id],
-    }[query.effective_sort]
-    # The page's keys first (from the index), then only those rows.
-    page = [
-        seq
-        for (seq,) in conn.execute(
-            sa.select(apps.c.seq)
-            .select_from(source)
-            .where(listed, category_ok, platform_ok)
-            .order_by(*order)
-            .limit(query.page_size)
-            .offset((query.page - 1) * query.page_size)
+    wanted = {f.name: f.wanted(query) for f in FACETS}
+    keys = [k for k, _ in SORTS[query.effective_sort]]
+    counted: sa.FromClause
+    paged: sa.FromClause
+    weight: sa.ColumnElement[Any]
+    if query.terms:
+        counted = paged = _candidates(conn, query, keys)
+        weight = sa.func.count()
+        listed: list[Any] = []
+    else:
+        # No text: the facets are the projection's running counts; the page walks the
+        # index of its sort.
+        counted, weight, paged = facet_counts, sa.func.sum(facet_counts.c.apps), apps
+        listed = [apps.c.delisted_at.is_(None)]
+    parts: list[sa.Select[Any]] = []
+    for part, facet in enumerate(FACETS):
+        column = counted.c[facet.column]
+        parts.append(
+            sa.select(
+                sa.literal_column(str(part)).label("part"),
+                sa.cast(column, sa.BigInteger).label("key"),
+                sa.cast(weight, sa.BigInteger).label("n"),
+                sa.cast(sa.null(), sa.BigInteger).label("ordinal"),
+            )
+            .where(*_filtered(counted, wanted, but=facet.name))
+            .group_by(column)
         )
+    order = [paged.c[k].desc() if desc else paged.c[k] for k, desc in SORTS[query.effective_sort]]
+    page = (
+        sa.select(paged.c.seq, *(paged.c[k] for k in keys if k != "seq"))
+        .where(*listed, *_filtered(paged, wanted))
+        .order_by(*order)
+        .limit(query.page_size)
+        .offset((query.page - 1) * query.page_size)
+        .subquery("page")
+    )
+    in_page_order = [
+        page.c[k].desc() if desc else page.c[k] for k, desc in SORTS[query.effective_sort]
     ]
+    parts.append(
+        sa.select(
+            sa.literal_column(str(_PAGE_PART)),
+            page.c.seq,
+            sa.cast(sa.literal_column("0"), sa.BigInteger),
+            sa.func.row_number().over(order_by=in_page_order),
+        )
+    )
+    counts: dict[int, list[tuple[int, int]]] = {part: [] for part in range(len(FACETS))}
+    keyed: list[tuple[int, int]] = []
+    for part, key, n, ordinal in conn.execute(sa.union_all(*parts)).all():
+        if part == _PAGE_PART:
+            keyed.append((ordinal, key))
+        else:
+            counts[part].append((key, n))
+    seqs = [seq for _, seq in sorted(keyed)]
+    facets = {
+        f.name: {
+            slug: sum(n for b, n in counts[part] if b & bit) for slug, bit in f.vocabulary.items()
+        }
+        for part, f in enumerate(FACETS)
+    }
+    # The first facet's counts apply every other filter: its groups that pass its own
+    # filter add up to the total.
+    first = FACETS[0]
+    total = sum(n for b, n in counts[0] if not wanted[first.name] or b & wanted[first.name])
     rows = {}
-    if page:
-        found = conn.execute(sa.select(*_ITEM_COLUMNS, apps.c.seq).where(apps.c.seq.in_(page)))
+    if seqs:
+        found = conn.execute(sa.select(*_ITEM_COLUMNS, apps.c.seq).where(apps.c.seq.in_(seqs)))
         rows = {r.seq: r for r in found}
     return CatalogPage(
-        items=[item_of(rows[seq]) for seq in page],
+        items=[item_of(rows[seq]) for seq in seqs],
         total=total,
         page=query.page,
         page_size=query.page_size,
-        facets={"categories": category_counts, "platforms": platform_counts},
+        facets=facets,
     )
 
 
