@@ -151,9 +151,12 @@ class CatalogProjection(Projection):
         if conn.dialect.name == "postgresql":
             pg_search.create(conn, checkfirst=True)
         else:
+            # Prefix indexes for the lengths people type: every term is matched as a
+            # prefix, and a short prefix otherwise merges the lists of all its terms.
             conn.exec_driver_sql(
                 "CREATE VIRTUAL TABLE IF NOT EXISTS catalog_fts USING fts5("
-                "name, tagline, description, benefits, tags, tokenize='unicode61')"
+                "name, tagline, description, benefits, tags, tokenize='unicode61',"
+                " prefix='2 3 4 5 6 7')"
             )
 
     def drop(self, conn: Connection) -> None:
