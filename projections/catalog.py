@@ -505,6 +505,64 @@ def _candidates(conn: Connection, query: CatalogQuery, keys: list[str]) -> sa.CT
     return rows.cte("candidates").prefix_with("MATERIALIZED")
 
 
+def _sources(
+    conn: Connection, query: CatalogQuery, keys: list[str]
+) -> tuple[sa.FromClause, sa.ColumnElement[Any], sa.FromClause, list[Any]]:
+    """Where a search counts (rows, weight of a row) and pages (rows, conditions)."""
+    if query.terms:
+        candidates = _candidates(conn, query, keys)
+        return candidates, sa.func.count(), candidates, []
+    # No text: the facets add up the projection's running counts (a filter other than
+    # the facets would count the apps instead); the page walks the index of its sort.
+    return facet_counts, sa.func.sum(facet_counts.c.apps), apps, [apps.c.delisted_at.is_(None)]
+
+
+def _facet_part(
+    part: int,
+    facet: _Facet,
+    counted: sa.FromClause,
+    weight: sa.ColumnElement[Any],
+    wanted: Mapping[str, int],
+) -> sa.Select[Any]:
+    """(part, bit set, apps) for one facet, under every filter but its own."""
+    column = counted.c[facet.column]
+    return (
+        sa.select(
+            sa.literal_column(str(part)).label("part"),
+            sa.cast(column, sa.BigInteger).label("key"),
+            sa.cast(weight, sa.BigInteger).label("n"),
+            sa.cast(sa.null(), sa.BigInteger).label("ordinal"),
+        )
+        .where(*_filtered(counted, wanted, but=facet.name))
+        .group_by(column)
+    )
+
+
+def _page_part(
+    paged: sa.FromClause, conditions: list[Any], wanted: Mapping[str, int], query: CatalogQuery
+) -> sa.Select[Any]:
+    """(part, seq, 0, place) for the apps of the query's page, under every filter."""
+    sort = SORTS[query.effective_sort]
+    page = (
+        sa.select(*(paged.c[k] for k in dict.fromkeys(["seq", *(k for k, _ in sort)])))
+        .where(*conditions, *_filtered(paged, wanted))
+        .order_by(*(paged.c[k].desc() if desc else paged.c[k] for k, desc in sort))
+        .limit(query.page_size)
+        .offset((query.page - 1) * query.page_size)
+        .subquery("page")
+    )
+    # A union keeps no order: each row carries its place, in the database's own ordering.
+    place = sa.func.row_number().over(
+        order_by=[page.c[k].desc() if desc else page.c[k] for k, desc in sort]
+    )
+    return sa.select(
+        sa.literal_column(str(_PAGE_PART)),
+        page.c.seq,
+        sa.cast(sa.literal_column("0"), sa.BigInteger),
+        place,
+    )
+
+
 def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
     """One page of listed apps matching the query, with its total and facet counts.
 
@@ -515,59 +573,17 @@ def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
     """
     wanted = {f.name: f.wanted(query) for f in FACETS}
     keys = [k for k, _ in SORTS[query.effective_sort]]
-    counted: sa.FromClause
-    paged: sa.FromClause
-    weight: sa.ColumnElement[Any]
-    if query.terms:
-        counted = paged = _candidates(conn, query, keys)
-        weight = sa.func.count()
-        listed: list[Any] = []
-    else:
-        # No text: the facets are the projection's running counts; the page walks the
-        # index of its sort.
-        counted, weight, paged = facet_counts, sa.func.sum(facet_counts.c.apps), apps
-        listed = [apps.c.delisted_at.is_(None)]
-    parts: list[sa.Select[Any]] = []
-    for part, facet in enumerate(FACETS):
-        column = counted.c[facet.column]
-        parts.append(
-            sa.select(
-                sa.literal_column(str(part)).label("part"),
-                sa.cast(column, sa.BigInteger).label("key"),
-                sa.cast(weight, sa.BigInteger).label("n"),
-                sa.cast(sa.null(), sa.BigInteger).label("ordinal"),
-            )
-            .where(*_filtered(counted, wanted, but=facet.name))
-            .group_by(column)
-        )
-    order = [paged.c[k].desc() if desc else paged.c[k] for k, desc in SORTS[query.effective_sort]]
-    page = (
-        sa.select(paged.c.seq, *(paged.c[k] for k in keys if k != "seq"))
-        .where(*listed, *_filtered(paged, wanted))
-        .order_by(*order)
-        .limit(query.page_size)
-        .offset((query.page - 1) * query.page_size)
-        .subquery("page")
-    )
-    in_page_order = [
-        page.c[k].desc() if desc else page.c[k] for k, desc in SORTS[query.effective_sort]
-    ]
-    parts.append(
-        sa.select(
-            sa.literal_column(str(_PAGE_PART)),
-            page.c.seq,
-            sa.cast(sa.literal_column("0"), sa.BigInteger),
-            sa.func.row_number().over(order_by=in_page_order),
-        )
-    )
+    counted, weight, paged, conditions = _sources(conn, query, keys)
+    parts = [_facet_part(i, f, counted, weight, wanted) for i, f in enumerate(FACETS)]
+    parts.append(_page_part(paged, conditions, wanted, query))
     counts: dict[int, list[tuple[int, int]]] = {part: [] for part in range(len(FACETS))}
-    keyed: list[tuple[int, int]] = []
-    for part, key, n, ordinal in conn.execute(sa.union_all(*parts)).all():
+    placed: list[tuple[int, int]] = []
+    for part, key, n, place in conn.execute(sa.union_all(*parts)).all():
         if part == _PAGE_PART:
-            keyed.append((ordinal, key))
+            placed.append((place, key))
         else:
             counts[part].append((key, n))
-    seqs = [seq for _, seq in sorted(keyed)]
+    seqs = [seq for _, seq in sorted(placed)]
     facets = {
         f.name: {
             slug: sum(n for b, n in counts[part] if b & bit) for slug, bit in f.vocabulary.items()
