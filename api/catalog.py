@@ -13,7 +13,7 @@ from api.pagination import Page, PageQuery
 from api.problems import Problem
 from api.routing import Call, Endpoint
 from domain import values as v
-from projections import catalog, recently_viewed
+from projections import catalog_search, recently_viewed
 
 # The closed vocabularies as types, so /openapi.json lists the allowed values.
 Category: Any = Literal[tuple(v.CATEGORIES)]
@@ -94,7 +94,7 @@ class ViewedPage(Page[ViewedItem]):
 async def search_apps(call: Call) -> AppPage:
     """Searches listed apps (full text over name, tagline, description, benefits, tags)."""
     p: CatalogParams = call.query
-    query = catalog.CatalogQuery(
+    query = catalog_search.CatalogQuery(
         q=p.q,
         categories=tuple(dict.fromkeys(p.category)),
         platforms=tuple(dict.fromkeys(p.platform)),
@@ -105,7 +105,7 @@ async def search_apps(call: Call) -> AppPage:
     cache = call.state.catalog_answers
 
     def answer(conn: Any) -> AppPage:
-        return AppPage.model_validate(catalog.search(conn, query), from_attributes=True)
+        return AppPage.model_validate(catalog_search.search(conn, query), from_attributes=True)
 
     result: AppPage = await call.read(cache.answer, ("search", query), answer)
     return result
@@ -115,11 +115,11 @@ async def app_detail(call: Call) -> AppDetail:
     """One listed app by id or slug, with related apps; a seller's view is remembered."""
 
     def load(conn: Any) -> AppDetail | None:
-        row = catalog.find_app(conn, call.path["id_or_slug"])
+        row = catalog_search.find_app(conn, call.path["id_or_slug"])
         if row is None:
             return None
         return AppDetail.model_validate(
-            {**catalog.detail_of(row), "related": catalog.related(conn, row.id)}
+            {**catalog_search.detail_of(row), "related": catalog_search.related(conn, row.id)}
         )
 
     cache = call.state.catalog_answers

@@ -17,7 +17,7 @@ from api.pagination import Page, PageQuery
 from api.routing import Call, Endpoint
 from application import listings
 from domain.app_listing import AppListing
-from projections import catalog, my_apps
+from projections import catalog_search, my_apps
 
 
 class MediaIn(BaseModel):
@@ -134,7 +134,7 @@ def _listing_detail(app: AppListing, installs: int) -> dict[str, Any]:
 async def _answer(call: Call, app_id: UUID, position: int | None, secret: str | None) -> Any:
     await call.written(position)
     app: AppListing = await call.run(listings.app, call.state.store, app_id)
-    row = await call.read(catalog.find_any_app, app_id)
+    row = await call.read(catalog_search.find_any_app, app_id)
     detail = _listing_detail(app, row.installs if row is not None else 0)
     return ListedAppOut.model_validate(
         {

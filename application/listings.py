@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -106,3 +108,35 @@ def rotate_client_secret(store: Store, developer_id: UUID, app_id: UUID) -> List
         return ListedApp(listing.id, store.save(listing), listing.client_id, secret)
 
     return store.retrying(attempt)
+
+
+def import_apps(store: Store, apps: Sequence[tuple[UUID, dict[str, Any]]]) -> list[UUID]:
+    """Lists many apps in one transaction (a bulk import): the same events as `list_app`
+    for each. When a slug is taken, the others are listed one by one and that one is
+    skipped. Returns the ids listed; their client secrets are never shown."""
+
+    def pairs() -> list[tuple[AppListing, SlugClaim]]:
+        built = []
+        for developer_id, details in apps:
+            fields = validate_listing(details, partial=False)
+            app = AppListing(
+                developer_id=developer_id,
+                details=fields,
+                client_secret_hash=token_hash(new_token("cs_")),
+                listed_at=store.clock.now(),
+            )
+            built.append((app, SlugClaim(slug=fields["slug"], app_id=app.id)))
+        return built
+
+    batch = pairs()
+    try:
+        store.save(*(aggregate for pair in batch for aggregate in pair))
+        return [app.id for app, _ in batch]
+    except IntegrityError:
+        # The failed save consumed the pending events: build them again, one by one.
+        listed = []
+        for app, claim in pairs():
+            with contextlib.suppress(IntegrityError):
+                store.save(app, claim)
+                listed.append(app.id)
+        return listed

@@ -140,9 +140,12 @@ def demo(
     if_empty: Annotated[
         bool, typer.Option("--if-empty", help="only load into an empty store")
     ] = False,
-    apps: Annotated[int, typer.Option(help="number of apps (at least 60)")] = 72,
+    apps: Annotated[
+        int, typer.Option(help="apps to add (the first load has at least 60)", min=1)
+    ] = 72,
 ) -> None:
-    """Load a realistic demo catalog, developers, sellers and installations."""
+    """Load a realistic demo catalog, developers, sellers and installations (run again: more
+    apps)."""
     from appstore.bootstrap import build_store
     from appstore.demo import load_demo
 
@@ -150,7 +153,7 @@ def demo(
     if if_empty and store.head():
         console.print("[dim]store not empty: demo catalog not loaded[/dim]")
         return
-    summary = load_demo(store, apps=max(apps, 60), console=console)
+    summary = load_demo(store, apps=apps, console=console)
     console.print(summary)
 
 

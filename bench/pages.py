@@ -41,7 +41,7 @@ from domain import values as v
 from domain.credentials import new_token, token_hash
 from domain.incident import SyncEvent
 from domain.session import Session
-from projections import catalog
+from projections import catalog_search
 from web.session import COOKIE
 
 console = Console(width=150)
@@ -232,7 +232,7 @@ def main() -> None:
     app = create_app(settings, store=store, run_projections=False)
     app.state.projector.catch_up()
     with app.state.projector.engine.connect() as conn:
-        catalog_developer = catalog.find_app(conn, "app-0").developer_id
+        catalog_developer = catalog_search.find_app(conn, "app-0").developer_id
     who = accounts_with_apps(store, args.apps, args.mine, catalog_developer)
     app.state.projector.catch_up()
 

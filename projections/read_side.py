@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from application.store import Store
 from projections import recently_viewed
-from projections.catalog import CatalogProjection
+from projections.catalog import SEARCH_COLUMNS, CatalogProjection
 from projections.db import create_read_engine
 from projections.incidents import IncidentsProjection
 from projections.my_apps import MyAppsProjection
@@ -54,7 +54,8 @@ def snapshot(projector: Projector) -> dict[str, list[tuple[object, ...]]]:
                 out[table.name] = sorted((tuple(r) for r in rows), key=repr)
             if projection.name == "catalog":
                 if conn.dialect.name == "postgresql":
-                    query = "SELECT seq, document::text FROM catalog_search"
+                    copied = ", ".join(SEARCH_COLUMNS)
+                    query = f"SELECT seq, document::text, {copied} FROM catalog_search"
                 else:
                     query = (
                         "SELECT rowid, name, tagline, description, benefits, tags FROM catalog_fts"

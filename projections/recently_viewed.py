@@ -13,7 +13,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from projections import catalog
+from projections import catalog, catalog_search
 from projections.db import UTCDateTime, metadata
 
 KEEP = 20
@@ -62,4 +62,4 @@ def recently_viewed(conn: Connection, seller_id: UUID, limit: int = KEEP) -> lis
         .order_by(views.c.viewed_at.desc(), apps.c.id)
         .limit(limit)
     ).all()
-    return [{**catalog.item_of(r), "viewed_at": r.viewed_at} for r in rows]
+    return [{**catalog_search.item_of(r), "viewed_at": r.viewed_at} for r in rows]

@@ -7,8 +7,9 @@ applied twice. On PostgreSQL the row is locked `FOR UPDATE SKIP LOCKED` (several
 processes share the work, one per projection at a time); on SQLite the transaction starts
 with `BEGIN IMMEDIATE`. (eventsourcing's own ProjectionRunner does not work on SQLite.)
 
-A read model whose tables or `version` changed since it was built is rebuilt from the log
-when the runner sets up (read models are rebuilt, never migrated by hand).
+A read model whose tables or `version` changed since it was built, or one of whose tables
+is missing, is rebuilt from the log when the runner sets up (read models are rebuilt, never
+migrated by hand).
 """
 
 from __future__ import annotations
@@ -123,8 +124,10 @@ class Projector:
             built = conn.execute(
                 sa.select(built_as.c.fingerprint).where(built_as.c.name == name)
             ).scalar()
-            if built == wanted:
-                projection.create(conn)  # idempotent: a table dropped by hand comes back
+            inspector = sa.inspect(conn)
+            complete = all(inspector.has_table(t.name) for t in projection.tables)
+            if built == wanted and complete:
+                projection.create(conn)  # idempotent (the search tables, the indexes)
                 return False
             projection.drop(conn)
             projection.create(conn)

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from api.catalog import CatalogParams
-from projections import catalog, recently_viewed
+from projections import catalog_search, recently_viewed
 from web.pages import cached, message, read, render
 from web.session import visitor
 
@@ -53,7 +53,7 @@ def _params(request: Request) -> CatalogParams:
 def home(request: Request) -> Response:
     """GET /: the catalog, its filters with counts, sort and pages; all state in the URL."""
     p = _params(request)
-    query = catalog.CatalogQuery(
+    query = catalog_search.CatalogQuery(
         q=p.q,
         categories=tuple(dict.fromkeys(p.category)),
         platforms=tuple(dict.fromkeys(p.platform)),
@@ -61,7 +61,7 @@ def home(request: Request) -> Response:
         page=p.page,
         page_size=p.page_size,
     )
-    result = cached(request, ("search", query), lambda conn: catalog.search(conn, query))
+    result = cached(request, ("search", query), lambda conn: catalog_search.search(conn, query))
     state = {
         "q": p.q or "",
         "category": list(query.categories),
@@ -95,10 +95,10 @@ def _page_window(page: int, pages: int) -> list[int | None]:
 
 
 def _detail(conn: Connection, slug: str) -> dict[str, Any] | None:
-    row = catalog.find_app(conn, slug)
+    row = catalog_search.find_app(conn, slug)
     if row is None:
         return None
-    return {**catalog.detail_of(row), "related": catalog.related(conn, row.id)}
+    return {**catalog_search.detail_of(row), "related": catalog_search.related(conn, row.id)}
 
 
 def app_detail(request: Request) -> Response:

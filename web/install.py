@@ -24,7 +24,7 @@ from domain.account import Account
 from domain.app_listing import AppListing
 from domain.errors import AuthorizationLapsed, DomainError, InstallationNotFound
 from domain.installation import Installation
-from projections import catalog
+from projections import catalog_search
 from web import install_steps as steps
 from web.access import for_sellers
 from web.forms import Form
@@ -81,7 +81,7 @@ class StoreJourney:
 def _journey(request: Request) -> StoreJourney | None:
     """The journey of the app named in the path, or None when no listed app has that name."""
     slug = request.path_params["slug"]
-    row = read(request, lambda conn: catalog.find_app(conn, slug))
+    row = read(request, lambda conn: catalog_search.find_app(conn, slug))
     if row is None:
         return None
     listing = listings.app(request.app.state.store, row.id)

@@ -6,14 +6,19 @@ import json
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from application.store import Store
 from appstore.bootstrap import build_store
 from appstore.cli import cli
-from appstore.demo import demo_listings
+from appstore.demo_listings import demo_listings, demo_name
 from appstore.settings import Settings, get_settings
 from domain import values as v
 from domain.app_listing import validate_listing
+from projections import catalog, catalog_search
+from projections.read_side import build_projector
+from tests import factories as f
 
 
 @pytest.fixture
@@ -32,6 +37,59 @@ def test_demo_listings_cover_every_category_and_platform_and_are_valid() -> None
     assert {p for item in listings for p in item["platforms"]} == set(v.PLATFORMS)
     for item in listings:
         validate_listing(item, partial=False)
+
+
+def test_demo_names_stay_unique_far_past_the_brand_names() -> None:
+    names = [demo_name(n) for n in range(60_000)]
+    slugs = {v.slugify(name) for name in names}
+    assert len(set(names)) == len(slugs) == 60_000
+    assert max(len(slug) for slug in slugs) < 64  # never cut short, so never merged
+    for item in demo_listings(3, start=30_000):
+        validate_listing(item, partial=False)
+
+
+def listed_apps(store: Store) -> list[object]:
+    return [n for n in store.notifications(1, store.head()) if n.topic.endswith("Listed")]
+
+
+def test_demo_adds_apps_to_a_store_that_has_some(env: Settings) -> None:
+    runner = CliRunner()
+    first = runner.invoke(cli, ["demo", "--apps", "300"])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(cli, ["demo", "--apps", "250"])
+    assert again.exit_code == 0, again.output
+    assert "250 apps added (550 demo apps in all)" in again.output.replace("\n", " ")
+    store = build_store(env)
+    assert len(listed_apps(store)) == 550
+    projector = build_projector(store, env.database_url, names=["catalog"])
+    projector.catch_up()
+    with projector.engine.connect() as conn:
+        page = catalog_search.search(conn, catalog_search.CatalogQuery(page_size=1))
+        assert page.total == 550
+        assert all(page.facets["categories"].values())
+        assert all(page.facets["platforms"].values())
+        slugs = conn.execute(sa.select(sa.func.count(sa.distinct(catalog.apps.c.slug)))).scalar()
+        assert slugs == 550
+
+
+def test_demo_apps_are_the_events_a_listing_appends(env: Settings) -> None:
+    store = build_store(env)
+    f.app(store)
+    by_command = [n.topic for n in store.application.recorder.select_notifications(1, 10)][-2:]
+    assert CliRunner().invoke(cli, ["demo", "--apps", "60"]).exit_code == 0
+    head = store.application.recorder.max_notification_id()
+    topics = {n.topic for n in store.application.recorder.select_notifications(1, head)}
+    assert set(by_command) <= topics
+    assert {t for t in topics if "AppListing" in t or "SlugClaim" in t} == set(by_command)
+
+
+def test_demo_steps_over_a_slug_listed_by_hand(env: Settings) -> None:
+    store = build_store(env)
+    assert CliRunner().invoke(cli, ["demo", "--apps", "60"]).exit_code == 0
+    f.app(store, name=demo_name(62))  # the name the next demo run would take third
+    result = CliRunner().invoke(cli, ["demo", "--apps", "5"])
+    assert result.exit_code == 0, result.output
+    assert len(listed_apps(store)) == 60 + 1 + 5
 
 
 def test_demo_loads_once_and_audit_reads_it_back(env: Settings) -> None:

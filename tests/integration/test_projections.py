@@ -14,8 +14,8 @@ from application.store import Store
 from appstore.settings import Settings
 from domain.clock import FixedClock
 from domain.incident import SyncEvent
-from projections import catalog, developer_apps, incidents, my_apps, recently_viewed
-from projections.catalog import CatalogQuery
+from projections import catalog_search, developer_apps, incidents, my_apps, recently_viewed
+from projections.catalog_search import CatalogQuery
 from projections.my_apps import DueInstallations
 from projections.read_side import build_projector, snapshot
 from projections.runner import Projector
@@ -29,13 +29,13 @@ def projector(store: Store, settings: Settings) -> Iterator[Projector]:
     projector.engine.dispose()
 
 
-def search(projector: Projector, **query: object) -> catalog.CatalogPage:
+def search(projector: Projector, **query: object) -> catalog_search.CatalogPage:
     projector.catch_up()
     with projector.engine.connect() as conn:
-        return catalog.search(conn, CatalogQuery(**query))  # type: ignore[arg-type]
+        return catalog_search.search(conn, CatalogQuery(**query))  # type: ignore[arg-type]
 
 
-def names(page: catalog.CatalogPage) -> list[str]:
+def names(page: catalog_search.CatalogPage) -> list[str]:
     return [item["name"] for item in page.items]
 
 
@@ -251,10 +251,10 @@ def test_updates_reindex_and_delisted_apps_disappear(store: Store, projector: Pr
     assert names(search(projector)) == ["Other"]
     assert search(projector).facets["categories"]["analytics"] == 0
     with projector.engine.connect() as conn:
-        assert catalog.find_app(conn, str(app_id)) is None
-        assert catalog.find_app(conn, "fresh-name") is None
-        assert catalog.find_app(conn, str(other)) is not None
-        assert all(r["id"] != app_id for r in catalog.related(conn, other))
+        assert catalog_search.find_app(conn, str(app_id)) is None
+        assert catalog_search.find_app(conn, "fresh-name") is None
+        assert catalog_search.find_app(conn, str(other)) is not None
+        assert all(r["id"] != app_id for r in catalog_search.related(conn, other))
 
 
 def test_related_apps_share_a_category_or_platform_and_exclude_itself(
@@ -267,7 +267,7 @@ def test_related_apps_share_a_category_or_platform_and_exclude_itself(
     f.app(store, dev, name="Unrelated", categories=["analytics"], platforms=["magento"])
     projector.catch_up()
     with projector.engine.connect() as conn:
-        related = [r["name"] for r in catalog.related(conn, me)]
+        related = [r["name"] for r in catalog_search.related(conn, me)]
     assert related == ["Same Category", "Same Platform"]
 
 

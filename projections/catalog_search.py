@@ -1,0 +1,334 @@
+"""Catalog queries: search with filters, sorts and facet counts; an app's detail; related apps.
+
+Facet counts of queries without text come from `catalog_facet_counts`, which the catalog
+projection keeps exact; with text they are counted over the matches, computed once per
+query (one statement: the match set feeds the facet counts and the page).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from projections.catalog import CATEGORY_BIT, PLATFORM_BIT, apps, bits, facet_counts, pg_search
+
+# bm25 weights of the FTS5 columns: name, tagline, description, benefits, tags.
+_FTS_WEIGHTS = "10.0, 5.0, 1.0, 2.0, 4.0"
+_MAX_TERMS = 12
+RELATED_LIMIT = 6
+
+
+@dataclass(frozen=True)
+class CatalogQuery:
+    """A catalog search. Several categories (or platforms) match any of them."""
+
+    q: str | None = None
+    categories: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    sort: str | None = None
+    page: int = 1
+    page_size: int = 20
+
+    @property
+    def terms(self) -> list[str]:
+        """The words searched for (letters and digits only), at most a dozen."""
+        return re.findall(r"[^\W_]+", (self.q or "").casefold())[:_MAX_TERMS]
+
+    @property
+    def effective_sort(self) -> str:
+        """`relevant` when searching, `popular` otherwise, unless a sort is asked for."""
+        if self.sort == "relevant" and not self.terms:
+            return "popular"
+        return self.sort or ("relevant" if self.terms else "popular")
+
+
+@dataclass(frozen=True)
+class CatalogPage:
+    items: list[dict[str, Any]]
+    total: int
+    page: int
+    page_size: int
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+# A facet: a filter whose values are also counted. Its column holds a bit set over the
+# vocabulary, in `apps`, in `facet_counts` and in the matches of a text search.
+@dataclass(frozen=True)
+class _Facet:
+    name: str
+    column: str
+    vocabulary: Mapping[str, int]
+
+    def wanted(self, query: CatalogQuery) -> int:
+        """The bit set the query filters on (0: no filter)."""
+        return bits(getattr(query, self.name), self.vocabulary)
+
+
+FACETS = (
+    _Facet("categories", "category_bits", CATEGORY_BIT),
+    _Facet("platforms", "platform_bits", PLATFORM_BIT),
+)
+
+# Each sort's keys (column, descending), the last one unique so pages never overlap.
+SORTS: dict[str, tuple[tuple[str, bool], ...]] = {
+    "relevant": (("rank", True), ("installs", True), ("name_key", False), ("id", False)),
+    "popular": (("installs", True), ("name_key", False), ("id", False)),
+    "new": (("listed_at", True), ("seq", True)),
+    "name": (("name_key", False), ("id", False)),
+}
+
+_PAGE_PART = len(FACETS)  # the part of the search statement that holds the page
+
+
+def _fts_matches(terms: list[str], *, ranked: bool) -> sa.Subquery:
+    """SQLite: (seq, rank) of the apps whose search document has every term (as a prefix).
+
+    Unranked (rank 0) unless asked: ranking every match is the expensive part.
+    """
+    rank = f"-bm25(catalog_fts, {_FTS_WEIGHTS})" if ranked else "0.0"
+    return (
+        sa.text(
+            f"SELECT rowid AS seq, {rank} AS rank FROM catalog_fts WHERE catalog_fts MATCH :match"
+        )
+        .bindparams(match=" ".join(f'"{t}"*' for t in terms))
+        .columns(sa.column("seq", sa.BigInteger), sa.column("rank", sa.Float))
+        .subquery("matches")
+    )
+
+
+def item_of(row: Any) -> dict[str, Any]:
+    """A catalog list item from an `apps` row."""
+    return {
+        "id": row.id,
+        "slug": row.slug,
+        "name": row.name,
+        "tagline": row.tagline,
+        "categories": list(row.categories),
+        "platforms": list(row.platforms),
+        "installs": row.installs,
+        "listed_at": row.listed_at,
+    }
+
+
+# The columns of a list item (not the large `details`).
+_ITEM_COLUMNS = [
+    apps.c[name]
+    for name in ("id", "slug", "name", "tagline", "categories", "platforms", "installs")
+] + [apps.c.listed_at]
+
+
+def _has(column: sa.ColumnElement[int], mask: int) -> sa.ColumnElement[bool]:
+    return column.op("&")(mask) != 0
+
+
+def _filtered(source: sa.FromClause, wanted: Mapping[str, int], *, but: str = "") -> list[Any]:
+    """The facet filters of a query on `source` (all but the facet named `but`)."""
+    return [
+        _has(source.c[f.column], wanted[f.name]) for f in FACETS if wanted[f.name] and f.name != but
+    ]
+
+
+def _candidates(conn: Connection, query: CatalogQuery, keys: list[str]) -> sa.CTE:
+    """The listed apps whose search document has every term (as a prefix), with their
+    facet bit sets and sort keys (`rank` only when sorting by it: ranking every match is
+    the expensive part).
+
+    Materialized: the full-text match runs once, and the facet counts and the page all
+    read it.
+    """
+    ranked = "rank" in keys
+    names = list(dict.fromkeys(["seq", *(f.column for f in FACETS), *keys]))
+    if ranked:
+        names.remove("rank")
+    columns: list[sa.ColumnElement[Any]]
+    if conn.dialect.name == "postgresql":
+        match = sa.func.to_tsquery(
+            sa.literal_column("'simple'"), " & ".join(f"{t}:*" for t in query.terms)
+        )
+        columns = [pg_search.c[name] for name in names]
+        if ranked:
+            columns.append(sa.func.ts_rank(pg_search.c.document, match).label("rank"))
+        rows = sa.select(*columns).where(
+            pg_search.c.document.op("@@")(match), pg_search.c.delisted_at.is_(None)
+        )
+    else:
+        matches = _fts_matches(query.terms, ranked=ranked)
+        columns = [apps.c[name] for name in names]
+        if ranked:
+            columns.append(matches.c.rank)
+        rows = (
+            sa.select(*columns)
+            .select_from(apps.join(matches, matches.c.seq == apps.c.seq))
+            .where(apps.c.delisted_at.is_(None))
+        )
+    return rows.cte("candidates").prefix_with("MATERIALIZED")
+
+
+def _sources(
+    conn: Connection, query: CatalogQuery, keys: list[str]
+) -> tuple[sa.FromClause, sa.ColumnElement[Any], sa.FromClause, list[Any]]:
+    """Where a search counts (rows, weight of a row) and pages (rows, conditions)."""
+    if query.terms:
+        candidates = _candidates(conn, query, keys)
+        return candidates, sa.func.count(), candidates, []
+    # No text: the facets add up the projection's running counts (a filter other than
+    # the facets would count the apps instead); the page walks the index of its sort.
+    return facet_counts, sa.func.sum(facet_counts.c.apps), apps, [apps.c.delisted_at.is_(None)]
+
+
+def _facet_part(
+    part: int,
+    facet: _Facet,
+    counted: sa.FromClause,
+    weight: sa.ColumnElement[Any],
+    wanted: Mapping[str, int],
+) -> sa.Select[Any]:
+    """(part, bit set, apps) for one facet, under every filter but its own."""
+    column = counted.c[facet.column]
+    return (
+        sa.select(
+            sa.literal_column(str(part)).label("part"),
+            sa.cast(column, sa.BigInteger).label("key"),
+            sa.cast(weight, sa.BigInteger).label("n"),
+            sa.cast(sa.null(), sa.BigInteger).label("ordinal"),
+        )
+        .where(*_filtered(counted, wanted, but=facet.name))
+        .group_by(column)
+    )
+
+
+def _page_part(
+    paged: sa.FromClause, conditions: list[Any], wanted: Mapping[str, int], query: CatalogQuery
+) -> sa.Select[Any]:
+    """(part, seq, 0, place) for the apps of the query's page, under every filter."""
+    sort = SORTS[query.effective_sort]
+    page = (
+        sa.select(*(paged.c[k] for k in dict.fromkeys(["seq", *(k for k, _ in sort)])))
+        .where(*conditions, *_filtered(paged, wanted))
+        .order_by(*(paged.c[k].desc() if desc else paged.c[k] for k, desc in sort))
+        .limit(query.page_size)
+        .offset((query.page - 1) * query.page_size)
+        .subquery("page")
+    )
+    # A union keeps no order: each row carries its place, in the database's own ordering.
+    place = sa.func.row_number().over(
+        order_by=[page.c[k].desc() if desc else page.c[k] for k, desc in sort]
+    )
+    return sa.select(
+        sa.literal_column(str(_PAGE_PART)),
+        page.c.seq,
+        sa.cast(sa.literal_column("0"), sa.BigInteger),
+        place,
+    )
+
+
+def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
+    """One page of listed apps matching the query, with its total and facet counts.
+
+    Facets count under the current query: the category counts apply the text and the
+    platform filter (not the category filter, so other categories can be offered), and
+    the other way round for platforms. One statement answers it all: a part per facet
+    (bit set, count) and a part with the page's keys in order.
+    """
+    wanted = {f.name: f.wanted(query) for f in FACETS}
+    keys = [k for k, _ in SORTS[query.effective_sort]]
+    counted, weight, paged, conditions = _sources(conn, query, keys)
+    parts = [_facet_part(i, f, counted, weight, wanted) for i, f in enumerate(FACETS)]
+    parts.append(_page_part(paged, conditions, wanted, query))
+    counts: dict[int, list[tuple[int, int]]] = {part: [] for part in range(len(FACETS))}
+    placed: list[tuple[int, int]] = []
+    for part, key, n, place in conn.execute(sa.union_all(*parts)).all():
+        if part == _PAGE_PART:
+            placed.append((place, key))
+        else:
+            counts[part].append((key, n))
+    seqs = [seq for _, seq in sorted(placed)]
+    facets = {
+        f.name: {
+            slug: sum(n for b, n in counts[part] if b & bit) for slug, bit in f.vocabulary.items()
+        }
+        for part, f in enumerate(FACETS)
+    }
+    # The first facet's counts apply every other filter: its groups that pass its own
+    # filter add up to the total.
+    first = FACETS[0]
+    total = sum(n for b, n in counts[0] if not wanted[first.name] or b & wanted[first.name])
+    rows = {}
+    if seqs:
+        found = conn.execute(sa.select(*_ITEM_COLUMNS, apps.c.seq).where(apps.c.seq.in_(seqs)))
+        rows = {r.seq: r for r in found}
+    return CatalogPage(
+        items=[item_of(rows[seq]) for seq in seqs],
+        total=total,
+        page=query.page,
+        page_size=query.page_size,
+        facets=facets,
+    )
+
+
+def find_app(conn: Connection, id_or_slug: str) -> Any | None:
+    """The listed app with this id or slug (a row), or None."""
+    try:
+        condition = apps.c.id == UUID(id_or_slug)
+    except ValueError:
+        condition = apps.c.slug == id_or_slug
+    return conn.execute(sa.select(apps).where(condition, apps.c.delisted_at.is_(None))).first()
+
+
+def find_any_app(conn: Connection, app_id: UUID) -> Any | None:
+    """The app with this id, listed or not (a row), or None."""
+    return conn.execute(sa.select(apps).where(apps.c.id == app_id)).first()
+
+
+def related(conn: Connection, app_id: UUID, limit: int = RELATED_LIMIT) -> list[dict[str, Any]]:
+    """Listed apps sharing a category (worth 2) and/or a platform (worth 1) with this one."""
+    me = conn.execute(
+        sa.select(apps.c.category_bits, apps.c.platform_bits).where(apps.c.id == app_id)
+    ).first()
+    if me is None:
+        return []
+    same_category = _has(apps.c.category_bits, me.category_bits)
+    same_platform = _has(apps.c.platform_bits, me.platform_bits)
+    score = sa.case((same_category, 2), else_=0) + sa.case((same_platform, 1), else_=0)
+    rows = conn.execute(
+        sa.select(*_ITEM_COLUMNS)
+        .where(
+            apps.c.delisted_at.is_(None),
+            apps.c.id != app_id,
+            sa.or_(same_category, same_platform),
+        )
+        .order_by(score.desc(), apps.c.installs.desc(), apps.c.name_key, apps.c.id)
+        .limit(limit)
+    ).all()
+    return [item_of(r) for r in rows]
+
+
+def detail_of(row: Any) -> dict[str, Any]:
+    """The public detail of an app row (without `related`)."""
+    d = row.details
+    contact = d["contact"]
+    return {
+        **item_of(row),
+        "description": d["description"],
+        "benefits": list(d.get("benefits", [])),
+        "compatibility": list(d.get("compatibility", [])),
+        "media": list(d.get("media", [])),
+        "partner_url": d["partner_url"],
+        "faqs": list(d.get("faqs", [])),
+        "contact": {
+            "email": contact["email"],
+            "phone": contact["phone"],
+            "mailto": f"mailto:{contact['email']}",
+        },
+        "scopes": list(d["scopes"]),
+        "optional_scopes": list(d.get("optional_scopes", [])),
+        "durations": list(d["durations"]),
+        "developer_id": row.developer_id,
+        "updated_at": row.updated_at,
+    }
