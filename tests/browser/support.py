@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 from application.store import Store
 from appstore.demo import DEMO_PASSWORD
 
-REQUIRED = bool(os.environ.get("APPSTORE_TEST_CHROMIUM"))
 CHROMIUM = os.environ.get("APPSTORE_TEST_CHROMIUM") or "/usr/bin/chromium"
 # Root, no GPU, no internet: the flags that let Debian's Chromium run headless here
 # without reaching for Google's services.
