@@ -9,7 +9,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import current_session
-from api.installations import InstallationOut, act_on_installation
+from api.installations import LIVE, RECORD, InstallationOut, act_on_installation
 from api.pagination import Page, PageQuery
 from api.routing import Call, Endpoint
 from application import installations
@@ -123,7 +123,8 @@ endpoints = [
              "Authorization record of one of my installations", "my apps",
              response=AuthorizationRecord, auth="seller"),
     Endpoint("POST", "/v1/me/apps/{installation_id}/renew", renew, "Renew", "my apps",
-             body=RenewRequest, response=InstallationOut, auth="seller", errors=(409,)),
+             body=RenewRequest, response=InstallationOut, auth="seller", errors=(409,),
+             links=LIVE),
     Endpoint("POST", "/v1/me/apps/{installation_id}/cancel", cancel, "Cancel", "my apps",
-             response=InstallationOut, auth="seller", errors=(409,)),
+             response=InstallationOut, auth="seller", errors=(409,), links=(RECORD,)),
 ]  # fmt: skip
