@@ -30,13 +30,14 @@ browser:
 	@scripts/ensure-chromium.sh "$(CHROMIUM)"
 
 ## make test: lint, type-check, start PostgreSQL and Kafka, run every test, stop them again
-# APPSTORE_TEST_CHROMIUM makes a browser test that cannot run fail instead of skipping.
+# APPSTORE_TEST_REQUIRE_SERVICES: a test needing one of these services that skips fails
+# instead (tests/conftest.py), so a lost service or browser never turns into a green run.
 test: venv browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	APPSTORE_TEST_CHROMIUM=$(CHROMIUM) PYTHON=$(BIN)/python \
-		scripts/with-services.sh $(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	APPSTORE_TEST_REQUIRE_SERVICES="postgres kafka browser" APPSTORE_TEST_CHROMIUM=$(CHROMIUM) \
+		PYTHON=$(BIN)/python scripts/with-services.sh $(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from api.auth import current_session, optional_session
 from api.pagination import Page, PageQuery
 from api.problems import Problem
-from api.routing import Call, Endpoint
+from api.routing import Call, Endpoint, Link
 from domain import values as v
 from projections import catalog_search, recently_viewed
 
@@ -151,9 +151,12 @@ async def my_recently_viewed(call: Call) -> ViewedPage:
 
 endpoints = [
     Endpoint("GET", "/v1/apps", search_apps, "Search the catalog", "catalog",
-             query=CatalogParams, response=AppPage),
+             query=CatalogParams, response=AppPage,
+             links=(Link("InstallTheFirst", "install", request_body={
+                 "app_id": "$response.body#/items/0/id"}),)),
     Endpoint("GET", "/v1/apps/{id_or_slug}", app_detail, "App detail", "catalog",
-             response=AppDetail),
+             response=AppDetail,
+             links=(Link("Install", "install", request_body={"app_id": "$response.body#/id"}),)),
     Endpoint("GET", "/v1/me/recently-viewed", my_recently_viewed, "Recently viewed apps",
              "my apps", response=ViewedPage, auth="seller"),
 ]  # fmt: skip

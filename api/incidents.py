@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from api.auth import current_session
 from api.pagination import Page, PageQuery
 from api.problems import Problem
-from api.routing import Call, Endpoint
+from api.routing import Call, Endpoint, Link
 from application import installations
 from application.store import Outcome, Store
 from domain.installation import Installation
@@ -104,9 +104,13 @@ async def resolve(call: Call) -> IncidentOut:
     return await _act(call, installations.resolve_incident)
 
 
+FIRST = "$response.body#/items/0/id"
+
 endpoints = [
     Endpoint("GET", "/v1/me/incidents", list_incidents, "My incidents", "incidents",
-             query=IncidentParams, response=IncidentPage, auth="seller"),
+             query=IncidentParams, response=IncidentPage, auth="seller",
+             links=(Link("AcknowledgeTheFirst", "acknowledge", {"id": FIRST}),
+                    Link("ResolveTheFirst", "resolve", {"id": FIRST}))),
     Endpoint("POST", "/v1/me/incidents/{id}/acknowledge", acknowledge, "Acknowledge",
              "incidents", response=IncidentOut, auth="seller", errors=(409,)),
     Endpoint("POST", "/v1/me/incidents/{id}/resolve", resolve, "Resolve", "incidents",

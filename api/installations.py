@@ -11,7 +11,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import current_session
-from api.routing import Call, Endpoint
+from api.routing import Call, Endpoint, Link
 from api.tokens import issuer
 from application import authorization, installations, listings
 from application.store import Outcome, Store
@@ -189,12 +189,24 @@ async def decline(call: Call) -> InstallationOut:
     return await act_on_installation(call, installations.decline)
 
 
+# What an installation's answer leads to (OpenAPI links): its id is the path parameter.
+THIS = "$response.body#/id"
+RECORD = Link("AuthorizationRecord", "my_authorization_record", {"installation_id": THIS})
+LIVE = (
+    Link("Renew", "renew", {"installation_id": THIS}),
+    Link("Cancel", "cancel", {"installation_id": THIS}),
+    RECORD,
+)
+
 endpoints = [
     Endpoint("POST", "/v1/installations", install, "Install an app", "installations",
              body=InstallRequest, response=PendingInstallationOut, status=201, auth="seller",
-             errors=(404, 409)),
+             errors=(404, 409), links=(Link("Authorize", "authorize", {"id": THIS}),
+                                       Link("Decline", "decline", {"id": THIS}), RECORD)),
     Endpoint("POST", "/v1/installations/{id}/authorize", authorize, "Authorize an installation",
-             "installations", response=AuthorizedInstallationOut, auth="seller", errors=(409,)),
+             "installations", response=AuthorizedInstallationOut, auth="seller", errors=(409,),
+             links=LIVE),
     Endpoint("POST", "/v1/installations/{id}/decline", decline, "Decline an installation",
-             "installations", response=InstallationOut, auth="seller", errors=(409,)),
+             "installations", response=InstallationOut, auth="seller", errors=(409,),
+             links=(RECORD,)),
 ]  # fmt: skip

@@ -10,7 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import current_session
-from api.installations import InstallationOut, act_on_installation
+from api.installations import LIVE, RECORD, InstallationOut, act_on_installation
 from api.pagination import Page, PageQuery
 from api.routing import Call, Endpoint
 from application import installations
@@ -130,10 +130,11 @@ endpoints = [
              "Authorization record of one of my installations", "my apps",
              response=AuthorizationRecord, auth="seller"),
     Endpoint("POST", "/v1/me/apps/{installation_id}/renew", renew, "Renew", "my apps",
-             body=RenewRequest, response=InstallationOut, auth="seller", errors=(409,)),
+             body=RenewRequest, response=InstallationOut, auth="seller", errors=(409,),
+             links=LIVE),
     Endpoint("POST", "/v1/me/apps/{installation_id}/cancel", cancel, "Cancel", "my apps",
-             response=InstallationOut, auth="seller", errors=(409,)),
+             response=InstallationOut, auth="seller", errors=(409,), links=(RECORD,)),
     Endpoint("POST", "/v1/me/apps/{installation_id}/scopes/{scope}/revoke", revoke_scope,
              "Revoke one optional scope", "my apps", response=InstallationOut, auth="seller",
-             errors=(409, 422)),
+             errors=(409, 422), links=LIVE),
 ]  # fmt: skip

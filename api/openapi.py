@@ -9,7 +9,7 @@ from pydantic.json_schema import models_json_schema
 
 from api.consistency import MIN_POSITION_HEADER
 from api.problems import ProblemBody
-from api.routing import Endpoint, is_list_annotation
+from api.routing import Endpoint, Link, is_list_annotation
 
 _ERROR_TEXT = {
     400: "Malformed request",
@@ -92,6 +92,8 @@ def openapi(
         ok: dict[str, Any] = {"description": "OK"}
         if e.response is not None:
             ok["content"] = {e.media_type: {"schema": ref(e.response)}}
+        if e.links:
+            ok["links"] = {link.name: _link(link) for link in e.links}
         operation["responses"][str(e.status)] = ok
         if e.form:  # the OAuth endpoints answer errors the RFC 6749 way
             operation["security"] = [{"client_secret_basic": []}, {}]
@@ -123,6 +125,17 @@ def openapi(
             },
         },
     }
+
+
+def _link(link: Link) -> dict[str, Any]:
+    out: dict[str, Any] = {"operationId": link.operation}
+    if link.parameters:
+        out["parameters"] = dict(link.parameters)
+    if link.request_body is not None:
+        out["requestBody"] = dict(link.request_body)
+    if link.description:
+        out["description"] = link.description
+    return out
 
 
 def _error_codes(e: Endpoint) -> set[int]:

@@ -82,6 +82,19 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Link:
+    """An OpenAPI link: how a value of this endpoint's success answer feeds another operation
+    (its `operation` is the target handler's name, the operationId), e.g. the id of a new
+    installation is the `{id}` of its authorize call."""
+
+    name: str
+    operation: str
+    parameters: dict[str, str] = field(default_factory=dict, hash=False)  # name → expression
+    request_body: dict[str, str] | None = field(default=None, hash=False)
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """One route: method, path, handler and the models documenting it."""
 
@@ -98,6 +111,7 @@ class Endpoint:
     errors: tuple[int, ...] = ()
     form: bool = False  # the body is application/x-www-form-urlencoded (OAuth endpoints)
     media_type: str = "application/json"  # of the success answer, for the documentation
+    links: tuple[Link, ...] = ()  # what the success answer feeds (OpenAPI links)
 
     def route(self) -> Route:
         return Route(self.path, self._serve, methods=[self.method], name=self.summary)

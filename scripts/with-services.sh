@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the services the tests need (PostgreSQL, and Kafka once kafka/ exists), runs the
 # given command with their addresses in the environment, then stops them whatever happens.
+# It adds them to APPSTORE_TEST_REQUIRE_SERVICES: a test needing one that skips then fails.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d -t appstore-services-XXXXXX)
@@ -24,6 +25,10 @@ if [ -x "$here/kafka/broker.sh" ] && [ -z "${APPSTORE_TEST_KAFKA_BOOTSTRAP:-}" ]
   export APPSTORE_TEST_KAFKA_BOOTSTRAP APPSTORE_TEST_KAFKA_WORKDIR="$work/kafka"
   echo "   $APPSTORE_TEST_KAFKA_BOOTSTRAP"
 fi
+
+required="${APPSTORE_TEST_REQUIRE_SERVICES:-} postgres"
+[ -n "${APPSTORE_TEST_KAFKA_BOOTSTRAP:-}" ] && required="$required kafka"
+export APPSTORE_TEST_REQUIRE_SERVICES="$required"
 
 set +e
 "$@"

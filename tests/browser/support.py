@@ -22,7 +22,6 @@ from appstore.bootstrap import build_store, create_app
 from appstore.demo import DEMO_PASSWORD, load_demo
 from appstore.settings import Settings
 
-REQUIRED = bool(os.environ.get("APPSTORE_TEST_CHROMIUM"))
 CHROMIUM = os.environ.get("APPSTORE_TEST_CHROMIUM") or "/usr/bin/chromium"
 # Root, no GPU, no internet: the flags that let Debian's Chromium run headless here
 # without reaching for Google's services.

@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from application import installations
 from application.expiry import sweep
 from application.store import Store
 from appstore import processes
-from appstore.bootstrap import app_from_environment
+from appstore.bootstrap import app_from_environment, build_store
 from appstore.settings import Settings
 from domain.clock import FixedClock
+from projections.db import create_read_engine
 from projections.my_apps import DueInstallations
-from projections.read_side import build_projector, snapshot
+from projections.read_side import all_projections, build_projector, snapshot
 from tests import factories as f
 
 
@@ -39,9 +41,45 @@ def test_replay_of_an_unknown_projection_exits_with_a_message(settings: Settings
     assert exit_.value.code == 2
 
 
-def test_migrate_is_idempotent(settings: Settings) -> None:
+def _schema(engine: sa.Engine) -> dict[str, tuple[list[str], list[str]]]:
+    """Every table with its columns and its indexes."""
+    inspector = sa.inspect(engine)
+    return {
+        table: (
+            [c["name"] for c in inspector.get_columns(table)],
+            sorted(str(i["name"]) for i in inspector.get_indexes(table)),
+        )
+        for table in inspector.get_table_names()
+    }
+
+
+def test_migrate_creates_every_table_and_a_second_run_changes_nothing(
+    settings: Settings,
+) -> None:
+    engine = create_read_engine(settings.database_url)
+    assert _schema(engine) == {}  # a fresh database
     processes.migrate(settings)
-    processes.migrate(settings)
+    schema = _schema(engine)
+    events = "stored_events" if engine.dialect.name == "sqlite" else "appstore_events"
+    read_models = {t.name for p in all_projections() for t in p.tables}
+    assert {events, "projection_tracking", "projection_schema", *read_models} <= set(schema)
+
+    store = build_store(settings)
+    f.active_installation(store, f.seller(store), f.app(store))
+    projector = build_projector(store, settings.database_url, setup=False)
+    assert projector.positions() == {"catalog": 0, "my_apps": 0, "incidents": 0}
+    projector.catch_up()
+    head, rows = store.head(), snapshot(projector)
+    assert rows["catalog_apps"] and rows["my_apps_installations"]
+
+    processes.migrate(settings)  # again, over a store in use: no table, row or position lost
+    assert _schema(engine) == schema
+    assert store.head() == head
+    assert projector.positions() == {"catalog": head, "my_apps": head, "incidents": head}
+    assert snapshot(projector) == rows
+    projector.engine.dispose()
+    engine.dispose()
+    store.close()
 
 
 def test_sweep_expires_only_what_is_due(
