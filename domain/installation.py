@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, Snapshot, event
+from eventsourcing.domain import Aggregate, event
 
 from domain.errors import (
     AlreadyCancelled,
@@ -18,6 +16,7 @@ from domain.errors import (
     InstallationCancelled,
     InstallationNotActive,
     NotCancellable,
+    NotDue,
     NotExpirable,
     NotPendingAuthorization,
     NotRenewable,
@@ -29,55 +28,27 @@ from domain.incident import (
     incident_id_for,
     newest_object_ids,
 )
-from domain.values import Conditions, Duration, IncidentStatus, InstallationStatus
+from domain.installation_snapshot import InstallationSnapshot
+from domain.values import (
+    Conditions,
+    Duration,
+    IncidentStatus,
+    InstallationStatus,
+    expiry_warning_due,
+)
 
 # A seller who leaves the authorization step open longer than this must start again.
 AUTHORIZATION_WINDOW = timedelta(minutes=30)
-
-
-class InstallationSnapshot(Snapshot):
-    """A snapshot of an Installation as plain JSON values (enums and incidents included).
-
-    Installations of busy connectors collect thousands of incident events; snapshots keep
-    loading one cheap. The JSON transcoder would turn enums into bare strings and cannot
-    key objects by UUID, so state is flattened here and rebuilt on load.
-    """
-
-    @classmethod
-    def take(cls, aggregate: Any) -> InstallationSnapshot:
-        taken = super().take(aggregate)
-        state = dict(taken.state)
-        state["status"] = str(state["status"].value)
-        state["duration"] = str(state["duration"].value)
-        state["incidents"] = [
-            {**asdict(incident), "status": incident.status.value}
-            for incident in state["incidents"].values()
-        ]
-        return cls(
-            originator_id=taken.originator_id,
-            originator_version=taken.originator_version,
-            timestamp=taken.timestamp,
-            topic=taken.topic,
-            state=state,
-        )
-
-    def mutate(self, _: None) -> Any:
-        aggregate = super().mutate(_)
-        state = aggregate.__dict__
-        state["status"] = InstallationStatus(state["status"])
-        state["duration"] = Duration(state["duration"])
-        incidents = [
-            Incident(**{**item, "status": IncidentStatus(item["status"])})
-            for item in state["incidents"]
-        ]
-        state["incidents"] = {incident.id: incident for incident in incidents}
-        return aggregate
 
 
 class Installation(Aggregate):
     """One seller × one app. Created pending authorization by `Installed`."""
 
     Snapshot = InstallationSnapshot
+    # The most urgent expiry warning recorded for the current expiry (14, 3 or 1 days).
+    # A class default: an installation never warned keeps the state (and the audit
+    # answers) it had before warnings existed.
+    warned_days: int | None = None
 
     # --- events -------------------------------------------------------------------------
     class Installed(Aggregate.Created):
@@ -109,6 +80,11 @@ class Installation(Aggregate):
 
     class Expired(Aggregate.Event):
         expired_at: datetime
+
+    class ExpiryWarned(Aggregate.Event):
+        days_before: int
+        expires_at: datetime
+        warned_at: datetime
 
     class IncidentRaised(Aggregate.Event):
         incident_id: UUID
@@ -246,6 +222,7 @@ class Installation(Aggregate):
         self.expires_at = expires_at
         self.ended_at = None
         self.end_reason = None
+        vars(self).pop("warned_days", None)  # a new expiry: every warning is due again
 
     def cancel(self, now: datetime, reason: str = "seller") -> None:
         """Revokes the app's access at once; final."""
@@ -272,6 +249,22 @@ class Installation(Aggregate):
         self.status = InstallationStatus.EXPIRED
         self.ended_at = expired_at
         self.end_reason = "expired"
+
+    def warn_expiry(self, now: datetime) -> int:
+        """Records the most urgent expiry warning due now (14, 3 or 1 days before expiry);
+        each threshold once per expiry, a passed one skipped. Returns its days."""
+        due = None
+        if self.status is InstallationStatus.ACTIVE:
+            due = expiry_warning_due(self.expires_at, now)
+        if due is None or (self.warned_days is not None and self.warned_days <= due):
+            raise NotDue("no expiry warning is due")
+        assert self.expires_at is not None
+        self._expiry_warned(due, self.expires_at, now)
+        return due
+
+    @event(ExpiryWarned)
+    def _expiry_warned(self, days_before: int, expires_at: datetime, warned_at: datetime) -> None:
+        self.warned_days = days_before
 
     # --- incidents -----------------------------------------------------------------------
     def open_incident_for(self, area: str, error_code: str) -> Incident | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from eventsourcing.utils import register_topic
 
 from domain.claims import EmailClaim, InstallationSlot, SlugClaim, SyncEventReceipt
+from domain.installation_snapshot import InstallationSnapshot
 
 # old topic -> the class now (release 7555afe kept claims beside their aggregates)
 MOVED: dict[str, type] = {
@@ -17,6 +18,8 @@ MOVED: dict[str, type] = {
     "domain.app_listing:SlugClaim": SlugClaim,
     "domain.installation:InstallationSlot": InstallationSlot,
     "domain.installation:SyncEventReceipt": SyncEventReceipt,
+    # moved when expiry warnings came (snapshots stored before name the old place)
+    "domain.installation:InstallationSnapshot": InstallationSnapshot,
 }
 
 
