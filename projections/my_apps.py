@@ -8,7 +8,7 @@ shows `expiring`, and a pending one past the authorization window shows `decline
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 from domain.account import Account
 from domain.app_listing import AppListing
 from domain.installation import AUTHORIZATION_WINDOW, Installation
-from domain.values import EXPIRING_WITHIN, days_left
+from domain.values import EXPIRING_WITHIN, EXPIRY_WARNING_DAYS, days_left
 from projections.batch import Batch
 from projections.db import UTCDateTime, metadata
 from projections.projection import On, Projection, on
@@ -64,6 +64,8 @@ installations = sa.Table(
     sa.Column("ended_at", UTCDateTime, nullable=True),
     sa.Column("end_reason", sa.String(32), nullable=True),
     sa.Column("open_incidents", sa.Integer, nullable=False, default=0),
+    # The most urgent expiry warning recorded for the current expiry (days before it).
+    sa.Column("warned_days", sa.Integer, nullable=True),
     sa.Column("position", sa.BigInteger, nullable=False),
 )
 
@@ -85,6 +87,7 @@ class MyAppsProjection(Projection):
             on(Installation.Renewed, self._renewed),
             on(Installation.Cancelled, self._cancelled),
             on(Installation.Expired, self._expired),
+            on(Installation.ExpiryWarned, self._expiry_warned),
             on(Installation.IncidentRaised, self._incident_raised),
             on(Installation.IncidentResolved, self._incident_resolved),
         ]
@@ -157,6 +160,7 @@ class MyAppsProjection(Projection):
             expires_at=e.expires_at,
             ended_at=None,
             end_reason=None,
+            warned_days=None,
         )
 
     def _cancelled(self, batch: Batch, e: Installation.Cancelled, position: int) -> None:
@@ -166,6 +170,9 @@ class MyAppsProjection(Projection):
 
     def _expired(self, batch: Batch, e: Installation.Expired, position: int) -> None:
         self._set(batch, e, position, status="expired", ended_at=e.expired_at, end_reason="expired")
+
+    def _expiry_warned(self, batch: Batch, e: Installation.ExpiryWarned, position: int) -> None:
+        self._set(batch, e, position, warned_days=e.days_before)
 
     def _incident_raised(self, batch: Batch, e: Installation.IncidentRaised, position: int) -> None:
         row = batch.require(installations, e.originator_id)
@@ -338,6 +345,28 @@ def due_for_lapse(conn: Connection, now: datetime, limit: int = 500) -> list[UUI
     return [r[0] for r in rows]
 
 
+def due_for_warning(conn: Connection, now: datetime, limit: int = 500) -> list[UUID]:
+    """Active installations past an expiry-warning threshold not yet warned of."""
+    c = installations.c
+    # The most urgent threshold passed now (see domain.values.expiry_warning_due).
+    passed = sa.case(
+        *((c.expires_at <= now + timedelta(days=d), d) for d in sorted(EXPIRY_WARNING_DAYS)),
+        else_=None,
+    )
+    rows = conn.execute(
+        sa.select(c.id)
+        .where(
+            c.status == "active",
+            c.expires_at > now,
+            c.expires_at <= now + timedelta(days=max(EXPIRY_WARNING_DAYS)),
+            sa.or_(c.warned_days.is_(None), c.warned_days > passed),
+        )
+        .order_by(c.expires_at)
+        .limit(limit)
+    )
+    return [r[0] for r in rows]
+
+
 class DueInstallations:
     """What the expiry sweep must record, read from this read model (application.expiry)."""
 
@@ -351,3 +380,7 @@ class DueInstallations:
     def due_for_lapse(self, now: datetime) -> list[UUID]:
         with self.engine.connect() as conn:
             return due_for_lapse(conn, now)
+
+    def due_for_warning(self, now: datetime) -> list[UUID]:
+        with self.engine.connect() as conn:
+            return due_for_warning(conn, now)

@@ -1,0 +1,259 @@
+"""The dispatcher: sends due deliveries (webhooks, e-mails), retries, records every outcome.
+
+One `step()` picks deliveries the read model finds due, claims an attempt of each in the
+event store (a lost race means another dispatcher has it: skipped), sends them through the
+channel, and records each outcome as an event: delivered, retry at (exponential backoff
+with jitter), or failed once the retry window is over. Several dispatchers may run; the
+claims make sure no attempt is sent twice, and a dispatcher that dies mid-attempt leaves a
+lease that runs out, after which another one tries again (at-least-once).
+
+The read model says what is *probably* due; the Delivery aggregate decides. So a stale or
+rebuilt read model can cost a wasted load, never a second send.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from application.store import Store
+from domain.delivery import Delivery, DeliveryStatus, started
+from domain.errors import NotDue
+
+log = logging.getLogger("appstore.dispatch")
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A delivery the read model finds due, with what to send."""
+
+    id: UUID
+    attempts: int  # attempts the read model knows of (0: never tried)
+    created_at: datetime  # when its cause happened: the retry window starts here
+    target: UUID  # the webhook subscription (or the notification, for e-mails)
+    kind: str  # the topic (or the e-mail's kind)
+    payload: dict[str, Any]
+
+
+class DueDeliveries(Protocol):
+    """Where a dispatcher learns what is due (a read-model query)."""
+
+    def due(self, now: datetime, limit: int) -> Sequence[DueDelivery]: ...
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What one attempt gave."""
+
+    ok: bool
+    status_code: int | None = None
+    error: str = ""
+    latency_ms: float | None = None
+    final: bool = False  # no later attempt can do better (e.g. the subscription is gone)
+
+
+class Channel(Protocol):
+    """Sends a batch of deliveries (concurrently if it likes); one `Sent` per delivery,
+    in order. It must not raise for one delivery's failure."""
+
+    name: str
+
+    def send(self, deliveries: Sequence[DueDelivery]) -> Sequence[Sent]: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long and how often to try again."""
+
+    retry_for: timedelta = timedelta(hours=24)
+    first_delay: timedelta = timedelta(seconds=5)
+    max_delay: timedelta = timedelta(hours=1)
+    # An attempt's claim lasts this long: longer than the channel's timeout.
+    lease: timedelta = timedelta(seconds=60)
+
+    def delay(self, attempt: int, rng: random.Random) -> timedelta:
+        """Wait after failed attempt `attempt`: doubling from `first_delay` up to
+        `max_delay`, then "equal jitter" (half fixed, half random) so that receivers coming
+        back from an outage are not hit by every retry at once."""
+        exponential = self.first_delay * (2 ** min(attempt - 1, 30))
+        capped: timedelta = min(exponential, self.max_delay)
+        jittered: timedelta = capped / 2 + capped / 2 * rng.random()
+        return jittered
+
+
+# Deliveries this dispatcher handled recently, not looked at again until then (the read
+# model shows them due until the projection has applied the outcome).
+_REMEMBERED = 50_000
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
+
+class Dispatcher:
+    """Sends one channel's due deliveries; `step()` once, or `run(stop)` in a loop."""
+
+    def __init__(
+        self,
+        store: Store,
+        due: DueDeliveries,
+        channel: Channel,
+        policy: RetryPolicy | None = None,
+        *,
+        batch_size: int = 50,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.due = due
+        self.channel = channel
+        self.policy = policy or RetryPolicy()
+        self.batch_size = batch_size
+        self.rng = rng or random.Random()
+        self._quiet_until: OrderedDict[UUID, datetime] = OrderedDict()
+
+    def step(self) -> int:
+        """One round: claim what is due, send it, record the outcomes. Returns the number
+        of attempts made."""
+        now = self.store.clock.now()
+        candidates = [
+            d
+            for d in self.due.due(now, self.batch_size * 2)
+            if self._quiet_until.get(d.id, now) <= now
+        ][: self.batch_size]
+        if not candidates:
+            return 0
+        claimed = self._claim(candidates, now)
+        if claimed:
+            results = self._send([d for d, _ in claimed], now)
+            self._record(claimed, results)
+        return len(claimed)
+
+    # --- claims -----------------------------------------------------------------------------
+    def _claim_one(self, d: DueDelivery, now: datetime, *, load: bool) -> Delivery | None:
+        lease_until = now + self.policy.lease
+        delivery = self.store.load(d.id, Delivery) if load else None
+        if delivery is None:
+            give_up_at = d.created_at + self.policy.retry_for
+            return started(d.id, self.channel.name, now, lease_until, give_up_at)
+        reason = delivery.claimable(now)
+        if reason is not None:
+            # Someone else has it, or the read model is behind: look again later.
+            self._quiet(d.id, max(delivery.next_attempt_at, delivery.lease_until, now))
+            return None
+        delivery.claim(now, lease_until)
+        return delivery
+
+    def _claim(
+        self, candidates: Sequence[DueDelivery], now: datetime
+    ) -> list[tuple[DueDelivery, Delivery]]:
+        """Claims an attempt of each candidate: all in one transaction when nobody else
+        races for them, else one by one (the losers are skipped)."""
+        claims: list[tuple[DueDelivery, Delivery]] = []
+        for d in candidates:
+            delivery = self._claim_one(d, now, load=d.attempts > 0)
+            if delivery is not None:
+                claims.append((d, delivery))
+        try:
+            self.store.save(*(delivery for _, delivery in claims))
+        except IntegrityError:
+            claims = []
+            for d in candidates:
+                try:
+                    delivery = self._claim_one(d, now, load=True)
+                    if delivery is not None:
+                        self.store.save(delivery)
+                        claims.append((d, delivery))
+                except (IntegrityError, NotDue):
+                    self._quiet(d.id, now + self.policy.lease)
+        for d, delivery in claims:
+            self._quiet(d.id, delivery.lease_until)
+        return claims
+
+    # --- sending and outcomes ---------------------------------------------------------------
+    def _send(self, deliveries: Sequence[DueDelivery], now: datetime) -> list[Sent]:
+        late = Sent(False, error="not sent within the retry window", final=True)
+        fresh = [d for d in deliveries if now < d.created_at + self.policy.retry_for]
+        try:
+            answers = iter(self.channel.send(fresh)) if fresh else iter(())
+        except Exception as error:  # a broken channel is an attempt that failed
+            log.exception("%s channel failed", self.channel.name)
+            answers = iter([Sent(False, error=f"{type(error).__name__}: {error}")] * len(fresh))
+        fresh_ids = {d.id for d in fresh}
+        return [next(answers) if d.id in fresh_ids else late for d in deliveries]
+
+    def _outcome(self, delivery: Delivery, attempt: int, sent: Sent, now: datetime) -> None:
+        if sent.ok:
+            delivery.succeed(attempt, sent.status_code, sent.latency_ms, now)
+            return
+        retry_at = None if sent.final else now + self.policy.delay(attempt, self.rng)
+        delivery.fail(attempt, sent.status_code, sent.error, sent.latency_ms, now, retry_at)
+
+    def _record(
+        self, claimed: Sequence[tuple[DueDelivery, Delivery]], results: Sequence[Sent]
+    ) -> None:
+        now = self.store.clock.now()
+        outcomes = [
+            (d, delivery, delivery.attempts, sent)
+            for (d, delivery), sent in zip(claimed, results, strict=True)
+        ]
+        for d, delivery, attempt, sent in outcomes:
+            self._outcome(delivery, attempt, sent, now)
+            pending = delivery.status is DeliveryStatus.PENDING
+            self._quiet(d.id, delivery.next_attempt_at if pending else _NEVER)
+        try:
+            self.store.save(*(delivery for _, delivery, _, _ in outcomes))
+        except IntegrityError:
+            # Another dispatcher took an attempt over (our lease ran out): record the rest.
+            for d, _, attempt, sent in outcomes:
+                self._record_alone(d.id, attempt, sent)
+
+    def _record_alone(self, delivery_id: UUID, attempt: int, sent: Sent) -> None:
+        def record() -> None:
+            delivery = self.store.load(delivery_id, Delivery)
+            if delivery is None:
+                return
+            try:
+                self._outcome(delivery, attempt, sent, self.store.clock.now())
+            except NotDue:
+                return  # that attempt is no longer ours
+            self.store.save(delivery)
+
+        self.store.retrying(record)
+
+    def _quiet(self, delivery_id: UUID, until: datetime) -> None:
+        self._quiet_until[delivery_id] = until
+        self._quiet_until.move_to_end(delivery_id)
+        while len(self._quiet_until) > _REMEMBERED:
+            self._quiet_until.popitem(last=False)
+
+    # --- the loop ---------------------------------------------------------------------------
+    def run(
+        self,
+        stop: threading.Event,
+        interval: float = 0.2,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        """Steps until `stop` is set: at once again after a busy round, after `interval`
+        when idle, and with a growing pause (up to 30 s) after errors."""
+        failures = 0
+        while not stop.is_set():
+            try:
+                busy = self.step()
+                failures = 0
+            except Exception as error:  # the loop must outlive a database hiccup
+                failures += 1
+                (on_error or _log_error)(error)
+                stop.wait(min(30.0, interval * 2**failures))
+                continue
+            if not busy:
+                stop.wait(interval)
+
+
+def _log_error(error: Exception) -> None:
+    log.error("dispatch step failed: %s", error, exc_info=error)
