@@ -30,6 +30,7 @@ from api.metrics import Metrics, MetricsMiddleware
 from api.problems import EXCEPTION_HANDLERS
 from application.expiry import sweep
 from application.store import Store
+from appstore.outbound import build_dispatchers, secret_box
 from appstore.settings import Settings
 from consumers.config import WorkerConfig
 from consumers.health import ConsumerHealth
@@ -141,6 +142,7 @@ def create_app(
     consistency_timeout: float = DEFAULT_WAIT,
     batch_size: int | None = None,
     consumer_health: ConsumerHealth | None = None,
+    dispatch: bool = False,
 ) -> Starlette:
     """The HTTP app for these settings: the JSON API and the web pages.
 
@@ -148,7 +150,8 @@ def create_app(
     by writes in this process); otherwise a separate `appstore project` does it. With
     `sweep_interval`, expired/lapsed installations are swept periodically.
     `consumer_health` is an in-process Kafka consumer's state: its lag and stalled
-    partitions then show on /readyz and /metrics.
+    partitions then show on /readyz and /metrics. With `dispatch`, background threads send
+    webhook deliveries (and e-mails, with APPSTORE_SMTP_URL).
     """
     store = store or build_store(settings, clock=clock, aggregate_cache=API_AGGREGATE_CACHE)
     projector = read_side(store, settings, batch_size=batch_size or settings.projector.batch_size)
@@ -176,6 +179,16 @@ def create_app(
                     daemon=True,
                 )
             )
+        if dispatch:
+            for dispatcher in build_dispatchers(store, projector.engine, settings):
+                threads.append(
+                    threading.Thread(
+                        target=dispatcher.run,
+                        args=(stop, settings.webhooks.poll_interval),
+                        name=f"dispatcher-{dispatcher.channel.name}",
+                        daemon=True,
+                    )
+                )
         for thread in threads:
             thread.start()
         try:
@@ -201,6 +214,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.catalog_answers = AnswerCache("catalog")
     app.state.openapi = openapi_document(authorize.OPENAPI_PATHS)
+    app.state.secret_box = secret_box(settings)
     return app
 
 
@@ -216,6 +230,7 @@ def app_from_environment(
         run_projections=settings.serve.projections,
         sweep_interval=settings.projector.sweep_interval,
         consumer_health=consumer_health,
+        dispatch=settings.serve.dispatch,
     )
 
 
@@ -224,7 +239,12 @@ def _sweep_forever(store: Store, projector: Projector, stop: threading.Event, ev
     while not stop.wait(every):
         try:
             result = sweep(store, due)
-            if result.expired or result.lapsed:
-                log.info("swept: %d expired, %d lapsed", result.expired, result.lapsed)
+            if result.expired or result.lapsed or result.warned:
+                log.info(
+                    "swept: %d expired, %d lapsed, %d warned",
+                    result.expired,
+                    result.lapsed,
+                    result.warned,
+                )
         except Exception:  # keep sweeping; the next round retries
             log.exception("expiry sweep failed")
