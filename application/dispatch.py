@@ -42,6 +42,7 @@ class DueDelivery:
     target: UUID  # the webhook subscription (or the notification, for e-mails)
     kind: str  # the topic (or the e-mail's kind)
     payload: dict[str, Any]
+    due_at: datetime  # when the read model thinks the next attempt is due
 
 
 class DueDeliveries(Protocol):
@@ -115,22 +116,23 @@ class Dispatcher:
         self.policy = policy or RetryPolicy()
         self.batch_size = batch_size
         self.rng = rng or random.Random()
-        self._quiet_until: OrderedDict[UUID, datetime] = OrderedDict()
+        # Deliveries handled here lately: (the due time the read model showed, until when
+        # to leave them be). A changed due time (a replay) makes them worth a look at once.
+        self._quiet: OrderedDict[UUID, tuple[datetime, datetime]] = OrderedDict()
 
     def step(self) -> int:
         """One round: claim what is due, send it, record the outcomes. Returns the number
         of attempts made."""
         now = self.store.clock.now()
         candidates = [
-            d
-            for d in self.due.due(now, self.batch_size * 2)
-            if self._quiet_until.get(d.id, now) <= now
-        ][: self.batch_size]
+            d for d in self.due.due(now, self.batch_size * 2) if not self._resting(d, now)
+        ]
+        candidates = candidates[: self.batch_size]
         if not candidates:
             return 0
         claimed = self._claim(candidates, now)
         if claimed:
-            results = self._send([d for d, _ in claimed], now)
+            results = self._send(claimed, now)
             self._record(claimed, results)
         return len(claimed)
 
@@ -144,7 +146,7 @@ class Dispatcher:
         reason = delivery.claimable(now)
         if reason is not None:
             # Someone else has it, or the read model is behind: look again later.
-            self._quiet(d.id, max(delivery.next_attempt_at, delivery.lease_until, now))
+            self._rest(d, max(delivery.next_attempt_at, delivery.lease_until, now))
             return None
         delivery.claim(now, lease_until)
         return delivery
@@ -170,22 +172,28 @@ class Dispatcher:
                         self.store.save(delivery)
                         claims.append((d, delivery))
                 except (IntegrityError, NotDue):
-                    self._quiet(d.id, now + self.policy.lease)
+                    self._rest(d, now + self.policy.lease)
         for d, delivery in claims:
-            self._quiet(d.id, delivery.lease_until)
+            self._rest(d, delivery.lease_until)
         return claims
 
     # --- sending and outcomes ---------------------------------------------------------------
-    def _send(self, deliveries: Sequence[DueDelivery], now: datetime) -> list[Sent]:
+    def _send(self, claimed: Sequence[tuple[DueDelivery, Delivery]], now: datetime) -> list[Sent]:
+        """The channel's answers; a message never tried before its retry window ended (say,
+        e-mails queued while no SMTP server was configured) is given up, not sent late."""
         late = Sent(False, error="not sent within the retry window", final=True)
-        fresh = [d for d in deliveries if now < d.created_at + self.policy.retry_for]
+        stale = {
+            d.id
+            for d, delivery in claimed
+            if delivery.attempts == 1 and now >= d.created_at + self.policy.retry_for
+        }
+        fresh = [d for d, _ in claimed if d.id not in stale]
         try:
             answers = iter(self.channel.send(fresh)) if fresh else iter(())
         except Exception as error:  # a broken channel is an attempt that failed
             log.exception("%s channel failed", self.channel.name)
             answers = iter([Sent(False, error=f"{type(error).__name__}: {error}")] * len(fresh))
-        fresh_ids = {d.id for d in fresh}
-        return [next(answers) if d.id in fresh_ids else late for d in deliveries]
+        return [late if d.id in stale else next(answers) for d, _ in claimed]
 
     def _outcome(self, delivery: Delivery, attempt: int, sent: Sent, now: datetime) -> None:
         if sent.ok:
@@ -205,7 +213,7 @@ class Dispatcher:
         for d, delivery, attempt, sent in outcomes:
             self._outcome(delivery, attempt, sent, now)
             pending = delivery.status is DeliveryStatus.PENDING
-            self._quiet(d.id, delivery.next_attempt_at if pending else _NEVER)
+            self._rest(d, delivery.next_attempt_at if pending else _NEVER)
         try:
             self.store.save(*(delivery for _, delivery, _, _ in outcomes))
         except IntegrityError:
@@ -226,11 +234,15 @@ class Dispatcher:
 
         self.store.retrying(record)
 
-    def _quiet(self, delivery_id: UUID, until: datetime) -> None:
-        self._quiet_until[delivery_id] = until
-        self._quiet_until.move_to_end(delivery_id)
-        while len(self._quiet_until) > _REMEMBERED:
-            self._quiet_until.popitem(last=False)
+    def _rest(self, d: DueDelivery, until: datetime) -> None:
+        self._quiet[d.id] = (d.due_at, until)
+        self._quiet.move_to_end(d.id)
+        while len(self._quiet) > _REMEMBERED:
+            self._quiet.popitem(last=False)
+
+    def _resting(self, d: DueDelivery, now: datetime) -> bool:
+        seen = self._quiet.get(d.id)
+        return seen is not None and seen[0] == d.due_at and now < seen[1]
 
     # --- the loop ---------------------------------------------------------------------------
     def run(

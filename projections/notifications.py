@@ -289,6 +289,7 @@ class EmailOutbox:
                 r.notification_id,
                 r.kind,
                 {"to": r.to_address, "subject": r.subject, "body": r.body},
+                r.next_attempt_at,
             )
             for r in rows
         ]

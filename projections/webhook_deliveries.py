@@ -334,12 +334,28 @@ class WebhookDeliveries:
         c = deliveries.c
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(c.id, c.attempts, c.created_at, c.webhook_id, c.event_type, c.payload)
+                sa.select(
+                    c.id,
+                    c.attempts,
+                    c.created_at,
+                    c.webhook_id,
+                    c.event_type,
+                    c.payload,
+                    c.next_attempt_at,
+                )
                 .where(c.status == "pending", c.next_attempt_at <= now)
                 .order_by(c.next_attempt_at, c.position)
                 .limit(limit)
             ).all()
         return [
-            DueDelivery(r.id, r.attempts, r.created_at, r.webhook_id, r.event_type, r.payload)
+            DueDelivery(
+                r.id,
+                r.attempts,
+                r.created_at,
+                r.webhook_id,
+                r.event_type,
+                r.payload,
+                r.next_attempt_at,
+            )
             for r in rows
         ]
