@@ -16,14 +16,16 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from application.store import Store
 from domain.delivery import Delivery, DeliveryStatus, started
@@ -41,7 +43,7 @@ class DueDelivery:
     created_at: datetime  # when its cause happened: the retry window starts here
     target: UUID  # the webhook subscription (or the notification, for e-mails)
     kind: str  # the topic (or the e-mail's kind)
-    payload: dict[str, Any]
+    payload: str  # what to send, as JSON text (a webhook body embeds it as it is)
     due_at: datetime  # when the read model thinks the next attempt is due
 
 
@@ -85,9 +87,9 @@ class RetryPolicy:
         """Wait after failed attempt `attempt`: doubling from `first_delay` up to
         `max_delay`, then "equal jitter" (half fixed, half random) so that receivers coming
         back from an outage are not hit by every retry at once."""
-        exponential = self.first_delay * (2 ** min(attempt - 1, 30))
-        capped: timedelta = min(exponential, self.max_delay)
-        jittered: timedelta = capped / 2 + capped / 2 * rng.random()
+        doubled = self.first_delay.total_seconds() * 2.0 ** min(attempt - 1, 64)
+        capped = min(doubled, self.max_delay.total_seconds())
+        jittered = timedelta(seconds=capped / 2 + capped / 2 * rng.random())
         return jittered
 
 
@@ -119,22 +121,49 @@ class Dispatcher:
         # Deliveries handled here lately: (the due time the read model showed, until when
         # to leave them be). A changed due time (a replay) makes them worth a look at once.
         self._quiet: OrderedDict[UUID, tuple[datetime, datetime]] = OrderedDict()
+        self._quiet_lock = threading.Lock()
+        # `run` records a round's outcomes while the next round claims and sends.
+        self._recorder = ThreadPoolExecutor(1, thread_name_prefix="dispatch-record")
+        self._recording: Future[None] | None = None
 
     def step(self) -> int:
         """One round: claim what is due, send it, record the outcomes. Returns the number
         of attempts made."""
+        return self._round(overlap=False)
+
+    def _round(self, *, overlap: bool) -> int:
         now = self.store.clock.now()
-        candidates = [
-            d for d in self.due.due(now, self.batch_size * 2) if not self._resting(d, now)
-        ]
-        candidates = candidates[: self.batch_size]
+        candidates = self._candidates(now)
         if not candidates:
+            self.finish_recording()
             return 0
         claimed = self._claim(candidates, now)
         if claimed:
             results = self._send(claimed, now)
-            self._record(claimed, results)
+            self.finish_recording()  # one round's outcomes in flight at most, in order
+            if overlap:
+                self._recording = self._recorder.submit(self._record, claimed, results)
+            else:
+                self._record(claimed, results)
         return len(claimed)
+
+    def finish_recording(self) -> None:
+        """Waits until the outcomes of the last round are saved (raises what saving did)."""
+        recording, self._recording = self._recording, None
+        if recording is not None:
+            recording.result()
+
+    def _candidates(self, now: datetime) -> list[DueDelivery]:
+        """Up to a batch of due deliveries not handled here lately. When the read model is
+        behind (handled ones still look due), look further down the list."""
+        limit = self.batch_size * 2
+        for _ in range(4):
+            rows = self.due.due(now, limit)
+            fresh = [d for d in rows if not self._resting(d, now)]
+            if len(fresh) >= self.batch_size or len(rows) < limit:
+                break
+            limit *= 4
+        return fresh[: self.batch_size]
 
     # --- claims -----------------------------------------------------------------------------
     def _claim_one(self, d: DueDelivery, now: datetime, *, load: bool) -> Delivery | None:
@@ -215,11 +244,25 @@ class Dispatcher:
             pending = delivery.status is DeliveryStatus.PENDING
             self._rest(d, delivery.next_attempt_at if pending else _NEVER)
         try:
-            self.store.save(*(delivery for _, delivery, _, _ in outcomes))
+            self._save_outcomes([delivery for _, delivery, _, _ in outcomes])
         except IntegrityError:
             # Another dispatcher took an attempt over (our lease ran out): record the rest.
             for d, _, attempt, sent in outcomes:
                 self._record_alone(d.id, attempt, sent)
+
+    def _save_outcomes(self, deliveries: list[Delivery]) -> None:
+        """Saves what was sent; a busy database is tried again for a while, since an
+        outcome lost here means sending again once the lease runs out."""
+        for tries in range(1, 6):
+            try:
+                self.store.save(*deliveries)
+                return
+            except IntegrityError:
+                raise
+            except PersistenceError:
+                if tries == 5:
+                    raise
+                time.sleep(0.05 * 2**tries)
 
     def _record_alone(self, delivery_id: UUID, attempt: int, sent: Sent) -> None:
         def record() -> None:
@@ -235,13 +278,15 @@ class Dispatcher:
         self.store.retrying(record)
 
     def _rest(self, d: DueDelivery, until: datetime) -> None:
-        self._quiet[d.id] = (d.due_at, until)
-        self._quiet.move_to_end(d.id)
-        while len(self._quiet) > _REMEMBERED:
-            self._quiet.popitem(last=False)
+        with self._quiet_lock:
+            self._quiet[d.id] = (d.due_at, until)
+            self._quiet.move_to_end(d.id)
+            while len(self._quiet) > _REMEMBERED:
+                self._quiet.popitem(last=False)
 
     def _resting(self, d: DueDelivery, now: datetime) -> bool:
-        seen = self._quiet.get(d.id)
+        with self._quiet_lock:
+            seen = self._quiet.get(d.id)
         return seen is not None and seen[0] == d.due_at and now < seen[1]
 
     # --- the loop ---------------------------------------------------------------------------
@@ -252,11 +297,12 @@ class Dispatcher:
         on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         """Steps until `stop` is set: at once again after a busy round, after `interval`
-        when idle, and with a growing pause (up to 30 s) after errors."""
+        when idle, and with a growing pause (up to 30 s) after errors. A round's outcomes
+        are saved while the next round claims and sends."""
         failures = 0
         while not stop.is_set():
             try:
-                busy = self.step()
+                busy = self._round(overlap=True)
                 failures = 0
             except Exception as error:  # the loop must outlive a database hiccup
                 failures += 1
@@ -265,6 +311,10 @@ class Dispatcher:
                 continue
             if not busy:
                 stop.wait(interval)
+        try:
+            self.finish_recording()
+        except Exception as error:
+            (on_error or _log_error)(error)
 
 
 def _log_error(error: Exception) -> None:

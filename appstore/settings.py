@@ -94,7 +94,7 @@ class WebhookSettings(BaseSettings):
     )
     timeout: float = Field(default=10.0, gt=0, description="seconds one POST (or e-mail) may take")
     concurrency: int = Field(default=8, ge=1, description="POSTs in flight per dispatcher")
-    batch_size: int = Field(default=32, ge=1, description="deliveries claimed per round")
+    batch_size: int = Field(default=100, ge=1, description="deliveries claimed per round")
     poll_interval: float = Field(
         default=0.2, gt=0, description="seconds between idle dispatcher rounds"
     )

@@ -8,6 +8,7 @@ recognisable as the same message.
 
 from __future__ import annotations
 
+import json
 import smtplib
 import ssl
 import time
@@ -51,13 +52,14 @@ class SmtpMailer:
 
     def message(self, delivery: DueDelivery) -> EmailMessage:
         """The e-mail of one delivery."""
+        content = json.loads(delivery.payload)
         message = EmailMessage()
         message["From"] = self.sender
-        message["To"] = str(delivery.payload["to"])
-        message["Subject"] = str(delivery.payload["subject"])
+        message["To"] = str(content["to"])
+        message["Subject"] = str(content["subject"])
         message["Date"] = formatdate(usegmt=True)
         message["Message-ID"] = f"<{delivery.id}@appstore>"
-        message.set_content(str(delivery.payload["body"]))
+        message.set_content(str(content["body"]))
         return message
 
     def send(self, deliveries: Sequence[DueDelivery]) -> list[Sent]:

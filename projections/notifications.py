@@ -9,6 +9,7 @@ to each comes back from its Delivery events, so a rebuilt read model sends nothi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -288,7 +289,7 @@ class EmailOutbox:
                 r.created_at,
                 r.notification_id,
                 r.kind,
-                {"to": r.to_address, "subject": r.subject, "body": r.body},
+                json.dumps({"to": r.to_address, "subject": r.subject, "body": r.body}),
                 r.next_attempt_at,
             )
             for r in rows

@@ -340,7 +340,7 @@ class WebhookDeliveries:
                     c.created_at,
                     c.webhook_id,
                     c.event_type,
-                    c.payload,
+                    sa.cast(c.payload, sa.Text).label("payload"),
                     c.next_attempt_at,
                 )
                 .where(c.status == "pending", c.next_attempt_at <= now)

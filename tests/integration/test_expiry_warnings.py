@@ -129,7 +129,9 @@ def test_two_processes_sweeping_at_once_warn_exactly_once(
             ready = threading.Barrier(2)
             results: list[int] = []
 
-            def run(store: Store, due: DueInstallations = due, ready: Any = ready) -> None:
+            def run(
+                store: Store, due: Any = due, ready: Any = ready, results: Any = results
+            ) -> None:
                 ready.wait()
                 results.append(sweep(store, due).warned)
 

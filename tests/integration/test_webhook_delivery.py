@@ -22,7 +22,7 @@ from application.secret_box import SecretBox
 from application.store import Store
 from application.webhooks import WebhookChannel
 from appstore import processes
-from appstore.settings import Settings, WebhookSettings
+from appstore.settings import Settings
 from consumers.webhook_http import GuardedPoster
 from domain.clock import FixedClock
 from domain.incident import SyncEvent
