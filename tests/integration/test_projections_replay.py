@@ -88,7 +88,7 @@ class World:
             self.installations.append((seller, outcome.id))  # type: ignore[arg-type]
         elif op in ("authorize", "decline", "cancel") and self.installations:
             seller, installation = pick(self.installations)  # type: ignore[misc]
-            getattr(s, op)(seller, installation)
+            getattr(installations, op)(s, seller, installation)
         elif op == "renew" and self.installations:
             seller, installation = pick(self.installations)  # type: ignore[misc]
             installations.renew(s, seller, installation, "90d")
