@@ -268,6 +268,7 @@ class WebhookChannel:
     def send(self, deliveries: Sequence[DueDelivery]) -> list[Sent]:
         now = self.store.clock.now()
         webhooks: dict[UUID, Webhook | None] = {}
+        secrets: dict[UUID, list[str] | SecretUnreadable] = {}
         requests: list[WebhookRequest] = []
         answers: list[Sent | None] = []
         for d in deliveries:
@@ -277,15 +278,18 @@ class WebhookChannel:
             if webhook is None or webhook.is_deleted:
                 answers.append(Sent(False, error="the webhook was deleted", final=True))
                 continue
-            try:
-                secrets = [self.box.open(s) for s in webhook.sealed_secrets(now)]
-            except SecretUnreadable as error:
-                answers.append(Sent(False, error=str(error)))
+            if d.target not in secrets:
+                try:
+                    secrets[d.target] = [self.box.open(s) for s in webhook.sealed_secrets(now)]
+                except SecretUnreadable as error:
+                    secrets[d.target] = error
+            opened = secrets[d.target]
+            if isinstance(opened, SecretUnreadable):
+                answers.append(Sent(False, error=str(opened)))
                 continue
             body = envelope(d)
-            requests.append(
-                WebhookRequest(webhook.url, body, signed_headers(message_id(d.id), body, secrets))
-            )
+            headers = signed_headers(message_id(d.id), body, opened)
+            requests.append(WebhookRequest(webhook.url, body, headers))
             answers.append(None)
         posted = iter(self.poster.post_all(requests) if requests else ())
         return [answer if answer is not None else next(posted) for answer in answers]
