@@ -80,7 +80,8 @@ class RetryPolicy:
     retry_for: timedelta = timedelta(hours=24)
     first_delay: timedelta = timedelta(seconds=5)
     max_delay: timedelta = timedelta(hours=1)
-    # An attempt's claim lasts this long: longer than the channel's timeout.
+    # An attempt's claim lasts this long: longer than sending the batch before it and then
+    # its own (see appstore.outbound.retry_policy).
     lease: timedelta = timedelta(seconds=60)
 
     def delay(self, attempt: int, rng: random.Random) -> timedelta:
@@ -122,8 +123,8 @@ class Dispatcher:
         # to leave them be). A changed due time (a replay) makes them worth a look at once.
         self._quiet: OrderedDict[UUID, tuple[datetime, datetime]] = OrderedDict()
         self._quiet_lock = threading.Lock()
-        # `run` records a round's outcomes while the next round claims and sends.
-        self._recorder = ThreadPoolExecutor(1, thread_name_prefix="dispatch-record")
+        # `run` sends a batch and records its outcomes while it claims the next one.
+        self._recorder = ThreadPoolExecutor(1, thread_name_prefix="dispatch-send")
         self._recording: Future[None] | None = None
 
     def step(self) -> int:
@@ -138,17 +139,18 @@ class Dispatcher:
             self.finish_recording()
             return 0
         claimed = self._claim(candidates, now)
-        if claimed:
-            results = self._send(claimed, now)
-            self.finish_recording()  # one round's outcomes in flight at most, in order
-            if overlap:
-                self._recording = self._recorder.submit(self._record, claimed, results)
-            else:
-                self._record(claimed, results)
+        if claimed and overlap:
+            self.finish_recording()  # one batch in flight at most, recorded in order
+            self._recording = self._recorder.submit(self._deliver, claimed, now)
+        elif claimed:
+            self._deliver(claimed, now)
         return len(claimed)
 
+    def _deliver(self, claimed: Sequence[tuple[DueDelivery, Delivery]], now: datetime) -> None:
+        self._record(claimed, self._send(claimed, now))
+
     def finish_recording(self) -> None:
-        """Waits until the outcomes of the last round are saved (raises what saving did)."""
+        """Waits until the last batch is sent and its outcomes saved (raises what failed)."""
         recording, self._recording = self._recording, None
         if recording is not None:
             recording.result()
@@ -297,8 +299,8 @@ class Dispatcher:
         on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         """Steps until `stop` is set: at once again after a busy round, after `interval`
-        when idle, and with a growing pause (up to 30 s) after errors. A round's outcomes
-        are saved while the next round claims and sends."""
+        when idle, and with a growing pause (up to 30 s) after errors. A batch is sent and
+        its outcomes saved while the next one is claimed."""
         failures = 0
         while not stop.is_set():
             try:

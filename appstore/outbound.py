@@ -64,15 +64,16 @@ def secret_box(settings: Settings) -> SecretBox:
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
-    """The retry schedule of these settings. A claim's lease covers a whole batch sent
-    `concurrency` at a time, each within the timeout, with room to record the outcome."""
+    """The retry schedule of these settings. A claim's lease covers two batches (the one
+    in flight while it was claimed, then its own) sent `concurrency` at a time, each POST
+    within the timeout, with room to record the outcomes."""
     w = settings.webhooks
     rounds = math.ceil(w.batch_size / w.concurrency)
     return RetryPolicy(
         retry_for=timedelta(hours=w.retry_hours),
         first_delay=timedelta(seconds=w.first_retry),
         max_delay=timedelta(seconds=w.max_retry_interval),
-        lease=timedelta(seconds=rounds * w.timeout + 5),
+        lease=timedelta(seconds=2 * rounds * w.timeout + 5),
     )
 
 

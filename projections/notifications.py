@@ -100,8 +100,6 @@ class NotificationsProjection(Projection):
             on(Installation.Installed, self._installed),
             on(Installation.ExpiryWarned, self._expiry_warned),
             on(NotificationRead.Marked, self._read),
-            on(Delivery.Started, self._started),
-            on(Delivery.Claimed, self._claimed),
             on(Delivery.Attempted, self._attempted),
             on(Delivery.Delivered, self._delivered),
             on(Delivery.Failed, self._failed),
@@ -173,27 +171,31 @@ class NotificationsProjection(Projection):
     def _mine(self, e: Any) -> bool:
         return bool(e.channel == CHANNEL)
 
-    def _started(self, batch: Batch, e: Delivery.Started, position: int) -> None:
-        if self._mine(e):
-            batch.update(emails, e.originator_id, attempts=1, next_attempt_at=e.lease_until)
-
-    def _claimed(self, batch: Batch, e: Delivery.Claimed, position: int) -> None:
-        if self._mine(e):
-            batch.update(emails, e.originator_id, attempts=e.attempt, next_attempt_at=e.lease_until)
-
     def _attempted(self, batch: Batch, e: Delivery.Attempted, position: int) -> None:
         if self._mine(e):
             batch.update(
-                emails, e.originator_id, last_error=e.error, next_attempt_at=e.next_attempt_at
+                emails,
+                e.originator_id,
+                attempts=e.attempt,
+                last_error=e.error,
+                next_attempt_at=e.next_attempt_at,
             )
 
     def _delivered(self, batch: Batch, e: Delivery.Delivered, position: int) -> None:
         if self._mine(e):
-            batch.update(emails, e.originator_id, status="succeeded", sent_at=e.delivered_at)
+            batch.update(
+                emails,
+                e.originator_id,
+                status="succeeded",
+                attempts=e.attempt,
+                sent_at=e.delivered_at,
+            )
 
     def _failed(self, batch: Batch, e: Delivery.Failed, position: int) -> None:
         if self._mine(e):
-            batch.update(emails, e.originator_id, status="failed", last_error=e.error)
+            batch.update(
+                emails, e.originator_id, status="failed", attempts=e.attempt, last_error=e.error
+            )
 
     def _replayed(self, batch: Batch, e: Delivery.Replayed, position: int) -> None:
         if self._mine(e):
