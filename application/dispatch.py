@@ -132,6 +132,11 @@ class Dispatcher:
         of attempts made."""
         return self._round(overlap=False)
 
+    def step_overlapped(self) -> int:
+        """Like `step`, but the batch is sent and recorded in the background while the
+        caller's next step claims another (a loop's body; `finish_recording()` at the end)."""
+        return self._round(overlap=True)
+
     def _round(self, *, overlap: bool) -> int:
         now = self.store.clock.now()
         candidates = self._candidates(now)
@@ -304,7 +309,7 @@ class Dispatcher:
         failures = 0
         while not stop.is_set():
             try:
-                busy = self._round(overlap=True)
+                busy = self.step_overlapped()
                 failures = 0
             except Exception as error:  # the loop must outlive a database hiccup
                 failures += 1
