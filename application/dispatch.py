@@ -124,7 +124,7 @@ class Dispatcher:
         self._quiet: OrderedDict[UUID, tuple[datetime, datetime]] = OrderedDict()
         self._quiet_lock = threading.Lock()
         # `run` sends a batch and records its outcomes while it claims the next one.
-        self._recorder = ThreadPoolExecutor(1, thread_name_prefix="dispatch-send")
+        self._sender: ThreadPoolExecutor | None = None
         self._recording: Future[None] | None = None
 
     def step(self) -> int:
@@ -146,7 +146,9 @@ class Dispatcher:
         claimed = self._claim(candidates, now)
         if claimed and overlap:
             self.finish_recording()  # one batch in flight at most, recorded in order
-            self._recording = self._recorder.submit(self._deliver, claimed, now)
+            if self._sender is None:
+                self._sender = ThreadPoolExecutor(1, thread_name_prefix="dispatch-send")
+            self._recording = self._sender.submit(self._deliver, claimed, now)
         elif claimed:
             self._deliver(claimed, now)
         return len(claimed)
@@ -322,6 +324,9 @@ class Dispatcher:
             self.finish_recording()
         except Exception as error:
             (on_error or _log_error)(error)
+        if self._sender is not None:
+            self._sender.shutdown(wait=True)
+            self._sender = None
 
 
 def _log_error(error: Exception) -> None:
