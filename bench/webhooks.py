@@ -11,7 +11,9 @@ each POST's `webhook-id` and arrival time. In the same run:
   guard, outcome events), both running as `appstore serve` runs them: ratio = deliveries/s
   over raw POSTs/s (goal ≥ 0.5);
 - latency: events appended one by one at --rate per second while the projector and the
-  dispatcher run with serve's default poll intervals; event stored → POST arrived.
+  dispatcher run with serve's default poll intervals; event stored → POST arrived;
+- at scale: N more events, then `appstore project` and `appstore dispatch` as processes
+  of their own: deliveries/s from the first arrival to the last.
 
     python -m bench.webhooks [--deliveries 2000] [--latency-events 300] [--rate 50]
                              [--database-url postgresql://...]
@@ -32,6 +34,7 @@ import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -210,6 +213,18 @@ def main() -> None:
         ids = {by_installation[i]: at for i, at in appended.items()}
         seen = receiver.wait_for(set(ids), timeout=120)
         latencies = [(seen[m] - at) * 1000 for m, at in ids.items()]
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+
+        # At scale: `appstore project` and `appstore dispatch` as processes of their own.
+        installs = []
+        with progress_bar(console) as bar:
+            task = bar.add_task("events (processes)", total=args.deliveries, rate="")
+            for _ in range(args.deliveries):
+                installs.append(f.active_installation(store, f.seller(store), app))
+                bar.advance(task)
+        scale_rate = processes_rate(url, receiver, store, projector, installs)
     finally:
         stop.set()
         for thread in threads:
@@ -227,9 +242,49 @@ def main() -> None:
     table.add_row(
         "ratio", f"{ratio:.2f}", f"goal ≥ {GOAL}: {'met' if ratio >= GOAL else 'NOT met'}"
     )
+    table.add_row(
+        "deliveries/s, processes",
+        f"{scale_rate:,.0f}",
+        f"ratio {scale_rate / raw_rate:.2f}: `appstore project` + `appstore dispatch`",
+    )
     table.add_row("event → delivered p50", f"{percentile(latencies, 50):.0f} ms", "")
     table.add_row("event → delivered p99", f"{percentile(latencies, 99):.0f} ms", "")
     console.print(table)
+
+
+def processes_rate(
+    url: str, receiver: ReceiverProcess, store: Any, projector: Projector, installs: list[Any]
+) -> float:
+    """Deliveries/s (first to last arrival) with the projector and the dispatcher each in
+    its own `appstore` process, as at scale."""
+    env = dict(os.environ)
+    env.update(
+        APPSTORE_DATABASE_URL=url,
+        APPSTORE_WEBHOOKS_ALLOW_LOOPBACK="true",
+        APPSTORE_WEBHOOKS_SECRET_KEY="bench",
+    )
+    command = [sys.executable, "-c", "from appstore.cli import main; main()"]
+    started = [
+        subprocess.Popen([*command, name], env=env, stderr=subprocess.DEVNULL)
+        for name in ("project", "dispatch")
+    ]
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            by_installation = messages_by_installation(projector)
+            if all(str(i) in by_installation for i in installs):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("the projector process did not catch up")
+            time.sleep(0.1)
+        expected = {by_installation[str(i)] for i in installs}
+        seen = receiver.wait_for(expected, timeout=600)
+    finally:
+        for process in started:
+            process.terminate()
+            process.wait(timeout=30)
+    arrivals = sorted(seen[m] for m in expected)
+    return (len(arrivals) - 1) / max(arrivals[-1] - arrivals[0], 1e-9)
 
 
 def messages_by_installation(projector: Projector) -> dict[str, str]:
