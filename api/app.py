@@ -21,9 +21,11 @@ from api import (
     incidents,
     installations,
     my_apps,
+    notifications,
     ops,
     sync_events,
     tokens,
+    webhooks,
 )
 from api.openapi import openapi
 from api.routing import Endpoint
@@ -37,9 +39,11 @@ ENDPOINTS: list[Endpoint] = [
     *developer.endpoints,
     *installations.endpoints,
     *my_apps.endpoints,
+    *notifications.endpoints,
     *incidents.endpoints,
     *sync_events.endpoints,
     *tokens.endpoints,
+    *webhooks.endpoints,
     *audit.endpoints,
     *ops.endpoints,
 ]

@@ -20,21 +20,26 @@ class DueInstallations(Protocol):
 
     def due_for_lapse(self, now: datetime) -> Sequence[UUID]: ...
 
+    def due_for_warning(self, now: datetime) -> Sequence[UUID]: ...
+
 
 @dataclass(frozen=True)
 class SweepResult:
     expired: int
     lapsed: int
+    warned: int = 0
 
 
 def sweep(store: Store, due: DueInstallations, now: datetime | None = None) -> SweepResult:
-    """Appends Expired / Declined(lapsed) events for installations the read model finds due.
+    """Appends Expired / Declined(lapsed) / ExpiryWarned events for installations the read
+    model finds due.
 
-    The read model may be behind: an installation renewed or cancelled meanwhile is refused
-    by the aggregate and skipped.
+    The read model may be behind: an installation renewed, cancelled or already warned
+    meanwhile is refused by the aggregate and skipped. Two sweepers racing for the same
+    warning collide on the installation's next version: one warning, never two.
     """
     now = now or store.clock.now()
-    expired = lapsed = 0
+    expired = lapsed = warned = 0
     for installation_id in due.due_for_expiry(now):
         try:
             installations.expire(store, installation_id)
@@ -47,4 +52,10 @@ def sweep(store: Store, due: DueInstallations, now: datetime | None = None) -> S
             lapsed += 1
         except DomainError:
             pass
-    return SweepResult(expired, lapsed)
+    for installation_id in due.due_for_warning(now):
+        try:
+            installations.warn_expiry(store, installation_id)
+            warned += 1
+        except DomainError:
+            pass
+    return SweepResult(expired, lapsed, warned)

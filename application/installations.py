@@ -220,6 +220,15 @@ def expire(store: Store, installation_id: UUID) -> Outcome:
     return _act(store, None, installation_id, lambda i, now: i.expire(now))
 
 
+def warn_expiry(store: Store, installation_id: UUID) -> Outcome:
+    """Records the expiry warning now due (14, 3 or 1 days before); NotDue if none is."""
+
+    def warn(found: Installation, now: datetime) -> None:
+        found.warn_expiry(now)
+
+    return _act(store, None, installation_id, warn)
+
+
 def lapse(store: Store, installation_id: UUID) -> Outcome:
     """Records that a pending installation's authorization window passed."""
     return _act(store, None, installation_id, lambda i, now: i.lapse(now))

@@ -196,15 +196,18 @@ class SupervisedLoop:
         health: LoopHealth | None = None,
         backoff: Backoff | None = None,
         wake: threading.Event | None = None,
+        on_stop: Callable[[], None] | None = None,
     ) -> None:
         """`interval`: seconds to idle between steps with nothing to do; `wake`, when set
-        by someone, ends that idle wait at once (e.g. a write in this process)."""
+        by someone, ends that idle wait at once (e.g. a write in this process); `on_stop`
+        finishes what a step left under way once the loop is told to stop."""
         self.name = name
         self.step = step
         self.interval = interval
         self.health = health or LoopHealth(name)
         self.backoff = backoff or Backoff()
         self.wake = wake
+        self.on_stop = on_stop
         self._traced: set[type[BaseException]] = set()  # errors shown in full this run
 
     def run(self, stop: threading.Event) -> None:
@@ -230,6 +233,11 @@ class SupervisedLoop:
                 if not busy:
                     self._idle(stop)
         finally:
+            if self.on_stop is not None:
+                try:
+                    self.on_stop()
+                except Exception as error:  # stopping must not hide why the loop ended
+                    log.warning("%s did not stop cleanly: %s", self.name, error, exc_info=error)
             self.health.stopped()
 
     def start(self, stop: threading.Event) -> threading.Thread:

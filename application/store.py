@@ -9,6 +9,7 @@ failed log-ins (application/throttle.py).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -88,6 +89,15 @@ class Store:
         self.logins = LoginThrottle(self.clock)
         self._facts: OrderedDict[Hashable, Any] = OrderedDict()
         self._facts_lock = threading.Lock()
+        # SQLite has one writer. eventsourcing's pool keeps its queue of connection requests
+        # blocked while a second writer waits for the first; if the first waits for SQLite's
+        # lock held by a projector step that needs a reader, all wait until a timeout.
+        # Writers of this process queue here instead, outside the pool.
+        self._one_writer: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock()
+            if isinstance(self.application.recorder, SQLiteApplicationRecorder)
+            else contextlib.nullcontext()
+        )
 
     # --- aggregates ---------------------------------------------------------------------
     def load(self, aggregate_id: UUID, kind: type[A]) -> A | None:
@@ -123,7 +133,8 @@ class Store:
 
         Raises eventsourcing's IntegrityError when another writer got there first.
         """
-        recordings: list[Recording[UUID]] = self.application.save(*aggregates)
+        with self._one_writer:
+            recordings: list[Recording[UUID]] = self.application.save(*aggregates)
         return recordings[-1].notification.id if recordings else None
 
     def retrying(self, attempt: Callable[[], R]) -> R:

@@ -32,12 +32,13 @@ from api.problems import EXCEPTION_HANDLERS
 from application.expiry import sweep
 from application.loops import LoopHealth, Loops, ReadinessPolicy, SupervisedLoop
 from application.store import Store
+from appstore.outbound import build_dispatchers, secret_box
 from appstore.settings import Settings
 from consumers.config import WorkerConfig
 from consumers.health import ConsumerHealth
 from domain.clock import Clock
 from domain.credentials import Passwords
-from projections.my_apps import DueInstallations
+from projections.due_installations import DueInstallations
 from projections.read_side import build_projector
 from projections.runner import Projector
 from web import authorize
@@ -155,6 +156,7 @@ def create_app(
     consistency_timeout: float = DEFAULT_WAIT,
     batch_size: int | None = None,
     consumer_health: ConsumerHealth | None = None,
+    dispatch: bool = False,
 ) -> Starlette:
     """The HTTP app for these settings: the JSON API and the web pages.
 
@@ -162,7 +164,8 @@ def create_app(
     by writes in this process); otherwise a separate `appstore project` does it. With
     `sweep_interval`, expired/lapsed installations are swept periodically.
     `consumer_health` is an in-process Kafka consumer's state: its lag and stalled
-    partitions then show on /readyz and /metrics.
+    partitions then show on /readyz and /metrics. With `dispatch`, background threads send
+    webhook deliveries (and e-mails, with APPSTORE_SMTP_URL).
     """
     store = store or build_store(settings, clock=clock, aggregate_cache=API_AGGREGATE_CACHE)
     projector = read_side(store, settings, batch_size=batch_size or settings.projector.batch_size)
@@ -177,6 +180,10 @@ def create_app(
         supervised.append(_sweeper(store, projector, sweep_interval, health))
     if consumer_health is not None:
         loops.register(consumer_health.loop)
+    if dispatch:
+        for dispatcher in build_dispatchers(store, projector.engine, settings):
+            health = loops.register(LoopHealth(f"dispatcher-{dispatcher.channel.name}"))
+            supervised.append(dispatcher.loop(settings.webhooks.poll_interval, health))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -218,6 +225,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.catalog_answers = AnswerCache("catalog")
     app.state.openapi = openapi_document(authorize.OPENAPI_PATHS)
+    app.state.secret_box = secret_box(settings)
     return app
 
 
@@ -233,6 +241,7 @@ def app_from_environment(
         run_projections=settings.serve.projections,
         sweep_interval=settings.projector.sweep_interval,
         consumer_health=consumer_health,
+        dispatch=settings.serve.dispatch,
     )
 
 
@@ -248,8 +257,13 @@ def _sweeper(
 
     def sweep_once() -> bool:
         result = sweep(store, due)
-        if result.expired or result.lapsed:
-            log.info("swept: %d expired, %d lapsed", result.expired, result.lapsed)
+        if result.expired or result.lapsed or result.warned:
+            log.info(
+                "swept: %d expired, %d lapsed, %d warned",
+                result.expired,
+                result.lapsed,
+                result.warned,
+            )
         return False
 
     return SupervisedLoop("sweeper", sweep_once, interval=every, health=health)

@@ -91,6 +91,15 @@ def consume(
 
 
 @cli.command()
+def dispatch() -> None:
+    """Send webhook deliveries (and e-mails with APPSTORE_SMTP_URL); run several at scale."""
+    from appstore.processes import dispatch as run
+
+    _log_to_stderr()
+    run(get_settings())
+
+
+@cli.command()
 def redrive(
     reason: Annotated[
         list[str] | None, typer.Option(help="only dead letters with this reason (repeatable)")
@@ -128,11 +137,12 @@ def replay(
 
 @cli.command()
 def expire() -> None:
-    """Append Expired events for installations past their expiry (and lapse stale ones)."""
+    """Append Expired events for installations past their expiry, lapse stale ones and
+    record expiry warnings (14, 3 and 1 days before)."""
     from appstore.processes import expire as run
 
     result = run(get_settings())
-    console.print(f"expired {result.expired}, lapsed {result.lapsed}")
+    console.print(f"expired {result.expired}, lapsed {result.lapsed}, warned {result.warned}")
 
 
 @cli.command()

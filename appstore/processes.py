@@ -1,4 +1,5 @@
-"""The bodies of the store's processes: serve, project, consume, replay, expire, migrate.
+"""The bodies of the store's processes: serve, project, consume, dispatch, replay, expire,
+migrate.
 
 Each builds what it needs through appstore.bootstrap and runs until done or signalled.
 """
@@ -25,13 +26,14 @@ from appstore.bootstrap import (
     worker_config,
 )
 from appstore.http_server import uvicorn_options
+from appstore.outbound import build_dispatchers
 from appstore.settings import Settings
 from consumers.config import AGGREGATE_CACHE
 from consumers.health import ConsumerHealth, serve_health
 from consumers.skips import parse_target, skip_to
 from consumers.worker import SyncEventWorker
 from domain.errors import DomainError
-from projections.my_apps import DueInstallations
+from projections.due_installations import DueInstallations
 from projections.read_side import all_projections
 from projections.runner import StepResult
 
@@ -141,6 +143,33 @@ def consume(
         store.close()
 
 
+def dispatch(settings: Settings, *, stop: threading.Event | None = None) -> None:
+    """Sends due webhook deliveries (and e-mails, with APPSTORE_SMTP_URL) until
+    SIGTERM/SIGINT. Run as many as you like: each attempt is claimed by one of them."""
+    store = build_store(settings)
+    projector = read_side(store, settings)
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        _stop_on_signals(stop)
+    dispatchers = build_dispatchers(store, projector.engine, settings)
+    threads = [
+        threading.Thread(
+            target=d.run,
+            args=(stop, settings.webhooks.poll_interval),
+            name=f"dispatcher-{d.channel.name}",
+        )
+        for d in dispatchers
+    ]
+    for thread in threads:
+        thread.start()
+    console.print(f"[green]dispatching[/green] {', '.join(d.channel.name for d in dispatchers)}")
+    while any(t.is_alive() for t in threads):
+        for thread in threads:
+            thread.join(timeout=0.5)
+    console.print("[dim]dispatcher stopped[/dim]")
+    store.close()
+
+
 def replay(settings: Settings, projection_name: str | None) -> None:
     """Drops and rebuilds one read model (or all) from position 0, with a progress bar."""
     store = build_store(settings)
@@ -178,7 +207,8 @@ def replay(settings: Settings, projection_name: str | None) -> None:
             progress.update(task, completed=head or 1)
     console.print(
         f"[green]rebuilt[/green] {', '.join(names)}: {head} events "
-        f"in {time.perf_counter() - started:.2f}s"
+        f"in {time.perf_counter() - started:.2f}s (nothing is sent again: what was delivered "
+        "is in the log)"
     )
     store.close()
 

@@ -46,6 +46,10 @@ class ServeSettings(BaseSettings):
     keep_alive: int = Field(
         default=5, ge=1, description="seconds an idle keep-alive connection stays open"
     )
+    dispatch: bool = Field(
+        default=True,
+        description="false where separate `appstore dispatch` processes send webhooks and e-mails",
+    )
 
 
 class ProjectorSettings(BaseSettings):
@@ -98,6 +102,39 @@ class ReadySettings(BaseSettings):
     )
 
 
+class WebhookSettings(BaseSettings):
+    """Webhook subscriptions and the dispatcher, in `serve` or `appstore dispatch`."""
+
+    model_config = SettingsConfigDict(env_prefix="APPSTORE_WEBHOOKS_", extra="ignore")
+
+    allow_loopback: bool = Field(
+        default=False,
+        description="true lets webhook URLs point at 127.0.0.1/localhost over http "
+        "(development and tests)",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="encrypts webhook signing secrets at rest; unset: derived from "
+        "APPSTORE_SECRET_KEY, else a key file beside the SQLite database (or in ./var); "
+        "every process must use the same one",
+    )
+    retry_hours: float = Field(
+        default=24.0, gt=0, description="how long a delivery is retried before it fails"
+    )
+    first_retry: float = Field(
+        default=5.0, gt=0, description="seconds before the first retry; doubles each time"
+    )
+    max_retry_interval: float = Field(
+        default=3600.0, gt=0, description="longest wait between two attempts, in seconds"
+    )
+    timeout: float = Field(default=10.0, gt=0, description="seconds one POST (or e-mail) may take")
+    concurrency: int = Field(default=8, ge=1, description="POSTs in flight per dispatcher")
+    batch_size: int = Field(default=100, ge=1, description="deliveries claimed per round")
+    poll_interval: float = Field(
+        default=0.2, gt=0, description="seconds between idle dispatcher rounds"
+    )
+
+
 class Settings(BaseSettings):
     """Everything the processes read from the environment."""
 
@@ -139,6 +176,15 @@ class Settings(BaseSettings):
         description="signs the pages' CSRF tokens; unset: a random key per process, so set it "
         "when several workers serve the pages",
     )
+    smtp_url: str | None = Field(
+        default=None,
+        description="`smtp://user:pw@host:587?starttls=true` or `smtps://…`: expiry warnings "
+        "are also e-mailed to the installation's contact address; unset: notifications only",
+    )
+    smtp_from: str = Field(
+        default="App & Service Store <no-reply@appstore.invalid>",
+        description="the From of those e-mails",
+    )
     fast_password_hashing: bool = Field(
         default=False, description="cheap argon2 parameters: for tests and the demo only"
     )
@@ -161,6 +207,7 @@ class Settings(BaseSettings):
     projector: ProjectorSettings = Field(default_factory=ProjectorSettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     ready: ReadySettings = Field(default_factory=ReadySettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
 
 SECTIONS: dict[str, type[BaseSettings]] = {
@@ -168,6 +215,7 @@ SECTIONS: dict[str, type[BaseSettings]] = {
     "projector": ProjectorSettings,
     "consumer": ConsumerSettings,
     "ready": ReadySettings,
+    "webhooks": WebhookSettings,
 }
 
 

@@ -90,6 +90,18 @@ class IncidentNotFound(NotFound):
     title = "Incident not found"
 
 
+class WebhookNotFound(NotFound):
+    title = "Webhook not found"
+
+
+class DeliveryNotFound(NotFound):
+    title = "Delivery not found"
+
+
+class NotificationNotFound(NotFound):
+    title = "Notification not found"
+
+
 # --- authentication and role (HTTP 401 / 403) ---------------------------------------------
 class InvalidCredentials(DomainError):
     title = "Invalid credentials"
@@ -158,6 +170,12 @@ class IncidentNotOpen(Conflict):
 
 class IncidentAlreadyResolved(Conflict):
     title = "Incident already resolved"
+
+
+class NotDue(Conflict):
+    """Time (or another process) has not made this step due: a sweep or dispatcher skips it."""
+
+    title = "Not due"
 
 
 class ConcurrentUpdate(Conflict):

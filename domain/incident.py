@@ -38,6 +38,42 @@ class Incident:
     def is_unresolved(self) -> bool:
         return self.status is not IncidentStatus.RESOLVED
 
+    @property
+    def is_open(self) -> bool:
+        """Neither acknowledged nor resolved yet."""
+        return self.status is IncidentStatus.OPEN
+
+    @classmethod
+    def raised(
+        cls,
+        incident_id: UUID,
+        area: str,
+        error_code: str,
+        message: str,
+        object_ids: list[str],
+        occurred_at: datetime,
+    ) -> Incident:
+        """A new open incident, first and last seen when its failure occurred."""
+        ids = newest_object_ids(object_ids)
+        return cls(incident_id, area, error_code, message, ids, occurred_at, occurred_at)
+
+    def recur(self, message: str, object_ids: list[str], occurred_at: datetime) -> None:
+        """The same failure again: counted, the latest message, the newest object ids."""
+        self.count += 1
+        self.message = message
+        self.object_ids = newest_object_ids(self.object_ids + object_ids)
+        self.first_seen = min(self.first_seen, occurred_at)
+        self.last_seen = max(self.last_seen, occurred_at)
+
+    def acknowledge(self, at: datetime) -> None:
+        self.status = IncidentStatus.ACKNOWLEDGED
+        self.acknowledged_at = at
+
+    def resolve(self, at: datetime, resolution: str) -> None:
+        self.status = IncidentStatus.RESOLVED
+        self.resolved_at = at
+        self.resolution = resolution
+
 
 @dataclass(frozen=True)
 class SyncEvent:

@@ -19,6 +19,7 @@ from domain.errors import (
     InstallationCancelled,
     InstallationNotActive,
     NotCancellable,
+    NotDue,
     NotExpirable,
     NotPendingAuthorization,
     NotRenewable,
@@ -28,12 +29,11 @@ from domain.incident import (
     Incident,
     SyncEvent,
     incident_id_for,
-    newest_object_ids,
     open_incident,
     superseded_by,
 )
 from domain.installation_snapshot import InstallationSnapshot
-from domain.values import Conditions, Duration, IncidentStatus, InstallationStatus
+from domain.values import Conditions, Duration, InstallationStatus, expiry_warning_due
 
 # A seller who leaves the authorization step open longer than this must start again.
 AUTHORIZATION_WINDOW = timedelta(minutes=30)
@@ -43,6 +43,9 @@ class Installation(Aggregate):
     """One seller × one app. Created pending authorization by `Installed`."""
 
     Snapshot = InstallationSnapshot
+    # The most urgent expiry warning recorded for the current expiry (14, 3 or 1 days); a
+    # class default, so an installation never warned keeps the state it had before.
+    warned_days: int | None = None
 
     # --- events -------------------------------------------------------------------------
     class Installed(Aggregate.Created):
@@ -61,16 +64,12 @@ class Installation(Aggregate):
         # The scopes consented to (None in events stored before consent per scope: all asked).
         scopes: list[str] | None = None
 
-    class ScopesGranted(Aggregate.Event):
-        """The seller consented to more scopes for a live installation (re-authorization)."""
-
+    class ScopesGranted(Aggregate.Event):  # more scopes for a live one (re-authorization)
         scopes: list[str]
         granted_at: datetime
         by: UUID
 
-    class ScopeRevoked(Aggregate.Event):
-        """The seller withdrew one optional scope; every token loses it at once."""
-
+    class ScopeRevoked(Aggregate.Event):  # one optional scope withdrawn: tokens lose it at once
         scope: str
         revoked_at: datetime
         by: UUID
@@ -90,6 +89,11 @@ class Installation(Aggregate):
 
     class Expired(Aggregate.Event):
         expired_at: datetime
+
+    class ExpiryWarned(Aggregate.Event):
+        days_before: int
+        expires_at: datetime
+        warned_at: datetime
 
     class IncidentRaised(Aggregate.Event):
         incident_id: UUID
@@ -166,12 +170,8 @@ class Installation(Aggregate):
 
     def conditions(self, now: datetime) -> Conditions:
         """The authorization conditions the seller reviews before authorizing."""
-        return Conditions.of(
-            self.scopes,
-            self.duration,
-            now,
-            authorize_before=self.installed_at + AUTHORIZATION_WINDOW,
-        )
+        window_ends = self.installed_at + AUTHORIZATION_WINDOW
+        return Conditions.of(self.scopes, self.duration, now, authorize_before=window_ends)
 
     def _past_expiry(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -260,6 +260,7 @@ class Installation(Aggregate):
         self.expires_at = expires_at
         self.ended_at = None
         self.end_reason = None
+        vars(self).pop("warned_days", None)  # a new expiry: every warning is due again
 
     def cancel(self, now: datetime, reason: str = "seller") -> None:
         """Revokes the app's access at once; final."""
@@ -286,6 +287,22 @@ class Installation(Aggregate):
         self.status = InstallationStatus.EXPIRED
         self.ended_at = expired_at
         self.end_reason = "expired"
+
+    def warn_expiry(self, now: datetime) -> int:
+        """Records the most urgent expiry warning due now (14, 3 or 1 days before expiry);
+        each threshold once per expiry, a passed one skipped. Returns its days."""
+        due = None
+        if self.status is InstallationStatus.ACTIVE:
+            due = expiry_warning_due(self.expires_at, now)
+        if due is None or (self.warned_days is not None and self.warned_days <= due):
+            raise NotDue("no expiry warning is due")
+        assert self.expires_at is not None
+        self._expiry_warned(due, self.expires_at, now)
+        return due
+
+    @event(ExpiryWarned)
+    def _expiry_warned(self, days_before: int, expires_at: datetime, warned_at: datetime) -> None:
+        self.warned_days = days_before
 
     # --- incidents -----------------------------------------------------------------------
     def record_sync(self, sync: SyncEvent, now: datetime) -> list[UUID]:
@@ -322,7 +339,7 @@ class Installation(Aggregate):
     def acknowledge_incident(self, incident_id: UUID, now: datetime) -> None:
         """The seller has seen the incident; it stays unresolved and keeps grouping."""
         incident = self._incident(incident_id)
-        if incident.status is not IncidentStatus.OPEN:
+        if not incident.is_open:
             raise IncidentNotOpen(f"incident is {incident.status.value}")
         self._incident_acknowledged(incident_id, now)
 
@@ -356,14 +373,8 @@ class Installation(Aggregate):
         object_ids: list[str],
         occurred_at: datetime,
     ) -> None:
-        self.incidents[incident_id] = Incident(
-            id=incident_id,
-            area=area,
-            error_code=error_code,
-            message=message,
-            object_ids=newest_object_ids(object_ids),
-            first_seen=occurred_at,
-            last_seen=occurred_at,
+        self.incidents[incident_id] = Incident.raised(
+            incident_id, area, error_code, message, object_ids, occurred_at
         )
 
     @event(IncidentRecurred)
@@ -375,24 +386,14 @@ class Installation(Aggregate):
         object_ids: list[str],
         occurred_at: datetime,
     ) -> None:
-        incident = self.incidents[incident_id]
-        incident.count += 1
-        incident.message = message
-        incident.object_ids = newest_object_ids(incident.object_ids + object_ids)
-        incident.first_seen = min(incident.first_seen, occurred_at)
-        incident.last_seen = max(incident.last_seen, occurred_at)
+        self.incidents[incident_id].recur(message, object_ids, occurred_at)
 
     @event(IncidentAcknowledged)
     def _incident_acknowledged(self, incident_id: UUID, acknowledged_at: datetime) -> None:
-        incident = self.incidents[incident_id]
-        incident.status = IncidentStatus.ACKNOWLEDGED
-        incident.acknowledged_at = acknowledged_at
+        self.incidents[incident_id].acknowledge(acknowledged_at)
 
     @event(IncidentResolved)
     def _incident_resolved(
         self, incident_id: UUID, resolved_at: datetime, resolution: str, event_id: str | None
     ) -> None:
-        incident = self.incidents[incident_id]
-        incident.status = IncidentStatus.RESOLVED
-        incident.resolved_at = resolved_at
-        incident.resolution = resolution
+        self.incidents[incident_id].resolve(resolved_at, resolution)

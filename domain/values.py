@@ -25,6 +25,8 @@ from domain.errors import (
 DurationText = Literal["30d", "90d", "180d", "365d", "unlimited"]
 # An active installation this close to its expiry is shown as `expiring` (and warned).
 EXPIRING_WITHIN = timedelta(days=14)
+# Days before expiry at which the seller (and the developer) are warned, most urgent last.
+EXPIRY_WARNING_DAYS = (14, 3, 1)
 
 
 class Duration(StrEnum):
@@ -58,6 +60,15 @@ class Duration(StrEnum):
         except ValueError:
             allowed = ", ".join(d.value for d in cls)
             raise InvalidDuration(field, f"must be one of {allowed}, got {value!r}") from None
+
+
+def expiry_warning_due(expires_at: datetime | None, now: datetime) -> int | None:
+    """The most urgent warning threshold (in days) passed at `now` before an expiry that
+    is still ahead; None when none is (or there is no expiry)."""
+    if expires_at is None or expires_at <= now:
+        return None
+    passed = [d for d in EXPIRY_WARNING_DAYS if expires_at - now <= timedelta(days=d)]
+    return min(passed) if passed else None
 
 
 def days_left(expires_at: datetime | None, now: datetime) -> int | None:

@@ -46,6 +46,18 @@ class Batch:
                 self._existing.setdefault(table.name, set()).add(key)
         return cache[key]
 
+    def prefetch(self, table: sa.Table, query: sa.Select[Any]) -> None:
+        """Reads the rows `query` selects from `table` in one round trip (those this batch
+        has not read yet), so later `get`s of them need none."""
+        cache = self._rows.setdefault(table.name, {})
+        self._tables[table.name] = table
+        pk = self._pk(table).name
+        for row in self.conn.execute(query):
+            found = dict(row._mapping)
+            if found[pk] not in cache:
+                cache[found[pk]] = found
+                self._existing.setdefault(table.name, set()).add(found[pk])
+
     def require(self, table: sa.Table, key: Any) -> dict[str, Any]:
         row = self.get(table, key)
         if row is None:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from domain.account import Account
 from domain.app_listing import AppListing
@@ -65,6 +65,8 @@ installations = sa.Table(
     sa.Column("ended_at", UTCDateTime, nullable=True),
     sa.Column("end_reason", sa.String(32), nullable=True),
     sa.Column("open_incidents", sa.Integer, nullable=False, default=0),
+    # The most urgent expiry warning recorded for the current expiry (days before it).
+    sa.Column("warned_days", sa.Integer, nullable=True),
     sa.Column("position", sa.BigInteger, nullable=False),
 )
 
@@ -88,6 +90,7 @@ class MyAppsProjection(Projection):
             on(Installation.Renewed, self._renewed),
             on(Installation.Cancelled, self._cancelled),
             on(Installation.Expired, self._expired),
+            on(Installation.ExpiryWarned, self._expiry_warned),
             on(Installation.IncidentRaised, self._incident_raised),
             on(Installation.IncidentResolved, self._incident_resolved),
         ]
@@ -171,6 +174,7 @@ class MyAppsProjection(Projection):
             expires_at=e.expires_at,
             ended_at=None,
             end_reason=None,
+            warned_days=None,
         )
 
     def _cancelled(self, batch: Batch, e: Installation.Cancelled, position: int) -> None:
@@ -180,6 +184,9 @@ class MyAppsProjection(Projection):
 
     def _expired(self, batch: Batch, e: Installation.Expired, position: int) -> None:
         self._set(batch, e, position, status="expired", ended_at=e.expired_at, end_reason="expired")
+
+    def _expiry_warned(self, batch: Batch, e: Installation.ExpiryWarned, position: int) -> None:
+        self._set(batch, e, position, warned_days=e.days_before)
 
     def _incident_raised(self, batch: Batch, e: Installation.IncidentRaised, position: int) -> None:
         row = batch.require(installations, e.originator_id)
@@ -350,40 +357,3 @@ def developer_installations(
             }
         )
     return items, int(total)
-
-
-def due_for_expiry(conn: Connection, now: datetime, limit: int = 500) -> list[UUID]:
-    """Active installations past their expiry (the sweeper appends Expired for them)."""
-    c = installations.c
-    rows = conn.execute(
-        sa.select(c.id)
-        .where(c.status == "active", c.expires_at.is_not(None), c.expires_at <= now)
-        .limit(limit)
-    )
-    return [r[0] for r in rows]
-
-
-def due_for_lapse(conn: Connection, now: datetime, limit: int = 500) -> list[UUID]:
-    """Pending installations whose authorization window passed."""
-    c = installations.c
-    rows = conn.execute(
-        sa.select(c.id)
-        .where(c.status == "pending_authorization", c.installed_at < now - AUTHORIZATION_WINDOW)
-        .limit(limit)
-    )
-    return [r[0] for r in rows]
-
-
-class DueInstallations:
-    """What the expiry sweep must record, read from this read model (application.expiry)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def due_for_expiry(self, now: datetime) -> list[UUID]:
-        with self.engine.connect() as conn:
-            return due_for_expiry(conn, now)
-
-    def due_for_lapse(self, now: datetime) -> list[UUID]:
-        with self.engine.connect() as conn:
-            return due_for_lapse(conn, now)

@@ -10,13 +10,22 @@ from projections.catalog import SEARCH_COLUMNS, CatalogProjection
 from projections.db import create_read_engine
 from projections.incidents import IncidentsProjection
 from projections.my_apps import MyAppsProjection
+from projections.notifications import NotificationsProjection
 from projections.projection import Projection
 from projections.runner import DEFAULT_BATCH, Projector
+from projections.webhook_deliveries import WebhookDeliveriesProjection
 
 
 def all_projections() -> list[Projection]:
-    """Every read model built from the log, by name: catalog, my_apps, incidents."""
-    return [CatalogProjection(), MyAppsProjection(), IncidentsProjection()]
+    """Every read model built from the log, by name: catalog, my_apps, incidents,
+    webhook_deliveries, notifications."""
+    return [
+        CatalogProjection(),
+        MyAppsProjection(),
+        IncidentsProjection(),
+        WebhookDeliveriesProjection(),
+        NotificationsProjection(),
+    ]
 
 
 def build_projector(

@@ -72,6 +72,7 @@ COUNTED = (
     "Installation.Renewed",
     "Installation.Cancelled",
     "Installation.Expired",
+    "Installation.ExpiryWarned",
     "Installation.IncidentRaised",
     "Installation.IncidentRecurred",
     "Installation.IncidentAcknowledged",

@@ -15,7 +15,7 @@ from appstore.bootstrap import app_from_environment, build_store
 from appstore.settings import Settings
 from domain.clock import FixedClock
 from projections.db import create_read_engine
-from projections.my_apps import DueInstallations
+from projections.due_installations import DueInstallations
 from projections.read_side import all_projections, build_projector, snapshot
 from tests import factories as f
 
@@ -32,7 +32,9 @@ def test_replay_rebuilds_every_read_model_to_the_same_rows(
     assert snapshot(projector) == live
     processes.replay(settings, "catalog")
     assert snapshot(projector) == live
-    assert projector.lag() == {"catalog": 0, "my_apps": 0, "incidents": 0}
+    assert projector.lag() == dict.fromkeys(
+        ["catalog", "my_apps", "incidents", "webhook_deliveries", "notifications"], 0
+    )
 
 
 def test_replay_of_an_unknown_projection_exits_with_a_message(settings: Settings) -> None:
@@ -67,7 +69,8 @@ def test_migrate_creates_every_table_and_a_second_run_changes_nothing(
     store = build_store(settings)
     f.active_installation(store, f.seller(store), f.app(store))
     projector = build_projector(store, settings.database_url, setup=False)
-    assert projector.positions() == {"catalog": 0, "my_apps": 0, "incidents": 0}
+    names = [p.name for p in all_projections()]
+    assert projector.positions() == dict.fromkeys(names, 0)
     projector.catch_up()
     head, rows = store.head(), snapshot(projector)
     assert rows["catalog_apps"] and rows["my_apps_installations"]
@@ -75,7 +78,7 @@ def test_migrate_creates_every_table_and_a_second_run_changes_nothing(
     processes.migrate(settings)  # again, over a store in use: no table, row or position lost
     assert _schema(engine) == schema
     assert store.head() == head
-    assert projector.positions() == {"catalog": head, "my_apps": head, "incidents": head}
+    assert projector.positions() == dict.fromkeys(names, head)
     assert snapshot(projector) == rows
     projector.engine.dispose()
     engine.dispose()

@@ -471,7 +471,13 @@ def test_health_readiness_metrics_and_openapi(api: Api) -> None:
     assert api.http.get("/healthz").json() == {"status": "ok"}
     ready = api.http.get("/readyz").json()
     assert ready["status"] == "ok"
-    assert set(ready["projections"]) == {"catalog", "my_apps", "incidents"}
+    assert set(ready["projections"]) == {
+        "catalog",
+        "my_apps",
+        "incidents",
+        "webhook_deliveries",
+        "notifications",
+    }
     assert all(p["lag"] == 0 for p in ready["projections"].values())
     metrics = api.http.get("/metrics").text
     assert (

@@ -16,7 +16,7 @@ from domain.clock import FixedClock
 from domain.incident import SyncEvent
 from projections import catalog_search, developer_apps, incidents, my_apps, recently_viewed
 from projections.catalog_search import CatalogQuery
-from projections.my_apps import DueInstallations
+from projections.due_installations import DueInstallations
 from projections.read_side import build_projector, snapshot
 from projections.runner import Projector
 from tests import factories as f
@@ -64,7 +64,9 @@ def test_catch_up_reaches_the_head_and_a_second_run_applies_nothing(
     before = snapshot(projector)
     assert projector.catch_up() == 0
     assert snapshot(projector) == before
-    assert projector.lag() == {"catalog": 0, "my_apps": 0, "incidents": 0}
+    assert projector.lag() == dict.fromkeys(
+        ["catalog", "my_apps", "incidents", "webhook_deliveries", "notifications"], 0
+    )
 
 
 def test_a_failing_batch_rolls_back_rows_and_position(
@@ -100,7 +102,9 @@ def test_replay_rebuilds_the_same_read_models(store: Store, projector: Projector
     live = snapshot(projector)
     for name in projector.projections:
         projector.reset(name)
-    assert projector.positions() == {"catalog": 0, "my_apps": 0, "incidents": 0}
+    assert projector.positions() == dict.fromkeys(
+        ["catalog", "my_apps", "incidents", "webhook_deliveries", "notifications"], 0
+    )
     projector.catch_up()
     assert snapshot(projector) == live
 

@@ -18,13 +18,13 @@ from application.store import Store
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
 from domain.clock import FixedClock
-from projections.my_apps import DueInstallations
-from projections.read_side import build_projector, snapshot
+from projections.due_installations import DueInstallations
+from projections.read_side import all_projections, build_projector, snapshot
 from tests import factories as f
 from tests.databases import fresh_database
 from tests.histories import COUNTED, OPS, World, bucket, event_counts
 
-PROJECTIONS = ["catalog", "my_apps", "incidents"]
+PROJECTIONS = [p.name for p in all_projections()]
 HISTORIES = st.lists(
     st.tuples(st.sampled_from(OPS), st.integers(0, 1 << 16)), min_size=20, max_size=80
 )
@@ -52,7 +52,7 @@ def replay_equals_live(backend: str, commands: list[tuple[str, int]], live_batch
                 before = store.head()
                 if not world.apply(op, n):
                     assert store.head() == before, f"refused {op} appended events"
-                projector.step(PROJECTIONS[n % 3])  # live, interleaved with the commands
+                projector.step(PROJECTIONS[n % len(PROJECTIONS)])  # live, among the commands
             projector.catch_up()
             live = snapshot(projector)
             replayer = build_projector(store, url, batch_size=500)
