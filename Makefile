@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # The browser tests drive this Chromium (Debian's `chromium` package).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test venv browser lint clean
+.PHONY: run test venv browser lint clean stack
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,6 +24,14 @@ venv: $(STAMP)
 run: venv
 	$(BIN)/appstore demo --if-empty
 	$(BIN)/appstore serve
+
+## make stack: compose.yaml's processes on this machine (PostgreSQL and Kafka started as for
+## make test, throw-away), a status screen, logs in var/stack/logs; Ctrl-C stops everything.
+## STACK_ARGS="--workers 2 --scale consumer=2" makes it lighter (appstore stack --help).
+stack: venv
+	PYTHON=$(BIN)/python scripts/with-services.sh sh -c 'exec "$$0" stack --demo \
+		--database-url "$$APPSTORE_TEST_POSTGRES_URL" --kafka "$$APPSTORE_TEST_KAFKA_BOOTSTRAP" "$$@"' \
+		$(BIN)/appstore $(STACK_ARGS)
 
 ## make browser: install Debian's chromium for the browser tests when it is missing
 browser:

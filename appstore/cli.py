@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
@@ -174,6 +175,62 @@ def migrate() -> None:
 
     run(get_settings())
     console.print("[green]schema ready[/green]")
+
+
+@cli.command()
+def stack(
+    database_url: Annotated[
+        str | None, typer.Option(help="its PostgreSQL (default APPSTORE_DATABASE_URL)")
+    ] = None,
+    kafka: Annotated[
+        str | None, typer.Option(help="its Kafka (default APPSTORE_KAFKA_BOOTSTRAP_SERVERS)")
+    ] = None,
+    compose: Annotated[Path, typer.Option(help="the topology to run")] = Path("compose.yaml"),
+    scale: Annotated[
+        list[str] | None,
+        typer.Option(metavar="SERVICE=N", help="processes of a service (default: compose's)"),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="uvicorn workers per api process (default: compose's)")
+    ] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(metavar="VAR=VALUE", help="set in every process, over compose.yaml"),
+    ] = None,
+    logs: Annotated[Path, typer.Option(help="one log per process")] = Path("var/stack/logs"),
+    status_file: Annotated[Path, typer.Option(help="the status, as JSON, each second")] = Path(
+        "var/stack/status.json"
+    ),
+    free_ports: Annotated[
+        bool, typer.Option("--free-ports", help="any free ports instead of compose's + N")
+    ] = False,
+    restart_delay: Annotated[float, typer.Option(help="seconds before a restart")] = 3.0,
+    grace: Annotated[float, typer.Option(help="seconds from SIGTERM to SIGKILL")] = 10.0,
+    demo: Annotated[bool, typer.Option("--demo", help="load the demo catalog if empty")] = False,
+) -> None:
+    """Run compose.yaml's processes here, supervised, with a status screen; Ctrl-C stops all."""
+    from appstore.stack import StackError
+    from appstore.stack_command import StackOptions, pairs, run
+
+    try:
+        options = StackOptions(
+            compose=compose,
+            database_url=database_url,
+            kafka=kafka,
+            scale={name: int(n) for name, n in pairs(scale, "--scale").items()},
+            workers=workers,
+            env=pairs(env, "--env"),
+            logs=logs,
+            status_file=status_file,
+            free_ports=free_ports,
+            restart_delay=restart_delay,
+            grace=grace,
+            demo=demo,
+        )
+    except (StackError, ValueError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    raise typer.Exit(run(options))
 
 
 @cli.command("settings")
