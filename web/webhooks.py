@@ -9,6 +9,7 @@ developer's app or webhook is not found (404).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -93,6 +94,7 @@ Handler = Callable[..., Response]
 def with_webhook(handler: Handler) -> Handler:
     """A page of one webhook of the developer's app: called with (app, webhook row)."""
 
+    @functools.wraps(handler)
     def found(request: Request, developer: Visitor, *args: Any) -> Response:
         app = own_app(request, developer)
         webhook = None if app is None else own_webhook(request, app)
@@ -100,7 +102,6 @@ def with_webhook(handler: Handler) -> Handler:
             return not_found(request)
         return handler(request, developer, app, webhook, *args)
 
-    found.__doc__ = handler.__doc__
     return found
 
 
