@@ -31,8 +31,6 @@ def list_app(store: Store, developer_id: UUID, details: dict[str, Any]) -> Liste
     """Lists a new app; returns its OAuth client_id and a client_secret shown only once."""
     require_role(store, developer_id, v.Role.DEVELOPER)
     fields = validate_listing(details, partial=False)
-    if store.load(slug_claim_id(fields["slug"]), SlugClaim) is not None:
-        raise SlugTaken(f"slug {fields['slug']!r} is taken")
     secret = new_token("cs_")
     app = AppListing(
         developer_id=developer_id,
@@ -40,12 +38,25 @@ def list_app(store: Store, developer_id: UUID, details: dict[str, Any]) -> Liste
         client_secret_hash=token_hash(secret),
         listed_at=store.clock.now(),
     )
-    claim = SlugClaim(slug=fields["slug"], app_id=app.id)
+    claim = _claim(store, fields["slug"], app.id)
     try:
         position = store.save(app, claim)
     except IntegrityError:
         raise SlugTaken(f"slug {fields['slug']!r} is taken") from None
     return ListedApp(app.id, position, app.client_id, secret)
+
+
+def _claim(store: Store, slug: str, app_id: UUID) -> SlugClaim:
+    """A claim of `slug` for the app: new, or a released one taken again; SlugTaken if held.
+
+    Saved with the listing; a racing claimant collides on the claim's id or version."""
+    claim = store.load(slug_claim_id(slug), SlugClaim)
+    if claim is None:
+        return SlugClaim(slug=slug, app_id=app_id)
+    if claim.held:
+        raise SlugTaken(f"slug {slug!r} is taken")
+    claim.reclaim(app_id)
+    return claim
 
 
 def app(store: Store, app_id: UUID) -> AppListing:
@@ -70,19 +81,16 @@ def update_app(store: Store, developer_id: UUID, app_id: UUID, changes: dict[str
 
     def attempt() -> Outcome:
         listing = own_app(store, developer_id, app_id)
-        claim = None
+        claims: list[SlugClaim] = []
         new_slug = fields.get("slug")
         if new_slug is not None and new_slug != listing.details["slug"]:
-            if store.load(slug_claim_id(new_slug), SlugClaim) is not None:
-                raise SlugTaken(f"slug {new_slug!r} is taken")
-            claim = SlugClaim(slug=new_slug, app_id=listing.id)
+            claims.append(_claim(store, new_slug, listing.id))
+            old = store.load(slug_claim_id(listing.details["slug"]), SlugClaim)
+            if old is not None and old.held and old.app_id == listing.id:
+                old.release()  # the old slug is free again, in the same transaction
+                claims.append(old)
         listing.update(fields, store.clock.now())
-        try:
-            return Outcome(listing.id, store.save(listing, claim))
-        except IntegrityError:
-            if claim is not None and store.load(claim.id, SlugClaim) is not None:
-                raise SlugTaken(f"slug {new_slug!r} is taken") from None
-            raise
+        return Outcome(listing.id, store.save(listing, *claims))
 
     return store.retrying(attempt)
 

@@ -43,10 +43,36 @@ class SlugClaim(Aggregate):
     def create_id(slug: str) -> UUID:
         return slug_claim_id(slug)
 
+    class Released(Aggregate.Event):
+        """The app took another slug: this one is free again."""
+
+    class Reclaimed(Aggregate.Event):
+        app_id: UUID
+
     @event(Claimed)
     def __init__(self, slug: str, app_id: UUID) -> None:
         self.slug = slug
         self.app_id = app_id
+        self.released = False
+
+    @property
+    def held(self) -> bool:
+        return not self.released
+
+    @event(Released)
+    def release(self) -> None:
+        self.released = True
+
+    def reclaim(self, app_id: UUID) -> None:
+        """A released slug taken again (by any app)."""
+        if not self.released:
+            raise ValueError("the slug is still held")
+        self._reclaimed(app_id)
+
+    @event(Reclaimed)
+    def _reclaimed(self, app_id: UUID) -> None:
+        self.app_id = app_id
+        self.released = False
 
 
 class InstallationSlot(Aggregate):

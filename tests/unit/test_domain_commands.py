@@ -74,6 +74,24 @@ def test_slugs_are_unique(store: Store) -> None:
         listings.update_app(store, developer, other, {"slug": "ship-it"})
 
 
+def test_a_changed_slug_frees_the_old_one(store: Store) -> None:
+    developer, rival = f.developer(store), f.developer(store)
+    first = listings.list_app(store, developer, f.listing(slug="parcel-pro")).id
+    listings.update_app(store, developer, first, {"slug": "parcel-pro-2"})
+    with pytest.raises(errors.SlugTaken):  # the new slug is held ...
+        listings.list_app(store, rival, f.listing(slug="parcel-pro-2"))
+    taken = listings.list_app(store, rival, f.listing(slug="parcel-pro")).id  # ... the old is free
+    assert listings.app(store, taken).details["slug"] == "parcel-pro"
+    with pytest.raises(errors.SlugTaken):  # and held again by its new owner
+        listings.update_app(store, developer, first, {"slug": "parcel-pro"})
+    listings.update_app(store, rival, taken, {"slug": "parcel-go"})
+    listings.update_app(store, developer, first, {"slug": "parcel-pro"})  # back to its first
+    assert listings.app(store, first).details["slug"] == "parcel-pro"
+    with pytest.raises(errors.SlugTaken):
+        listings.list_app(store, rival, f.listing(slug="parcel-pro"))
+    listings.list_app(store, rival, f.listing(slug="parcel-pro-2"))
+
+
 def test_only_the_owner_changes_or_delists_an_app(store: Store) -> None:
     owner, other = f.developer(store), f.developer(store)
     app_id = f.app(store, owner)
