@@ -32,7 +32,7 @@ from api.problems import EXCEPTION_HANDLERS
 from application.expiry import sweep
 from application.loops import LoopHealth, Loops, ReadinessPolicy, SupervisedLoop
 from application.store import Store
-from appstore.outbound import build_dispatchers, secret_box
+from appstore.outbound import build_dispatchers, dispatcher_loops, secret_box
 from appstore.settings import Settings
 from consumers.config import WorkerConfig
 from consumers.health import ConsumerHealth
@@ -181,9 +181,8 @@ def create_app(
     if consumer_health is not None:
         loops.register(consumer_health.loop)
     if dispatch:
-        for dispatcher in build_dispatchers(store, projector.engine, settings):
-            health = loops.register(LoopHealth(f"dispatcher-{dispatcher.channel.name}"))
-            supervised.append(dispatcher.loop(settings.webhooks.poll_interval, health))
+        dispatchers = build_dispatchers(store, projector.engine, settings)
+        supervised += dispatcher_loops(dispatchers, settings, loops, policy)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -21,9 +21,21 @@ cli.add_typer(audit_cli, name="audit")
 console = Console(stderr=True)
 
 
+# `--metrics-port` / `--metrics-host` of every process without the API (appstore/health_server.py).
+MetricsPort = Annotated[
+    int | None, typer.Option(help="serve /healthz, /readyz and /metrics on this port")
+]
+MetricsHost = Annotated[
+    str | None, typer.Option(help="address for --metrics-port (default APPSTORE_HOST)")
+]
+
+
 def _log_to_stderr() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
+    # One line per webhook POST would cost a dispatcher more than the POST; the delivery
+    # log records every attempt.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @cli.command()
@@ -39,11 +51,12 @@ def serve(
 
 
 @cli.command()
-def project() -> None:
+def project(metrics_port: MetricsPort = None, metrics_host: MetricsHost = None) -> None:
     """Run the projections continuously (a separate process at scale)."""
     from appstore.processes import project as run
 
-    run(get_settings())
+    _log_to_stderr()
+    run(get_settings(), metrics_port=metrics_port, metrics_host=metrics_host)
 
 
 @cli.command()
@@ -53,12 +66,8 @@ def consume(
     ] = None,
     partitions: Annotated[int | None, typer.Option(help="partitions of topics it creates")] = None,
     group_id: Annotated[str | None, typer.Option(help="consumer group")] = None,
-    metrics_port: Annotated[
-        int | None, typer.Option(help="serve /readyz, /healthz and /metrics on this port")
-    ] = None,
-    metrics_host: Annotated[
-        str | None, typer.Option(help="address for --metrics-port (default APPSTORE_HOST)")
-    ] = None,
+    metrics_port: MetricsPort = None,
+    metrics_host: MetricsHost = None,
     skip_to: Annotated[
         str | None,
         typer.Option(
@@ -92,12 +101,12 @@ def consume(
 
 
 @cli.command()
-def dispatch() -> None:
+def dispatch(metrics_port: MetricsPort = None, metrics_host: MetricsHost = None) -> None:
     """Send webhook deliveries (and e-mails with APPSTORE_SMTP_URL); run several at scale."""
     from appstore.processes import dispatch as run
 
     _log_to_stderr()
-    run(get_settings())
+    run(get_settings(), metrics_port=metrics_port, metrics_host=metrics_host)
 
 
 @cli.command()

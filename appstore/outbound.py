@@ -1,4 +1,5 @@
-"""Building what sends things out: the webhook and e-mail dispatchers and the secret box.
+"""Building what sends things out: the webhook and e-mail dispatchers, their supervised
+loops, and the secret box.
 
 Part of the composition root (appstore/bootstrap.py uses it for `serve`,
 appstore/processes.py for `appstore dispatch`).
@@ -10,12 +11,14 @@ import logging
 import math
 import os
 import secrets
+import time
 from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 from application.dispatch import Dispatcher, RetryPolicy
+from application.loops import LoopHealth, Loops, ReadinessPolicy, Step, SupervisedLoop
 from application.secret_box import SecretBox
 from application.store import Store
 from application.webhooks import WebhookChannel
@@ -28,6 +31,8 @@ from projections.webhook_deliveries import WebhookDeliveries
 log = logging.getLogger("appstore")
 
 KEY_FILE = "webhook-secrets.key"
+# Seconds between two counts of a dispatcher's backlog (its lag on /readyz).
+COUNT_EVERY = 1.0
 
 
 def key_file(settings: Settings) -> Path:
@@ -92,3 +97,39 @@ def build_dispatchers(store: Store, engine: Engine, settings: Settings) -> list[
             Dispatcher(store, EmailOutbox(engine), mailer, policy, batch_size=w.batch_size)
         )
     return found
+
+
+def dispatcher_loops(
+    dispatchers: list[Dispatcher], settings: Settings, loops: Loops, policy: ReadinessPolicy
+) -> list[SupervisedLoop]:
+    """Each dispatcher's supervised loop, its health registered in `loops` as
+    `dispatcher-<channel>` and judged by `policy`.
+
+    Its lag is the deliveries the read model finds due that nobody has claimed (work
+    waiting for a dispatcher), counted at most once a second and up to `max_lag` + 1:
+    enough to judge readiness by, where a full count of a large backlog would cost more
+    than the step it measures.
+    """
+    found = []
+    for dispatcher in dispatchers:
+        name = f"dispatcher-{dispatcher.channel.name}"
+        health = loops.register(LoopHealth(name, policy=policy))
+        loop = dispatcher.loop(settings.webhooks.poll_interval, health)
+        loop.step = _counting_lag(dispatcher, loop.step, health)
+        found.append(loop)
+    return found
+
+
+def _counting_lag(dispatcher: Dispatcher, step: Step, health: LoopHealth) -> Step:
+    counted_at = -COUNT_EVERY
+
+    def step_and_count() -> bool:
+        nonlocal counted_at
+        busy = step()
+        if time.monotonic() - counted_at >= COUNT_EVERY:
+            now = dispatcher.store.clock.now()
+            health.report_lag(len(dispatcher.due.due(now, health.policy.max_lag + 1)))
+            counted_at = time.monotonic()
+        return busy
+
+    return step_and_count

@@ -11,13 +11,14 @@ import os
 import signal
 import threading
 import time
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from application.expiry import SweepResult, sweep
-from application.loops import Backoff, SupervisedLoop
+from application.loops import Backoff, LoopHealth, Loops, SupervisedLoop
 from appstore.bootstrap import (
     app_from_environment,
     build_store,
@@ -25,17 +26,18 @@ from appstore.bootstrap import (
     readiness_policy,
     worker_config,
 )
+from appstore.health_server import serve_health
 from appstore.http_server import uvicorn_options
-from appstore.outbound import build_dispatchers
+from appstore.outbound import build_dispatchers, dispatcher_loops
 from appstore.settings import Settings
 from consumers.config import AGGREGATE_CACHE
-from consumers.health import ConsumerHealth, serve_health
+from consumers.health import ConsumerHealth
 from consumers.skips import parse_target, skip_to
 from consumers.worker import SyncEventWorker
 from domain.errors import DomainError
 from projections.due_installations import DueInstallations
 from projections.read_side import all_projections
-from projections.runner import StepResult
+from projections.runner import Projector, StepResult
 
 console = Console(stderr=True)
 log = logging.getLogger("appstore")
@@ -95,16 +97,56 @@ def consumer_health_of(settings: Settings) -> ConsumerHealth:
     return ConsumerHealth(max_ready_lag=policy.max_lag, lag_grace_s=policy.lag_seconds)
 
 
-def project(settings: Settings) -> None:
-    """Runs every projection until SIGTERM/SIGINT (the current batch commits or rolls back)."""
+def project(
+    settings: Settings, *, metrics_port: int | None = None, metrics_host: str | None = None
+) -> None:
+    """Runs every projection until SIGTERM/SIGINT (the current batch commits or rolls back);
+    with `metrics_port`, its /healthz, /readyz and /metrics are served there."""
     store = build_store(settings)
     projector = read_side(store, settings)
     stop = threading.Event()
     _stop_on_signals(stop)
+    loops = Loops()
+    health = loops.register(LoopHealth("projector", policy=readiness_policy(settings)))
+    server = _health_server(
+        loops, settings, metrics_port, metrics_host, details=lambda: _positions(projector)
+    )
     console.print(f"[green]projecting[/green] {', '.join(projector.projections)}")
-    projector.run_forever(stop, interval=settings.projector.poll_interval)
+    try:
+        projector.loop(settings.projector.poll_interval, health).run(stop)
+    finally:
+        if server is not None:
+            server.shutdown()
     console.print("[dim]projector stopped[/dim]")
     store.close()
+
+
+def _positions(projector: Projector) -> dict[str, Any]:
+    """The log head and each projection's position and lag, as the loop last measured them."""
+    measured = projector.measured
+    if measured is None:
+        return {}
+    return {
+        "head": measured.head,
+        "measured_age_s": round(time.monotonic() - measured.at, 3),
+        "projections": {
+            name: {"position": position, "lag": max(0, measured.head - position)}
+            for name, position in measured.positions.items()
+        },
+    }
+
+
+def _health_server(
+    loops: Loops,
+    settings: Settings,
+    port: int | None,
+    host: str | None,
+    **options: Any,
+) -> ThreadingHTTPServer | None:
+    """The process's /healthz, /readyz and /metrics on `port` (None: not served)."""
+    if not port:
+        return None
+    return serve_health(loops, host or settings.host, port, **options)
 
 
 def consume(
@@ -126,9 +168,17 @@ def consume(
     health = health or consumer_health_of(settings)
     config = worker_config(settings, **overrides)
     worker = SyncEventWorker(store, config, stop_event=stop, health=health)
-    server = None
-    if metrics_port:
-        server = serve_health(health, metrics_host or settings.host, metrics_port)
+    loops = Loops()
+    loops.register(health.loop)
+    server = _health_server(
+        loops,
+        settings,
+        metrics_port,
+        metrics_host,
+        details=health.snapshot,
+        collectors=[health.collector()],
+        name="consumer-health",
+    )
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -143,29 +193,34 @@ def consume(
         store.close()
 
 
-def dispatch(settings: Settings, *, stop: threading.Event | None = None) -> None:
+def dispatch(
+    settings: Settings,
+    *,
+    stop: threading.Event | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str | None = None,
+) -> None:
     """Sends due webhook deliveries (and e-mails, with APPSTORE_SMTP_URL) until
-    SIGTERM/SIGINT. Run as many as you like: each attempt is claimed by one of them."""
+    SIGTERM/SIGINT (or `stop`); with `metrics_port`, its /healthz, /readyz and /metrics are
+    served there. Run as many as you like: each attempt is claimed by one of them."""
     store = build_store(settings)
     projector = read_side(store, settings)
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         _stop_on_signals(stop)
+    loops = Loops()
     dispatchers = build_dispatchers(store, projector.engine, settings)
-    threads = [
-        threading.Thread(
-            target=d.run,
-            args=(stop, settings.webhooks.poll_interval),
-            name=f"dispatcher-{d.channel.name}",
-        )
-        for d in dispatchers
-    ]
-    for thread in threads:
-        thread.start()
+    supervised = dispatcher_loops(dispatchers, settings, loops, readiness_policy(settings))
+    server = _health_server(loops, settings, metrics_port, metrics_host, name="dispatch-health")
+    threads = [loop.start(stop) for loop in supervised]
     console.print(f"[green]dispatching[/green] {', '.join(d.channel.name for d in dispatchers)}")
-    while any(t.is_alive() for t in threads):
-        for thread in threads:
-            thread.join(timeout=0.5)
+    try:
+        while any(t.is_alive() for t in threads):
+            for thread in threads:
+                thread.join(timeout=0.5)
+    finally:
+        if server is not None:
+            server.shutdown()
     console.print("[dim]dispatcher stopped[/dim]")
     store.close()
 

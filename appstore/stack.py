@@ -49,6 +49,15 @@ def next_port(service: str, replica: int, port: int) -> int:
     return port + replica - 1
 
 
+def _untaken(port: int, taken: set[int]) -> int:
+    """`port`, or the next one up no other process of the stack has (in compose each
+    container has ports of its own; here consumer-2 would otherwise meet dispatcher-1)."""
+    while port in taken:
+        port += 1
+    taken.add(port)
+    return port
+
+
 @dataclass
 class Replica:
     """One process of a service, as the supervisor sees it."""
@@ -109,6 +118,7 @@ class Stack:
         self._once: list[Replica] = []
         self._probes = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stack-probe")
         logs.mkdir(parents=True, exist_ok=True)
+        taken: set[int] = set()
         for service in self.services:
             base = {**os.environ, **service.environment, "PYTHONUNBUFFERED": "1"}
             base[DATABASE_VARIABLE] = database_url
@@ -116,7 +126,9 @@ class Stack:
                 base[KAFKA_VARIABLE] = kafka
             base.update(env or {})
             for index in range(1, service.replicas + 1):
-                ports = {p: port_for(service.name, index, p) for p in service.ports()}
+                ports = {
+                    p: _untaken(port_for(service.name, index, p), taken) for p in service.ports()
+                }
                 replica = Replica(
                     service=service,
                     index=index,
@@ -278,13 +290,15 @@ def _probe(replica: Replica) -> tuple[str, int | None, dict[str, Any]]:
 
 
 def _lag(body: dict[str, Any]) -> int | None:
-    """Events (api: the furthest-behind projection) or messages (consumer: its partitions)
-    not yet processed."""
+    """What the process has not yet processed: events (api, projector: the furthest-behind
+    read model), messages (consumer: its partitions), else what its loops report (dispatcher:
+    deliveries due that nobody has claimed)."""
     if "projections" in body:
         return max((p["lag"] for p in body["projections"].values()), default=0)
     if "partitions" in body:
         return sum(p["lag"] or 0 for p in body["partitions"].values())
-    return None
+    lags = [loop["lag"] for loop in (body.get("loops") or {}).values() if loop["lag"] is not None]
+    return max(lags) if lags else None
 
 
 def _local_url(url: str | None, host: str, ports: Mapping[int, int]) -> str | None:

@@ -2,8 +2,9 @@
 until Ctrl-C, then everything stopped.
 
 The screen (rich) shows each process, its pid, whether its compose healthcheck (`/readyz`)
-answers 200, its lag (api: events the furthest-behind read model has not applied; consumer:
-messages its partitions have not committed) and its restarts. The same state is written
+answers 200, its lag (api, projector: events the furthest-behind read model has not applied;
+consumer: messages its partitions have not committed; dispatcher: deliveries due that no
+dispatcher has claimed) and its restarts. The same state is written
 to a status file (JSON) each second for scripts.
 """
 
@@ -20,6 +21,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.live import Live
@@ -137,9 +139,9 @@ def screen(stack: Stack, options: StackOptions) -> Table:
     """The one-screen status."""
     status = stack.status()
     table = Table(title="App & Service Store: the compose topology on this machine")
-    for column in ("process", "pid", "healthy (/readyz)", "lag", "restarts", "log"):
+    for column in ("process", "pid", "port", "healthy (/readyz)", "lag", "restarts", "log"):
         table.add_column(
-            column, justify="right" if column in ("pid", "lag", "restarts") else "left"
+            column, justify="right" if column in ("pid", "port", "lag", "restarts") else "left"
         )
     for row in status["processes"]:
         health = row["health"]
@@ -149,6 +151,7 @@ def screen(stack: Stack, options: StackOptions) -> Table:
         table.add_row(
             row["name"],
             str(row["pid"] or "-"),
+            str(urlsplit(row["ready_url"]).port) if row["ready_url"] else "-",
             f"[{style}]{health}[/{style}]",
             "-" if row["lag"] is None else f"{row['lag']:,}",
             str(row["restarts"]),

@@ -2,30 +2,25 @@
 
 The worker writes one `ConsumerHealth`; readers take `snapshot()` (JSON for `/readyz`) and
 `collector()` (Prometheus gauges for `/metrics`). `appstore serve` shows it on the API's own
-`/readyz` and `/metrics`; a standalone `appstore consume --metrics-port N` serves it with
-`serve_health` (`/healthz`, `/readyz`, `/metrics`).
+`/readyz` and `/metrics`; a standalone `appstore consume --metrics-port N` serves it with the
+health server every non-API process shares (appstore/health_server.py).
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import shlex
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from kafka.structs import TopicPartition
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from application.loops import LoopHealth, ReadinessPolicy
-
-log = logging.getLogger("appstore.consumer")
 
 # Readiness fails when a partition has more unread messages than this (as for projections).
 MAX_READY_LAG = 10_000
@@ -292,45 +287,3 @@ class _HealthCollector(Collector):
             "partitions stopped at a message the consumer cannot read",
             len(state["stalled"]),
         )
-
-
-def serve_health(health: ConsumerHealth, host: str, port: int) -> ThreadingHTTPServer:
-    """Serves `/healthz`, `/readyz` (503 unless ready) and `/metrics` (the process's default
-    Prometheus registry plus this consumer's gauges) in a daemon thread; `shutdown()` stops it."""
-    own = CollectorRegistry()
-    own.register(health.collector())
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._send(
-                    200,
-                    generate_latest(REGISTRY) + generate_latest(own),
-                    "text/plain; version=0.0.4",
-                )
-            elif path == "/readyz":
-                state = health.snapshot()
-                self._send(
-                    200 if state["ready"] else 503, json.dumps(state).encode(), "application/json"
-                )
-            elif path == "/healthz":
-                self._send(200, b'{"status": "ok"}', "application/json")
-            else:
-                self._send(404, b'{"status": "not found"}', "application/json")
-
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # scrapes every few seconds would drown the consumer's own log
-
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="consumer-health", daemon=True).start()
-    log.info("consumer /readyz and /metrics on http://%s:%d", host, server.server_address[1])
-    return server

@@ -1,6 +1,7 @@
 """What the topology test (and bench/stack.py) drive: `appstore stack` as a subprocess, sellers
-working over HTTP against every api process, connectors reporting over Kafka, and the
-measures of "everything before this moment is processed"."""
+working over HTTP against every api process, connectors reporting over Kafka, webhook
+subscriptions made over HTTP, and the measures of "everything before this moment is
+processed"."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import TopicPartition
 
 from consumers.producer import SyncEventPublisher
+from domain.webhook import TOPICS
+from tests.webhook_receiver import Received, Receiver
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
@@ -325,6 +328,69 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         return {tp.partition: offset for tp, offset in ends.items()}
     finally:
         consumer.close()
+
+
+def subscribe_every_topic(
+    api: str, email: str, apps: list[UUID], receiver: Receiver
+) -> dict[str, str]:
+    """The developer of `apps` (signing in with `email` and PASSWORD) subscribes each app to
+    every topic over HTTP, at a path of its own on `receiver`: each path's signing secret."""
+    secrets = {}
+    with httpx.Client(base_url=api, timeout=15) as client:
+        session = client.post("/v1/sessions", json={"email": email, "password": PASSWORD})
+        assert session.status_code == 201, session.text
+        auth = {"Authorization": f"Bearer {session.json()['token']}"}
+        for n, app in enumerate(apps):
+            path = f"app-{n}"
+            body = {"url": receiver.url(path), "topics": list(TOPICS)}
+            made = client.post(f"/v1/apps/{app}/webhooks", json=body, headers=auth)
+            assert made.status_code == 201, made.text
+            secrets[path] = made.json()["secret"]
+    return secrets
+
+
+class SignatureChecks(threading.Thread):
+    """Each arrival at `receiver` checked within a moment, as a real receiver checks it:
+    with the `standardwebhooks` library and the secret of its path. (The library refuses a
+    timestamp more than 5 minutes from its clock, so checks at the end of a long run would
+    refuse the first arrivals.)"""
+
+    def __init__(self, receiver: Receiver, secrets: dict[str, str]) -> None:
+        super().__init__(name="signature-checks", daemon=True)
+        self.receiver, self.secrets = receiver, secrets
+        self.verified: set[str] = set()  # webhook-ids with an arrival whose signature verifies
+        self.refused: list[Received] = []  # arrivals whose signature does not
+        self._checked = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(0.25):
+            self._check()
+
+    def _check(self) -> None:
+        arrived = self.receiver.received[self._checked :]
+        self._checked += len(arrived)
+        for r in arrived:
+            if r.verifies_with(self.secrets[r.path]):
+                self.verified.add(r.message_id)
+            else:
+                self.refused.append(r)
+
+    def finish(self) -> None:
+        self._halt.set()
+        self.join(timeout=30)
+        assert not self.is_alive(), "the signature checks did not stop"
+        self._check()
+
+
+def deliveries_waiting(database_url: str, position: int) -> int:
+    """Webhook deliveries of events up to `position` not delivered yet."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM webhook_deliveries WHERE position <= %s AND status <> %s",
+            (position, "succeeded"),
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def projections_behind(database_url: str, position: int) -> int:

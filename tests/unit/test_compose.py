@@ -60,32 +60,45 @@ def test_every_service_command_is_a_real_cli_command_with_real_options() -> None
 def test_the_checks_catch_a_variable_and_commands_the_code_does_not_have(tmp_path: Path) -> None:
     planted = COMPOSE.read_text()
     planted = planted.replace("APPSTORE_SERVE_WORKERS:", "APPSTORE_SERVE_WORKRES:")
-    planted = planted.replace('["appstore", "project"]', '["appstore", "projector"]')
-    planted = planted.replace('"--metrics-port"', '"--metric-port"')
+    planted = planted.replace('["appstore", "project",', '["appstore", "projector",')
+    planted = planted.replace('"dispatch", "--metrics-port"', '"dispatch", "--metric-port"')
     path = tmp_path / "compose.yaml"
     path.write_text(planted)
     assert unknown_variables(path) == ["api: APPSTORE_SERVE_WORKRES"]
     problems = unknown_commands(path)
-    assert [p.split(":")[0] for p in problems] == ["projector", "consumer"]
+    assert [p.split(":")[0] for p in problems] == ["projector", "dispatcher"]
     assert "no command `appstore projector`" in problems[0]
     assert "--metric-port" in problems[1]
 
 
 def test_the_stack_reads_the_topology_compose_describes() -> None:
     services = {s.name: s for s in load(COMPOSE, ENV)}
-    assert list(services) == ["migrate", "api", "projector", "consumer"]  # one-shot first
+    # One-shot first.
+    assert list(services) == ["migrate", "api", "projector", "consumer", "dispatcher"]
     assert services["migrate"].once and services["migrate"].command == ("migrate",)
     api = services["api"]
     assert (api.replicas, api.command[0]) == (1, "serve")
     assert api.environment["APPSTORE_SERVE_WORKERS"] == "4"
     assert api.environment["APPSTORE_SERVE_PROJECTIONS"] == "false"
     assert api.environment["APPSTORE_KAFKA_BOOTSTRAP_SERVERS"] == ""  # no consumer inside
-    assert (services["projector"].replicas, services["projector"].command) == (2, ("project",))
+    projector = services["projector"]
+    assert (projector.replicas, projector.command) == (2, ("project", "--metrics-port", "9105"))
     assert services["consumer"].replicas == 3
     assert services["api"].ready_url == "http://127.0.0.1:8000/readyz"
     assert services["consumer"].ready_url == "http://127.0.0.1:9108/readyz"
-    assert services["projector"].ready_url is None  # no endpoint of its own (yet)
+    assert services["projector"].ready_url == "http://127.0.0.1:9105/readyz"
+    dispatcher = services["dispatcher"]
+    assert (dispatcher.replicas, dispatcher.command) == (2, ("dispatch", "--metrics-port", "9109"))
+    assert dispatcher.ready_url == "http://127.0.0.1:9109/readyz"
+    assert api.environment["APPSTORE_SERVE_DISPATCH"] == "false"  # dispatchers run apart
     assert all(s.environment["APPSTORE_SECRET_KEY"] == "test-key" for s in services.values())
+
+
+def test_every_long_running_service_is_checked_on_its_readyz() -> None:
+    running = [s for s in load(COMPOSE, ENV) if not s.once]
+    assert running and all(
+        s.ready_url is not None and s.ready_url.endswith("/readyz") for s in running
+    ), [(s.name, s.ready_url) for s in running]
 
 
 def test_each_healthcheck_asks_the_port_its_command_listens_on() -> None:

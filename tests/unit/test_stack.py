@@ -34,10 +34,14 @@ elif role == "failing":
 elif role == "parent":
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     open(sys.argv[2], "w").write(str(child.pid))
-elif role == "serve":
+elif role in ("serve", "dispatch"):
+    answers = {
+        "serve": {"status": "ok", "projections": {"catalog": {"position": 5, "lag": 2}}},
+        "dispatch": {"status": "ok", "loops": {"dispatcher-webhook": {"lag": 7}, "other": {"lag": None}}},
+    }
     class Ready(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            body = json.dumps({"status": "ok", "projections": {"catalog": {"position": 5, "lag": 2}}})
+            body = json.dumps(answers[role])
             self.send_response(200)
             self.end_headers()
             self.wfile.write(body.encode())
@@ -156,6 +160,37 @@ def test_readiness_and_lag_come_from_each_replica_s_own_port(
     timed(lambda: stack.supervise() or stack.ready(), 15, "both replicas ready")
     assert [(r.health, r.lag) for r in stack.replicas] == [("ready", 2), ("ready", 2)]
     assert stack.projections() == {"catalog": 2}
+
+
+def test_a_dispatcher_s_lag_is_what_its_loops_report(make_stack: Callable[..., Stack]) -> None:
+    port = _free_port()
+    service = Service(
+        "dispatcher",
+        ("dispatch", "--metrics-port", "9109"),
+        {},
+        ready_url="http://127.0.0.1:9109/readyz",
+    )
+    stack = make_stack(service, port_for=lambda name, replica, p: port)
+    stack.start()
+    timed(lambda: stack.supervise() or stack.ready(), 15, "the dispatcher ready")
+    (replica,) = stack.replicas
+    assert (replica.health, replica.lag) == ("ready", 7)  # deliveries due, nobody claiming
+
+
+def test_replicas_of_different_services_never_share_a_port() -> None:
+    consumer = Service("consumer", ("consume", "--metrics-port", "9108"), {}, replicas=3)
+    dispatcher = Service("dispatcher", ("dispatch", "--metrics-port", "9109"), {}, replicas=2)
+    stack = Stack(
+        [consumer, dispatcher], database_url="postgresql://h/db", kafka="", logs=Path("unused")
+    )
+    ports = {r.name: r.argv[-1] for r in stack.replicas}
+    assert ports == {
+        "consumer-1": "9108",
+        "consumer-2": "9109",
+        "consumer-3": "9110",
+        "dispatcher-1": "9111",  # 9109 and 9110 are the consumers'
+        "dispatcher-2": "9112",
+    }
 
 
 def test_each_process_gets_compose_env_with_local_addresses(
