@@ -29,6 +29,7 @@ TOPICS: tuple[str, ...] = (
     "installation.expiring",
     "incident.raised",
     "incident.resolved",
+    "review.posted",
 )
 # Sent to one subscription on request ("send a test event"), whatever its topics.
 TEST_TOPIC = "webhook.test"

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.installation import Installation
+from domain.review import Review
 
 Data = dict[str, Any]
 
@@ -102,6 +103,18 @@ def _incident_resolved(e: Installation.IncidentResolved, i: Data | None) -> Data
     }
 
 
+def _review_posted(e: Review.Posted, i: Data | None) -> Data:
+    return {
+        "review_id": str(e.originator_id),
+        "app_id": str(e.app_id),
+        "seller_id": str(e.seller_id),
+        "seller_name": e.seller_name,
+        "rating": e.rating,
+        "body": e.body,
+        "posted_at": when(e.posted_at),
+    }
+
+
 TOPIC_EVENTS: tuple[Topic, ...] = (
     Topic(Installation.Authorized, "installation.authorized", _authorized, "authorized_at"),
     Topic(Installation.Renewed, "installation.renewed", _renewed, "renewed_at"),
@@ -110,6 +123,7 @@ TOPIC_EVENTS: tuple[Topic, ...] = (
     Topic(Installation.ExpiryWarned, "installation.expiring", _expiring, "warned_at"),
     Topic(Installation.IncidentRaised, "incident.raised", _incident_raised, "occurred_at"),
     Topic(Installation.IncidentResolved, "incident.resolved", _incident_resolved, "resolved_at"),
+    Topic(Review.Posted, "review.posted", _review_posted, "posted_at"),
 )
 
 
