@@ -1,8 +1,9 @@
 """Benchmark: server time per web page at --apps listed apps, against GET /healthz.
 
 Builds a catalog of --apps apps (each installed once) through the projections, then a
-signed-in seller with --mine installations (a third with an open incident) of a
-developer's --mine apps, and sends each page's requests one at a time straight to the ASGI
+signed-in seller with --mine installations (a third with an open incident, half with an
+expiry warning) of a developer's --mine apps, the first app with a webhook and a delivery
+log of 1,000 deliveries, and sends each page's requests one at a time straight to the ASGI
 app (no sockets, no client parsing): the time measured is the server's own, routing +
 handler + queries + template. The baseline, measured in the same run the same way, is
 GET /healthz (the framework alone). Searches, filters, apps and installations vary per
@@ -31,7 +32,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from application import accounts, installations, listings, sync_events
+from application import accounts, installations, listings, sync_events, webhooks
+from application.secret_box import SecretBox
 from application.store import Store
 from appstore.bootstrap import build_store, create_app
 from appstore.settings import Settings
@@ -40,13 +42,16 @@ from bench.workload import NOUNS, append_catalog, listing
 from domain import values as v
 from domain.credentials import new_token, token_hash
 from domain.incident import SyncEvent
+from domain.installation import Installation
 from domain.session import Session
+from domain.webhook import TOPICS
 from projections import catalog_search
 from web.session import COOKIE
 
 console = Console(width=150)
 BUDGET_MS = 20.0
 WARM_UP = 20
+WEBHOOK_LOG = 1000  # test events in the bench webhook's delivery log
 
 Request = tuple[str, dict[str, str]]  # (path with query, cookies)
 
@@ -62,6 +67,8 @@ class Accounts:
     installations: list[UUID]
     apps: list[UUID]
     client_id: str
+    webhook: UUID  # of apps[0], with a delivery log of WEBHOOK_LOG test events
+    deliveries: list[UUID]
 
 
 def signed_in(store: Store, email: str, password: str) -> dict[str, str]:
@@ -96,6 +103,19 @@ def accounts_with_apps(store: Store, apps: int, mine: int, catalog_developer: UU
                 [f"o-{i}" for i in range(12)],
             )  # fmt: skip
             sync_events.record_sync_event(store, report)
+    # Expiry warnings for the 30-day ones, as a sweep 17 days from now would record them.
+    later = store.clock.now() + timedelta(days=17)
+    for installation_id in installed[1::2]:
+        found = store.load(installation_id, Installation)
+        assert found is not None
+        found.warn_expiry(later)
+        store.save(found)
+    # A webhook of the first app with a long delivery log (never sent: no dispatcher here).
+    hook = webhooks.subscribe(
+        store, SecretBox("bench"), developer, app_ids[0], "https://hooks.example.com/in",
+        list(TOPICS),
+    ).id  # fmt: skip
+    sent = [webhooks.send_test(store, developer, app_ids[0], hook) for _ in range(WEBHOOK_LOG)]
     # The catalog's developer has no password: open a session for it directly.
     token, now = new_token("ses_"), store.clock.now()
     store.save(
@@ -114,6 +134,8 @@ def accounts_with_apps(store: Store, apps: int, mine: int, catalog_developer: UU
         installations=installed,
         apps=app_ids,
         client_id=listings.app(store, app_ids[0]).client_id,
+        webhook=hook,
+        deliveries=[t.delivery_id for t in sent if t.delivery_id is not None],
     )
 
 
@@ -131,6 +153,8 @@ def pages(rng: random.Random, apps: int, who: Accounts) -> dict[str, Callable[[]
     def app() -> UUID:
         return rng.choice(who.apps)
 
+    hooks = f"/developer/apps/{who.apps[0]}/webhooks"
+    hook = f"{hooks}/{who.webhook}"
     link = urlencode(
         {
             "client_id": who.client_id,
@@ -164,11 +188,26 @@ def pages(rng: random.Random, apps: int, who: Accounts) -> dict[str, Callable[[]
         "my app + incidents": lambda: (f"/my-apps/{mine()}", seller),
         "renew": lambda: (f"/my-apps/{rng.choice(who.installations[1::2])}/renew", seller),
         "cancel confirmation": lambda: (f"/my-apps/{mine()}/cancel", seller),
+        "notifications": lambda: ("/notifications", seller),
+        "take back a scope: confirmation": lambda: (
+            f"/my-apps/{mine()}/scopes/products.write/revoke",
+            seller,
+        ),
         "developer console": lambda: ("/developer", developer),
         "developer: app, link, credentials": lambda: (f"/developer/apps/{app()}", developer),
         "developer: edit listing": lambda: (f"/developer/apps/{app()}/edit", developer),
         "developer: installations": lambda: ("/developer/installations", developer),
         "developer: incidents": lambda: ("/developer/incidents", developer),
+        "developer: webhooks": lambda: ("/developer/webhooks", developer),
+        "developer: add a webhook": lambda: (f"{hooks}/new", developer),
+        f"developer: delivery log ({WEBHOOK_LOG:,}), a page": lambda: (
+            f"{hook}?page={rng.randint(1, WEBHOOK_LOG // 25)}",
+            developer,
+        ),
+        "developer: one delivery": lambda: (
+            f"{hook}/deliveries/{rng.choice(who.deliveries)}",
+            developer,
+        ),
         f"developer console, {apps:,} apps": lambda: ("/developer", who.catalog_developer),
         f"developer: installations, {apps:,} apps": lambda: (
             "/developer/installations",

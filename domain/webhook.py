@@ -27,10 +27,22 @@ TOPICS: tuple[str, ...] = (
     "installation.cancelled",
     "installation.expired",
     "installation.expiring",
+    "installation.scopes_changed",
     "incident.raised",
     "incident.resolved",
     "review.posted",
 )
+# What each topic means, in the words the developer console shows beside its checkbox.
+TOPIC_MEANINGS: dict[str, str] = {
+    "installation.authorized": "A seller authorized your app (with the scopes granted).",
+    "installation.renewed": "A seller renewed an installation (also back from expiry).",
+    "installation.cancelled": "A seller cancelled: your tokens for that shop stopped working.",
+    "installation.expired": "An installation reached its expiry date.",
+    "installation.expiring": "An installation expires in 14, 3 or 1 days (each once).",
+    "installation.scopes_changed": "A seller granted more scopes or took one back.",
+    "incident.raised": "A sync failure you reported opened an incident.",
+    "incident.resolved": "An incident was resolved (by a later success or by the seller).",
+}
 # Sent to one subscription on request ("send a test event"), whatever its topics.
 TEST_TOPIC = "webhook.test"
 # How long the previous secret keeps signing after a rotation, unless told otherwise.

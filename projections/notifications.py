@@ -239,11 +239,7 @@ def seller_notifications(
         where.append(c.read_at.is_(None))
     total = conn.execute(sa.select(sa.func.count()).select_from(notifications).where(*where))
     total_count = int(total.scalar_one())
-    unread_count = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(notifications)
-        .where(c.seller_id == seller_id, c.read_at.is_(None))
-    ).scalar_one()
+    unread_total = unread_count(conn, seller_id)
     rows = conn.execute(
         _joined()
         .where(*where)
@@ -251,7 +247,18 @@ def seller_notifications(
         .limit(page_size)
         .offset((page - 1) * page_size)
     ).all()
-    return [_item(r) for r in rows], total_count, int(unread_count)
+    return [_item(r) for r in rows], total_count, unread_total
+
+
+def unread_count(conn: Connection, seller_id: UUID) -> int:
+    """How many of the seller's notifications are unread (the pages' header shows it)."""
+    c = notifications.c
+    found = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(notifications)
+        .where(c.seller_id == seller_id, c.read_at.is_(None))
+    )
+    return int(found.scalar_one())
 
 
 def notification_of(

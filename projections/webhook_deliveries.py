@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from application.dispatch import DueDelivery
+from domain.consent import in_scope_order
 from domain.delivery import Delivery
 from domain.installation import Installation
 from domain.webhook import TEST_TOPIC, Webhook, delivery_id_for
@@ -78,11 +79,27 @@ deliveries = sa.Table(
 )
 
 
+def installation_changes(e: Installation.Event, row: dict[str, Any]) -> dict[str, Any]:
+    """What an event changes in what payloads say about its installation (its duration,
+    the scopes granted now)."""
+    if isinstance(e, Installation.Renewed):
+        return {"duration": str(e.duration)}
+    if isinstance(e, Installation.Authorized) and e.scopes is not None:
+        return {"scopes": list(e.scopes)}
+    if isinstance(e, Installation.ScopesGranted):
+        return {"scopes": in_scope_order([*row["scopes"], *e.scopes])}
+    if isinstance(e, Installation.ScopeRevoked):
+        return {"scopes": [s for s in row["scopes"] if s != e.scope]}
+    return {}
+
+
 class WebhookDeliveriesProjection(Projection):
     """Subscriptions, the installations payloads describe, and one row per delivery."""
 
     name = "webhook_deliveries"
     tables = (subscriptions, installations, deliveries)
+    # 2: the installations' scopes follow consent (authorized, granted, revoked).
+    version = 2
 
     def handlers(self) -> Sequence[On[Any]]:
         return [
@@ -170,8 +187,9 @@ class WebhookDeliveriesProjection(Projection):
                 installation = batch.get(installations, e.originator_id)
                 if installation is None:
                     return  # written before this read model knew installations: nothing to say
-                if isinstance(e, Installation.Renewed):
-                    batch.update(installations, e.originator_id, duration=str(e.duration))
+                changes = installation_changes(e, installation)
+                if changes:
+                    installation = batch.update(installations, e.originator_id, **changes)
             data = topic.data(e, installation)
             app_id = UUID(data["app_id"])
             for webhook_id in self._webhooks_of(batch, app_id):

@@ -1,9 +1,10 @@
 """Which event becomes which webhook topic, and the `data` each topic carries.
 
-Adding a topic is one row in TOPIC_EVENTS (and its name in domain.webhook.TOPICS, so
-subscriptions may ask for it; a test keeps the two in step). `data` gets the event and the
-installation it belongs to (None for events of other aggregates) and must name `app_id`:
-the app whose subscriptions receive it. docs/webhooks.md shows every payload.
+Adding a topic is a row in TOPIC_EVENTS per event class that produces it (and its name
+in domain.webhook.TOPICS, so subscriptions may ask for it; a test keeps the two in step).
+`data` gets the event and the installation it belongs to, as it is after the event (None
+for events of other aggregates), and must name `app_id`: the app whose subscriptions
+receive it. docs/webhooks.md shows every payload.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from domain.installation import Installation
 from domain.review import Review
 
 Data = dict[str, Any]
+# Granting more scopes and taking one back are one topic: the installation's access changed.
+SCOPES_CHANGED = "installation.scopes_changed"
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,28 @@ def _expiring(e: Installation.ExpiryWarned, i: Data | None) -> Data:
     return {**_installation(i), "expires_at": when(e.expires_at), "days_before": e.days_before}
 
 
+def _scopes_granted(e: Installation.ScopesGranted, i: Data | None) -> Data:
+    assert i is not None
+    return {
+        **_installation(i),
+        "granted": list(e.scopes),
+        "revoked": [],
+        "scopes": list(i["scopes"]),
+        "changed_at": when(e.granted_at),
+    }
+
+
+def _scope_revoked(e: Installation.ScopeRevoked, i: Data | None) -> Data:
+    assert i is not None
+    return {
+        **_installation(i),
+        "granted": [],
+        "revoked": [e.scope],
+        "scopes": list(i["scopes"]),
+        "changed_at": when(e.revoked_at),
+    }
+
+
 def _incident_raised(e: Installation.IncidentRaised, i: Data | None) -> Data:
     return {
         **_installation(i),
@@ -121,6 +146,8 @@ TOPIC_EVENTS: tuple[Topic, ...] = (
     Topic(Installation.Cancelled, "installation.cancelled", _cancelled, "cancelled_at"),
     Topic(Installation.Expired, "installation.expired", _expired, "expired_at"),
     Topic(Installation.ExpiryWarned, "installation.expiring", _expiring, "warned_at"),
+    Topic(Installation.ScopesGranted, SCOPES_CHANGED, _scopes_granted, "granted_at"),
+    Topic(Installation.ScopeRevoked, SCOPES_CHANGED, _scope_revoked, "revoked_at"),
     Topic(Installation.IncidentRaised, "incident.raised", _incident_raised, "occurred_at"),
     Topic(Installation.IncidentResolved, "incident.resolved", _incident_resolved, "resolved_at"),
     Topic(Review.Posted, "review.posted", _review_posted, "posted_at"),

@@ -1,6 +1,7 @@
 """My apps and incidents: a seller's installations by status, one installation with its
-incidents, Renew (choose a duration, see the new expiry, confirm), Cancel (behind a page
-that says what it does), Acknowledge and Resolve an incident.
+incidents and the scopes it was granted, Renew (choose a duration, see the new expiry,
+confirm), Cancel (behind a page that says what it does), Take back one optional scope
+(behind a short confirmation), Acknowledge and Resolve an incident.
 
 Lists read the my-apps and incidents projections; commands go through
 application/installations.py. Everything is looked up through the signed-in seller, so
@@ -16,9 +17,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from application import installations, listings
+from domain import consent
 from domain import values as v
-from domain.errors import DomainError
-from projections import incidents, my_apps
+from domain.errors import DomainError, InvalidInput
+from projections import incidents, my_apps, notifications
 from web.access import for_sellers
 from web.forms import Form, field_errors
 from web.pages import DURATION_LABELS, message, read, render, settled
@@ -41,7 +43,12 @@ DONE = {
     "cancelled": "{app} is cancelled: it no longer has access to your shop.",
     "acknowledged": "The incident is acknowledged. It stays open until it is resolved.",
     "resolved": "The incident is marked resolved.",
+    "scope_revoked": "{app} no longer has this access: {scope}.",
 }
+# Scopes can be taken back from an installation in these states (Installation.revoke_scope).
+REVOCABLE = ("active", "expiring", "expired")
+# The newest unread notifications shown above the list (all of them: /notifications).
+NOTIFICATIONS_SHOWN = 3
 ACTIONS = {
     "acknowledge": (installations.acknowledge_incident, "acknowledged"),
     "resolve": (installations.resolve_incident, "resolved"),
@@ -63,13 +70,16 @@ def my_apps_page(request: Request, seller: Visitor) -> Response:
     page = _int(request.query_params.get("page"))
     now = request.app.state.store.clock.now()
 
-    def query(conn: Any) -> tuple[list[dict[str, Any]], int, dict[str, int]]:
+    def query(conn: Any) -> tuple[list[dict[str, Any]], int, dict[str, int], Any]:
         items, total = my_apps.my_apps(
             conn, seller.account_id, now, status=status or None, page=page, page_size=PAGE_SIZE
         )
-        return items, total, my_apps.status_counts(conn, seller.account_id, now)
+        news = notifications.seller_notifications(
+            conn, seller.account_id, unread=True, page_size=NOTIFICATIONS_SHOWN
+        )
+        return items, total, my_apps.status_counts(conn, seller.account_id, now), news
 
-    items, total, counts = read(request, query)
+    items, total, counts, (news, _, unread) = read(request, query)
     counts[""] = sum(n for s, n in counts.items() if s != "declined")
     return render(
         request,
@@ -82,6 +92,8 @@ def my_apps_page(request: Request, seller: Visitor) -> Response:
         page=page,
         pages=max(1, -(-total // PAGE_SIZE)),
         renewable=RENEWABLE,
+        news=news,
+        unread=unread,
     )
 
 
@@ -122,19 +134,83 @@ def installation_page(request: Request, seller: Visitor) -> Response:
     )
     done = DONE.get(request.query_params.get("done", ""))
     now = request.app.state.store.clock.now()
+    revoked = request.query_params.get("scope", "")
     return render(
         request,
         "my_apps/app.html",
         row=row,
         days_left=v.days_left(row.expires_at, now),
-        scope_words=[(s, v.SCOPES.get(s, s)) for s in row.scopes],
+        granted=_granted(request, row),
         incidents=found,
         incidents_total=total,
         shown=shown,
         incident_filters=INCIDENT_FILTERS,
-        notice=done.format(app=row.name) if done else None,
+        notice=done.format(app=row.name, scope=v.SCOPES.get(revoked, revoked)) if done else None,
         renewable=RENEWABLE,
     )
+
+
+# --- the scopes granted, and taking one back -------------------------------------------------
+def _granted(request: Request, row: Any) -> list[dict[str, Any]]:
+    """Each scope the installation has, in plain words, and whether the seller may take it
+    back (`kept`: why not, when the app requires it or it is the app's last access)."""
+    revocable = row.effective_status in REVOCABLE
+    required = listings.app(request.app.state.store, row.app_id).scopes if revocable else []
+    granted = []
+    for scope in row.scopes:
+        kept = None
+        if revocable:
+            try:
+                consent.check_revocable(scope, row.scopes, required)
+            except DomainError:
+                kept = "required" if scope in required else "last"
+        granted.append(
+            {
+                "scope": scope,
+                "words": v.SCOPES.get(scope, scope),
+                "access": v.scope_access(scope),
+                "revocable": revocable and kept is None,
+                "kept": kept,
+            }
+        )
+    return granted
+
+
+def _granted_scope(request: Request, row: Any) -> str | None:
+    """The scope named in the path, if the installation has it."""
+    scope = request.path_params["scope"]
+    return scope if scope in row.scopes else None
+
+
+@for_sellers
+def revoke_scope_page(request: Request, seller: Visitor) -> Response:
+    """GET /my-apps/{id}/scopes/{scope}/revoke: what taking the scope back does, first."""
+    row = _installation(request, seller)
+    scope = None if row is None else _granted_scope(request, row)
+    if row is None or scope is None:
+        return _not_found(request)
+    return render(request, "my_apps/revoke_scope.html", row=row, scope=scope, words=v.SCOPES[scope])
+
+
+@for_sellers
+def revoke_scope(request: Request, seller: Visitor, form: Form) -> Response:
+    """POST /my-apps/{id}/scopes/{scope}/revoke: the app loses the scope at once."""
+    row = _installation(request, seller)
+    scope = None if row is None else _granted_scope(request, row)
+    if row is None or scope is None:
+        return _not_found(request)
+    try:
+        outcome = installations.revoke_scope(
+            request.app.state.store, seller.account_id, row.id, scope
+        )
+    except DomainError as error:
+        back = {f"Back to {row.name}": f"/my-apps/{row.id}#access"}
+        title = f"{row.name} keeps this access"
+        status = 422 if isinstance(error, InvalidInput) else 409
+        return message(request, status, title, error.detail, **back)
+    settled(request, outcome.position)
+    done = f"/my-apps/{row.id}?done=scope_revoked&scope={scope}#access"
+    return RedirectResponse(done, status_code=303)
 
 
 # --- renew ---------------------------------------------------------------------------------

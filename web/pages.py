@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from domain import values as v
+from projections import notifications
 from web import csrf
 from web.session import visitor
 
@@ -114,6 +115,7 @@ def page(
     """
     values: dict[str, Any] = {
         "visitor": None,
+        "unread_notifications": None,
         "focused": False,
         "notice": None,
         "q": "",
@@ -134,8 +136,21 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
             csrf.FIELD, csrf.token(request)
         )
 
+    who = visitor(request)
+
+    def unread_notifications() -> int:
+        """The header's count of the seller's unread notifications (read only if shown)."""
+        assert who is not None
+        return read(request, lambda conn: notifications.unread_count(conn, who.account_id))
+
     response = page(
-        request, template, status=status, visitor=visitor(request), csrf_field=csrf_field, **context
+        request,
+        template,
+        status=status,
+        visitor=who,
+        csrf_field=csrf_field,
+        unread_notifications=unread_notifications if who is not None and who.is_seller else None,
+        **context,
     )
     csrf.remember(request, response)
     return response

@@ -6,9 +6,12 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from web import accounts, catalog, developer, install, my_apps
+from web import accounts, catalog, developer, install, my_apps, notifications, webhook_log, webhooks
 from web.forms import posted
 from web.pages import STATIC
+
+HOOKS = "/developer/apps/{id}/webhooks"
+HOOK = HOOKS + "/{webhook}"
 
 routes: list[BaseRoute] = [
     Route("/", catalog.home, methods=["GET"], name="home"),
@@ -32,6 +35,13 @@ routes: list[BaseRoute] = [
         posted(my_apps.incident_action),
         methods=["POST"],
     ),
+    Route("/my-apps/{id}/scopes/{scope}/revoke", my_apps.revoke_scope_page, methods=["GET"]),
+    Route("/my-apps/{id}/scopes/{scope}/revoke", posted(my_apps.revoke_scope), methods=["POST"]),
+    Route(
+        "/notifications", notifications.notifications_page, methods=["GET"], name="notifications"
+    ),
+    Route("/notifications/read-all", posted(notifications.mark_all_read), methods=["POST"]),
+    Route("/notifications/{id}/read", posted(notifications.mark_read), methods=["POST"]),
     # The developer console
     Route("/developer", developer.console_page, methods=["GET"], name="developer"),
     Route("/developer/apps/new", developer.new_app_page, methods=["GET"]),
@@ -43,5 +53,20 @@ routes: list[BaseRoute] = [
     Route("/developer/apps/{id}/rotate-secret", posted(developer.rotate_secret), methods=["POST"]),
     Route("/developer/installations", developer.installations_page, methods=["GET"]),
     Route("/developer/incidents", developer.incidents_page, methods=["GET"]),
+    # Webhooks of my apps and their delivery log (developer console)
+    Route("/developer/webhooks", webhooks.overview_page, methods=["GET"]),
+    Route(HOOKS, webhooks.app_webhooks_page, methods=["GET"]),
+    Route(HOOKS + "/new", webhooks.new_page, methods=["GET"]),
+    Route(HOOKS + "/new", posted(webhooks.create), methods=["POST"]),
+    Route(HOOK, webhook_log.webhook_page, methods=["GET"]),
+    Route(HOOK + "/edit", webhooks.edit_page, methods=["GET"]),
+    Route(HOOK + "/edit", posted(webhooks.edit), methods=["POST"]),
+    Route(HOOK + "/delete", webhooks.delete_page, methods=["GET"]),
+    Route(HOOK + "/delete", posted(webhooks.delete), methods=["POST"]),
+    Route(HOOK + "/rotate-secret", webhooks.rotate_page, methods=["GET"]),
+    Route(HOOK + "/rotate-secret", posted(webhooks.rotate_secret), methods=["POST"]),
+    Route(HOOK + "/test", posted(webhook_log.send_test), methods=["POST"]),
+    Route(HOOK + "/deliveries/{delivery}", webhook_log.delivery_page, methods=["GET"]),
+    Route(HOOK + "/deliveries/{delivery}/replay", posted(webhook_log.replay), methods=["POST"]),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +21,8 @@ from rich.console import Console
 from application.store import Store
 from appstore.bootstrap import build_store, create_app
 from appstore.demo import DEMO_PASSWORD, load_demo
-from appstore.settings import Settings
+from appstore.settings import Settings, WebhookSettings
+from domain.clock import Clock
 
 CHROMIUM = os.environ.get("APPSTORE_TEST_CHROMIUM") or "/usr/bin/chromium"
 # Root, no GPU, no internet: the flags that let Debian's Chromium run headless here
@@ -54,10 +56,22 @@ class LiveServer:
             assert self.app.state.projector.wait(position, 10), "read models did not catch up"
 
 
+class ShiftedClock:
+    """The wall clock moved by `offset` (a test sets it to act in the past, say an install
+    made weeks ago, then sets it back)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
 @contextmanager
-def serving(folder: Path) -> Iterator[LiveServer]:
+def serving(folder: Path, clock: Clock | None = None) -> Iterator[LiveServer]:
     """The store with the demo catalog in `folder`, served on 127.0.0.1:<free port> until
-    the block ends (its threads must not outlive the tests that use it)."""
+    the block ends (its threads must not outlive the tests that use it). Webhooks are sent
+    (by the server's dispatcher) and may go to a receiver on loopback."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -66,10 +80,11 @@ def serving(folder: Path) -> Iterator[LiveServer]:
         fast_password_hashing=True,
         secret_key="browser-tests",
         public_url=f"http://127.0.0.1:{port}",  # the issuer and the links the pages show
+        webhooks=WebhookSettings(allow_loopback=True, poll_interval=0.05),
     )
-    store = build_store(settings)
+    store = build_store(settings, clock=clock)
     load_demo(store, apps=DEMO_APPS, console=Console(file=io.StringIO()))
-    app = create_app(settings, store=store)
+    app = create_app(settings, store=store, dispatch=True)
     app.state.projector.catch_up()
     server = uvicorn.Server(
         uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)

@@ -322,3 +322,50 @@ def test_the_webhook_timestamp_is_the_wall_clock(rig: Rig) -> None:
     rig.pump()
     (got,) = rig.receiver.wait_for(1)
     assert abs(int(got.headers["webhook-timestamp"]) - got.at) < 5
+
+
+def test_consent_changes_arrive_as_scopes_changed_with_the_scopes_granted_now(rig: Rig) -> None:
+    app = f.app(
+        rig.store,
+        rig.developer,
+        scopes=["orders.read"],
+        optional_scopes=["inventory.read", "customers.read"],
+    )
+    topics = ("installation.authorized", "installation.scopes_changed")
+    made = webhooks.subscribe(
+        rig.store, rig.box, rig.developer, app, rig.receiver.url(), list(topics),
+        allow_loopback=True,
+    )  # fmt: skip
+    webhooks.subscribe(
+        rig.store, rig.box, rig.developer, app, rig.receiver.url("other"), list(topics[:1]),
+        allow_loopback=True,
+    )  # fmt: skip
+    seller = f.seller(rig.store)
+    installation = installations.install(
+        rig.store, seller, app, "30d", "ops@shop.example.com", "+14155550101"
+    ).id
+    # The seller leaves customers.read out, grants it later, then takes inventory.read back.
+    installations.authorize(rig.store, seller, installation, ["orders.read", "inventory.read"])
+    rig.clock.advance(timedelta(minutes=1))
+    installations.grant_scopes(rig.store, seller, installation, ["customers.read"])
+    rig.clock.advance(timedelta(minutes=1))
+    installations.revoke_scope(rig.store, seller, installation, "inventory.read")
+    assert rig.pump() == 4
+    rig.receiver.wait_for(4)
+    received = rig.receiver.on("hooks")
+    assert all(r.verifies_with(made.secret) for r in received)
+    bodies = sorted((json.loads(r.body) for r in received), key=lambda b: b["created_at"])
+    assert [b["type"] for b in bodies] == ["installation.authorized", *topics[1:] * 2]
+    authorized, granted, revoked = (b["data"] for b in bodies)
+    assert authorized["scopes"] == ["orders.read", "inventory.read"]  # what was consented to
+    assert (granted["granted"], granted["revoked"]) == (["customers.read"], [])
+    assert granted["scopes"] == ["orders.read", "inventory.read", "customers.read"]
+    assert (revoked["granted"], revoked["revoked"]) == ([], ["inventory.read"])
+    assert revoked["scopes"] == ["orders.read", "customers.read"]
+    assert revoked["installation_id"] == str(installation) and revoked["app_id"] == str(app)
+    assert revoked["seller_id"] == str(seller)
+    assert revoked["changed_at"] == bodies[2]["created_at"]
+    # A subscription without the topic hears nothing of it.
+    assert [json.loads(r.body)["type"] for r in rig.receiver.on("other")] == [
+        "installation.authorized"
+    ]

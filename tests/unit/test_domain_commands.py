@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid4
 
 import pytest
 
-from application import accounts, installations, listings, sync_events, tokens
+from application import accounts, installations, listings, notifications, sync_events, tokens
 from application.store import Store
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
@@ -14,6 +15,7 @@ from domain import errors
 from domain.clock import FixedClock
 from domain.errors import OAuthError
 from domain.incident import SyncEvent
+from domain.notification import NotificationRead, notification_read_id
 from tests import factories as f
 
 
@@ -241,3 +243,19 @@ def test_two_log_ins_that_both_upgrade_the_password_hash_both_succeed(
     assert not first.passwords.needs_rehash(accounts.account(first, account.id).password_hash)
     first.close()
     second.close()
+
+
+def test_marking_all_notifications_read_is_one_write_and_survives_one_marked_meanwhile(
+    store: Store,
+) -> None:
+    seller = f.seller(store)
+    ids = [uuid4() for _ in range(3)]
+    first = notifications.mark_all_read(store, seller, ids[:2])
+    assert first is not None and store.head() == first  # one write for both
+    assert notifications.mark_all_read(store, seller, []) is None
+    # ids[1] is marked already: the joint write collides, each is then marked on its own.
+    last = notifications.mark_all_read(store, seller, ids[1:])
+    assert last is not None and last > first
+    for notification_id in ids:
+        mark = store.load(notification_read_id(notification_id), NotificationRead)
+        assert mark is not None and mark.seller_id == seller

@@ -19,7 +19,7 @@ from domain.errors import InvalidInput, NotDue, WebhookNotFound
 from domain.installation import Installation
 from domain.installation_snapshot import InstallationSnapshot
 from domain.values import expiry_warning_due
-from domain.webhook import TOPICS, Webhook, check_topics
+from domain.webhook import TOPIC_MEANINGS, TOPICS, Webhook, check_topics
 from projections.webhook_topics import TOPIC_EVENTS
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -37,9 +37,20 @@ def webhook() -> Webhook:
     )
 
 
-def test_every_topic_a_subscription_may_ask_for_is_produced_by_one_event() -> None:
-    assert sorted(t.name for t in TOPIC_EVENTS) == sorted(TOPICS)
-    assert len({t.event for t in TOPIC_EVENTS}) == len(TOPIC_EVENTS)
+def test_every_topic_a_subscription_may_ask_for_is_produced_by_some_event() -> None:
+    assert sorted({t.name for t in TOPIC_EVENTS}) == sorted(TOPICS)
+    assert len(set(TOPICS)) == len(TOPICS)
+    assert len({t.event for t in TOPIC_EVENTS}) == len(TOPIC_EVENTS)  # one topic per event
+    # Both ways the scopes of an installation change are one topic.
+    assert {t.event for t in TOPIC_EVENTS if t.name == "installation.scopes_changed"} == {
+        Installation.ScopesGranted,
+        Installation.ScopeRevoked,
+    }
+
+
+def test_every_topic_is_explained_in_plain_words() -> None:
+    assert list(TOPIC_MEANINGS) == list(TOPICS)
+    assert all(meaning.endswith(".") for meaning in TOPIC_MEANINGS.values())
 
 
 def test_topics_are_checked_and_de_duplicated() -> None:
