@@ -17,8 +17,8 @@ from appstore.settings import Settings, get_settings
 from domain import values as v
 from domain.app_listing import validate_listing
 from projections import catalog, catalog_search
-from projections.reviews import reviews
 from projections.read_side import build_projector
+from projections.reviews import reviews
 from tests import factories as f
 
 
