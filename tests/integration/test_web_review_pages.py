@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from html import unescape
 from typing import Any
 from uuid import UUID
@@ -18,6 +19,7 @@ from application import listings, reviews
 from application.store import Store
 from appstore.bootstrap import create_app
 from appstore.settings import Settings
+from domain.clock import FixedClock
 from domain.review import Review, review_id
 from tests import factories as f
 from tests.integration.test_web_pages import Visitor, location, settle
@@ -105,7 +107,9 @@ def test_a_review_is_posted_with_errors_by_field_then_edited_and_deleted(
     assert "Your review is deleted" in page and "No reviews yet" in page
 
 
-def test_helpful_once_and_the_orders_of_the_reviews(visitors: Any, store: Store) -> None:
+def test_helpful_once_and_the_orders_of_the_reviews(
+    visitors: Any, store: Store, clock: FixedClock
+) -> None:
     app_id = f.app(store, name="Parcel Pilot")
     slug = listings.app(store, app_id).details["slug"]
     authors = [f.seller(store) for _ in range(3)]
@@ -113,6 +117,7 @@ def test_helpful_once_and_the_orders_of_the_reviews(visitors: Any, store: Store)
     for n, author in enumerate(authors):
         f.active_installation(store, author, app_id)
         ids.append(reviews.post(store, author, app_id, 5 - n, f"Opinion number {n}").id)
+        clock.advance(timedelta(minutes=1))  # posted one after the other
     reader = visitors(f.seller(store))
     reader.get(f"/apps/{slug}")
     marked = reader.post(f"/apps/{slug}/reviews/{ids[0]}/helpful")
