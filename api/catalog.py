@@ -24,9 +24,24 @@ class CatalogParams(PageQuery):
     q: str | None = Field(default=None, max_length=200, description="words to search for")
     category: list[Category] = Field(default_factory=list, description="any of these categories")
     platform: list[Platform] = Field(default_factory=list, description="any of these platforms")
-    sort: Literal["popular", "relevant", "new", "name"] | None = Field(
-        default=None, description="default: relevant with q, popular without"
+    sort: Literal["popular", "relevant", "new", "name", "rating"] | None = Field(
+        default=None,
+        description="default: relevant with q, popular without; rating ranks by a Bayesian "
+        "average (the reviews' stars with a prior of 10 reviews of 3.5 stars)",
     )
+    min_rating: float | None = Field(
+        default=None,
+        ge=1,
+        le=5,
+        allow_inf_nan=False,
+        description="only apps whose average rating (as shown, one decimal) is at least this; "
+        "apps without reviews are left out",
+    )
+
+
+class Rating(BaseModel):
+    average: float | None = Field(description="stars from 1 to 5, one decimal; null: no reviews")
+    count: int = Field(description="reviews counted (not deleted, not hidden)")
 
 
 class AppItem(BaseModel):
@@ -38,6 +53,7 @@ class AppItem(BaseModel):
     platforms: list[str]
     installs: int
     listed_at: datetime
+    rating: Rating
 
 
 class Facets(BaseModel):
@@ -101,6 +117,7 @@ async def search_apps(call: Call) -> AppPage:
         sort=p.sort,
         page=p.page,
         page_size=p.page_size,
+        min_rating=p.min_rating,
     )
     cache = call.state.catalog_answers
 

@@ -136,6 +136,10 @@ async def _answer(call: Call, app_id: UUID, position: int | None, secret: str | 
     app: AppListing = await call.run(listings.app, call.state.store, app_id)
     row = await call.read(catalog_search.find_any_app, app_id)
     detail = _listing_detail(app, row.installs if row is not None else 0)
+    detail["rating"] = {
+        "average": row.rating_average if row is not None else None,
+        "count": row.rating_count if row is not None else 0,
+    }
     return ListedAppOut.model_validate(
         {
             **detail,

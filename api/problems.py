@@ -38,6 +38,7 @@ STATUS_OF: tuple[tuple[type[errors.DomainError], int], ...] = (
     (errors.NotFound, 404),
     (errors.InvalidCredentials, 401),
     (errors.WrongRole, 403),
+    (errors.Forbidden, 403),
     (errors.Conflict, 409),
     (errors.Throttled, 429),
 )

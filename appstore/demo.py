@@ -1,5 +1,6 @@
 """A realistic demo catalog: developers, at least 60 apps over every category and platform,
-sellers with installations in every state, and a few sync incidents.
+sellers with installations in every state, a few sync incidents, and reviews
+(appstore/demo_reviews.py).
 
 Run again, it adds apps to the store (`--apps N`): names, slugs and content continue the
 same sequence, and the apps are listed in large batches (`listings.import_apps`: the events
@@ -28,6 +29,7 @@ from rich.progress import (
 from application import accounts, installations, listings, sync_events
 from application.store import Store
 from appstore.demo_listings import demo_listing, demo_name
+from appstore.demo_reviews import REVIEWERS, review_apps
 from domain import values as v
 from domain.claims import SlugClaim, slug_claim_id
 from domain.errors import DomainError, EmailTaken
@@ -157,9 +159,16 @@ def load_demo(store: Store, *, apps: int = 72, console: Console | None = None) -
                 installs += made
                 incidents += raised
             progress.advance(task)
+        task = progress.add_task("reviews", total=REVIEWERS)
+        posted = review_apps(
+            store,
+            lambda n: _account(store, "seller", n),
+            app_ids,
+            lambda: progress.advance(task),
+        )
     return (
         f"demo loaded: {len(app_ids)} apps added ({start + len(app_ids)} demo apps in all),"
         f" {len(developers)} developers, {new_sellers} new sellers"
         f" (seller1@demo.example.com / {DEMO_PASSWORD}), {installs} installations,"
-        f" {incidents} incidents"
+        f" {incidents} incidents, {posted} reviews"
     )

@@ -1,9 +1,10 @@
 """Benchmark: catalog search latency (p50/p99) on SQLite FTS5 and PostgreSQL tsvector + GIN.
 
 Builds a catalog of --apps listed apps (each installed once) through the projections, then
-times five kinds of query, each answer being a page of results with its total and facet
+times six kinds of query, each answer being a page of results with its total and facet
 counts: one word, two words, a prefix as typed, filters only (a category and two
-platforms), and sorted without text (popular, new, A-Z).
+platforms), sorted without text (popular, new, A-Z), and by rating (the Bayesian score,
+with or without a category and a minimum rating; half the apps have a review).
 
 What it measures: `projections.catalog_search.search` itself, uncached. The API keeps answers by
 the catalog's position (api/answers.py), so a repeated query would be a dictionary hit:
@@ -48,8 +49,9 @@ from projections import catalog, catalog_search
 from projections.read_side import build_projector
 
 console = Console(width=150)
-KINDS = ("one word", "two words", "prefix", "filters only", "sorted")
+KINDS = ("one word", "two words", "prefix", "filters only", "sorted", "by rating")
 WARM_UP = 10
+REVIEWED_SHARE = 0.5  # of the apps (each installed once) with a review by that seller
 GOAL_MS = 20.0
 
 
@@ -71,6 +73,13 @@ def candidates(kind: str) -> list[catalog_search.CatalogQuery]:
             query(categories=(c,), platforms=pair)
             for c in v.CATEGORIES
             for pair in itertools.combinations(v.PLATFORMS, 2)
+        ]
+    elif kind == "by rating":
+        out = [
+            query(sort="rating", page=p, categories=() if c is None else (c,), min_rating=least)
+            for least in (None, 4.0, 4.5)
+            for p in (1, 2, 3, 4, 5)
+            for c in (None, *v.CATEGORIES)
         ]
     else:
         out = [
@@ -100,9 +109,14 @@ def mix(rng: random.Random, per_kind: int) -> tuple[list[Any], list[tuple[str, A
 def build(label: str, url: str, apps: int, progress: Progress, every_projection: bool) -> Any:
     """Appends the catalog and brings the projections to the head; returns the projector."""
     store = build_store(Settings(database_url=url))
-    task = progress.add_task(f"{label}: append {apps:,} apps", total=apps * 3)
+    total = round(apps * (3 + 2 * REVIEWED_SHARE))
+    task = progress.add_task(f"{label}: append {apps:,} apps", total=total)
     append_catalog(
-        store, apps=apps, installs_per_app=1, on_batch=lambda n: progress.advance(task, n)
+        store,
+        apps=apps,
+        installs_per_app=1,
+        reviewed_share=REVIEWED_SHARE,
+        on_batch=lambda n: progress.advance(task, n),
     )
     names = None if every_projection else ["catalog"]
     projector = build_projector(store, url, names=names, batch_size=2000)
@@ -156,6 +170,7 @@ def params(q: catalog_search.CatalogQuery) -> dict[str, Any]:
             "category": list(q.categories),
             "platform": list(q.platforms),
             "sort": q.sort,
+            "min_rating": q.min_rating,
             "page": q.page,
         }.items()
         if val

@@ -16,6 +16,7 @@ from domain.account import Account
 from domain.app_listing import AppListing, validate_listing
 from domain.incident import SyncEvent
 from domain.installation import Installation
+from domain.review import Review
 
 ADJECTIVES = [
     "smart",
@@ -132,6 +133,10 @@ def listing(rng: random.Random, n: int) -> dict[str, object]:
     )
 
 
+# How the bench's reviews rate apps: mostly good, some poor (a spread for sort=rating).
+STARS = (1, 2, 3, 3, 4, 4, 4, 5, 5, 5)
+
+
 def append_catalog(
     store: Store,
     *,
@@ -142,8 +147,10 @@ def append_catalog(
     batch_events: int = 1000,
     seed: int = 7,
     on_batch: Callable[[int], None] | None = None,
+    reviewed_share: float = 0.0,
 ) -> int:
-    """Appends apps (+ installations, authorizations, incidents); returns events appended."""
+    """Appends apps (+ installations, authorizations, incidents, and a review by the seller
+    of `reviewed_share` of the installations); returns events appended."""
     rng = random.Random(seed)
     now = START
     developer = Account(
@@ -201,6 +208,12 @@ def append_catalog(
                 installation.record_sync(report, now)
                 pending_events += 1
             pending.append(installation)
+            if reviewed_share and rng.random() < reviewed_share:
+                seller = people[(n + k) % len(people)]
+                review = Review(seller_id=seller.id, app_id=app.id)
+                review.post(seller.name, rng.choice(STARS), "Does what it says.", now)
+                pending.append(review)
+                pending_events += 2
         if pending_events >= batch_events:
             store.save(*pending)  # type: ignore[arg-type]
             total += pending_events

@@ -80,6 +80,8 @@ class InstallationSlot(Aggregate):
 
     Every install (and every comeback of an expired installation) moves the slot in the
     same transaction as the installation: one active installation per seller and app.
+    `installation_ids` names every installation it ever pointed at, oldest first (what a
+    seller did with an app, e.g. whether they may review it).
     """
 
     class Opened(Aggregate.Created):
@@ -98,10 +100,13 @@ class InstallationSlot(Aggregate):
         self.seller_id = seller_id
         self.app_id = app_id
         self.installation_id: UUID | None = None
+        self.installation_ids: list[UUID] = []
 
     @event(Claimed)
     def claim(self, installation_id: UUID) -> None:
         self.installation_id = installation_id
+        if installation_id not in self.installation_ids:
+            self.installation_ids.append(installation_id)
 
 
 class SyncEventReceipt(Aggregate):

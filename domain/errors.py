@@ -102,6 +102,10 @@ class NotificationNotFound(NotFound):
     title = "Notification not found"
 
 
+class ReviewNotFound(NotFound):
+    title = "Review not found"
+
+
 # --- authentication and role (HTTP 401 / 403) ---------------------------------------------
 class InvalidCredentials(DomainError):
     title = "Invalid credentials"
@@ -109,6 +113,23 @@ class InvalidCredentials(DomainError):
 
 class WrongRole(DomainError):
     title = "Wrong account role"
+
+
+# --- not allowed for this account (HTTP 403) ------------------------------------------------
+class Forbidden(DomainError):
+    """The account may not do this (it is not a matter of role)."""
+
+    title = "Forbidden"
+
+
+class NotEligibleToReview(Forbidden):
+    """Only a seller who has (or had) an authorized installation of an app reviews it."""
+
+    title = "Not eligible to review"
+
+
+class OwnReview(Forbidden):
+    title = "Own review"
 
 
 # --- state conflicts (HTTP 409) -------------------------------------------------------------
@@ -176,6 +197,22 @@ class NotDue(Conflict):
     """Time (or another process) has not made this step due: a sweep or dispatcher skips it."""
 
     title = "Not due"
+
+
+class AlreadyReviewed(Conflict):
+    title = "App already reviewed"
+
+
+class AlreadyMarkedHelpful(Conflict):
+    title = "Already marked helpful"
+
+
+class ReviewAlreadyHidden(Conflict):
+    title = "Review already hidden"
+
+
+class ReviewNotHidden(Conflict):
+    title = "Review is not hidden"
 
 
 class ConcurrentUpdate(Conflict):

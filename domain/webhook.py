@@ -30,6 +30,7 @@ TOPICS: tuple[str, ...] = (
     "installation.scopes_changed",
     "incident.raised",
     "incident.resolved",
+    "review.posted",
 )
 # What each topic means, in the words the developer console shows beside its checkbox.
 TOPIC_MEANINGS: dict[str, str] = {
@@ -41,6 +42,7 @@ TOPIC_MEANINGS: dict[str, str] = {
     "installation.scopes_changed": "A seller granted more scopes or took one back.",
     "incident.raised": "A sync failure you reported opened an incident.",
     "incident.resolved": "An incident was resolved (by a later success or by the seller).",
+    "review.posted": "A seller posted a review of your app (with its stars and text).",
 }
 # Sent to one subscription on request ("send a test event"), whatever its topics.
 TEST_TOPIC = "webhook.test"

@@ -1,9 +1,10 @@
 """The public catalog: listed apps, their full-text index, filters, sorts and facets.
 
 Search uses SQLite FTS5 on the embedded store and a tsvector + GIN index on PostgreSQL.
-`installs` counts the app's active installations. Facet counts of queries without text
-come from `catalog_facet_counts`, which the projection keeps exact; with text they are
-counted over the matches, computed once per query.
+`installs` counts the app's active installations; the rating columns come from its
+reviews (projections/catalog_ratings.py). Facet counts of queries without text come from
+`catalog_facet_counts`, which the projection keeps exact; with text (or a minimum rating)
+they are counted over the matches, computed once per query.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Connection
 from domain import values as v
 from domain.app_listing import AppListing
 from domain.installation import Installation
+from projections import catalog_ratings as ratings
 from projections.batch import Batch
 from projections.db import UTCDateTime, metadata
 from projections.projection import On, Projection, on
@@ -39,6 +41,12 @@ apps = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("delisted_at", UTCDateTime, nullable=True),
     sa.Column("installs", sa.Integer, nullable=False, default=0),
+    # The counted reviews' stars and number, the average shown (one decimal, None without
+    # reviews: `min_rating` filters on it) and the Bayesian score `sort=rating` ranks by.
+    sa.Column("rating_sum", sa.Integer, nullable=False, default=0),
+    sa.Column("rating_count", sa.Integer, nullable=False, default=0),
+    sa.Column("rating_average", sa.Float, nullable=True),
+    sa.Column("rating_score", sa.Float, nullable=False, default=ratings.PRIOR_MEAN),
     # Categories and platforms as they are shown, and as bit sets over the closed
     # vocabularies (values.CATEGORIES / PLATFORMS): filters and every facet count are then
     # one scan without joins.
@@ -82,6 +90,9 @@ SEARCH_COLUMNS = (
     "name_key",
     "id",
     "listed_at",
+    "rating_average",
+    "rating_count",
+    "rating_score",
 )
 
 # PostgreSQL only: the search document (on SQLite the FTS5 table `catalog_fts` instead),
@@ -102,9 +113,10 @@ class CatalogProjection(Projection):
     """Builds the catalog from AppListing events and installation activity."""
 
     name = "catalog"
-    tables = (apps, app_installations, facet_counts)
+    tables = (apps, app_installations, facet_counts, ratings.counted_reviews)
     # 2: the search tables (FTS5 prefix indexes, PostgreSQL search columns) changed.
-    version = 2
+    # 3: ratings, and the sort indexes cover `rating_average`.
+    version = 3
 
     def handlers(self) -> Sequence[On[Any]]:
         return [
@@ -116,28 +128,32 @@ class CatalogProjection(Projection):
             on(Installation.Renewed, self._activated),
             on(Installation.Cancelled, self._deactivated),
             on(Installation.Expired, self._deactivated),
+            *(on(event_class, self._reviewed) for event_class in ratings.EVENTS),
         ]
 
     def create(self, conn: Connection) -> None:
         super().create(conn)
         # One index per sort, in its exact order and covering the filters, so a page
         # without text is an index walk that never reads the (large) rows.
+        filters = "delisted_at, category_bits, platform_bits, rating_average"
+        for name, order in (
+            ("popular", f"installs DESC, name_key, id, {filters}, seq"),
+            ("by_name", f"name_key, id, {filters}, seq"),
+            ("newest", f"listed_at DESC, seq DESC, {filters}"),
+            ("by_rating", f"rating_score DESC, rating_count DESC, name_key, id, {filters}, seq"),
+        ):
+            conn.exec_driver_sql(
+                f"CREATE INDEX IF NOT EXISTS catalog_apps_{name} ON catalog_apps ({order})"
+            )
+        # Facet counts under a minimum rating: a range of this index, without the rows.
         conn.exec_driver_sql(
-            "CREATE INDEX IF NOT EXISTS catalog_apps_popular ON catalog_apps"
-            " (installs DESC, name_key, id, delisted_at, category_bits, platform_bits, seq)"
-        )
-        conn.exec_driver_sql(
-            "CREATE INDEX IF NOT EXISTS catalog_apps_by_name ON catalog_apps"
-            " (name_key, id, delisted_at, category_bits, platform_bits, seq)"
-        )
-        conn.exec_driver_sql(
-            "CREATE INDEX IF NOT EXISTS catalog_apps_newest ON catalog_apps"
-            " (listed_at DESC, seq DESC, delisted_at, category_bits, platform_bits)"
+            "CREATE INDEX IF NOT EXISTS catalog_apps_rated ON catalog_apps"
+            " (rating_average, delisted_at, category_bits, platform_bits)"
         )
         # Every column a text search reads from the apps it matched (looked up by seq).
         conn.exec_driver_sql(
             "CREATE INDEX IF NOT EXISTS catalog_apps_scan ON catalog_apps"
-            " (seq, delisted_at, category_bits, platform_bits, installs, name_key, id, listed_at)"
+            f" (seq, {', '.join(SEARCH_COLUMNS)})"
         )
         if conn.dialect.name == "postgresql":
             pg_search.create(conn, checkfirst=True)
@@ -171,6 +187,7 @@ class CatalogProjection(Projection):
                 "updated_at": e.listed_at,
                 "delisted_at": None,
                 "installs": 0,
+                **ratings.rating_columns(0, 0),
                 **_columns(details),
             },
         )
@@ -222,6 +239,16 @@ class CatalogProjection(Projection):
         batch.update(app_installations, installation_id, active=active)
         app = batch.require(apps, installation["app_id"])
         batch.update(apps, app["id"], installs=app["installs"] + (1 if active else -1))
+        _touch(batch, app["seq"])
+
+    def _reviewed(self, batch: Batch, e: ratings.ReviewEvent, position: int) -> None:
+        change = ratings.rating_change(batch, e)
+        if change is None:
+            return
+        app_id, stars, reviews = change
+        app = batch.require(apps, app_id)
+        total, count = app["rating_sum"] + stars, app["rating_count"] + reviews
+        batch.update(apps, app_id, **ratings.rating_columns(total, count))
         _touch(batch, app["seq"])
 
     def finish(self, batch: Batch) -> None:

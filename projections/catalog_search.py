@@ -2,7 +2,8 @@
 
 Facet counts of queries without text come from `catalog_facet_counts`, which the catalog
 projection keeps exact; with text they are counted over the matches, computed once per
-query (one statement: the match set feeds the facet counts and the page).
+query (one statement: the match set feeds the facet counts and the page). A minimum
+rating is a filter the running counts do not know: under one, the apps are counted.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class CatalogQuery:
     sort: str | None = None
     page: int = 1
     page_size: int = 20
+    min_rating: float | None = None  # apps whose shown average is at least this
 
     @property
     def terms(self) -> list[str]:
@@ -81,6 +83,7 @@ SORTS: dict[str, tuple[tuple[str, bool], ...]] = {
     "popular": (("installs", True), ("name_key", False), ("id", False)),
     "new": (("listed_at", True), ("seq", True)),
     "name": (("name_key", False), ("id", False)),
+    "rating": (("rating_score", True), ("rating_count", True), ("name_key", False), ("id", False)),
 }
 
 _PAGE_PART = len(FACETS)  # the part of the search statement that holds the page
@@ -113,6 +116,7 @@ def item_of(row: Any) -> dict[str, Any]:
         "platforms": list(row.platforms),
         "installs": row.installs,
         "listed_at": row.listed_at,
+        "rating": {"average": row.rating_average, "count": row.rating_count},
     }
 
 
@@ -120,7 +124,7 @@ def item_of(row: Any) -> dict[str, Any]:
 _ITEM_COLUMNS = [
     apps.c[name]
     for name in ("id", "slug", "name", "tagline", "categories", "platforms", "installs")
-] + [apps.c.listed_at]
+] + [apps.c.listed_at, apps.c.rating_average, apps.c.rating_count]
 
 
 def _has(column: sa.ColumnElement[int], mask: int) -> sa.ColumnElement[bool]:
@@ -134,6 +138,13 @@ def _filtered(source: sa.FromClause, wanted: Mapping[str, int], *, but: str = ""
     ]
 
 
+def _rated(source: sa.FromClause, query: CatalogQuery) -> list[Any]:
+    """The minimum-rating filter on `source` (apps without reviews have no average)."""
+    if query.min_rating is None:
+        return []
+    return [source.c.rating_average >= query.min_rating]
+
+
 def _candidates(conn: Connection, query: CatalogQuery, keys: list[str]) -> sa.CTE:
     """The listed apps whose search document has every term (as a prefix), with their
     facet bit sets and sort keys (`rank` only when sorting by it: ranking every match is
@@ -143,7 +154,8 @@ def _candidates(conn: Connection, query: CatalogQuery, keys: list[str]) -> sa.CT
     read it.
     """
     ranked = "rank" in keys
-    names = list(dict.fromkeys(["seq", *(f.column for f in FACETS), *keys]))
+    rating = ["rating_average"] if query.min_rating is not None else []
+    names = list(dict.fromkeys(["seq", *(f.column for f in FACETS), *rating, *keys]))
     if ranked:
         names.remove("rank")
     columns: list[sa.ColumnElement[Any]]
@@ -170,35 +182,45 @@ def _candidates(conn: Connection, query: CatalogQuery, keys: list[str]) -> sa.CT
     return rows.cte("candidates").prefix_with("MATERIALIZED")
 
 
-def _sources(
-    conn: Connection, query: CatalogQuery, keys: list[str]
-) -> tuple[sa.FromClause, sa.ColumnElement[Any], sa.FromClause, list[Any]]:
-    """Where a search counts (rows, weight of a row) and pages (rows, conditions)."""
+@dataclass(frozen=True)
+class _Sources:
+    """Where a search counts (rows, the weight of a row, conditions) and pages."""
+
+    counted: sa.FromClause
+    weight: sa.ColumnElement[Any]
+    counted_if: list[Any]
+    paged: sa.FromClause
+    paged_if: list[Any]
+
+
+def _sources(conn: Connection, query: CatalogQuery, keys: list[str]) -> _Sources:
     if query.terms:
         candidates = _candidates(conn, query, keys)
-        return candidates, sa.func.count(), candidates, []
-    # No text: the facets add up the projection's running counts (a filter other than
-    # the facets would count the apps instead); the page walks the index of its sort.
-    return facet_counts, sa.func.sum(facet_counts.c.apps), apps, [apps.c.delisted_at.is_(None)]
+        rated = _rated(candidates, query)
+        return _Sources(candidates, sa.func.count(), rated, candidates, rated)
+    listed = [apps.c.delisted_at.is_(None), *_rated(apps, query)]
+    if query.min_rating is not None:
+        # The running counts know no rating: count the listed apps rated high enough
+        # (a range of the catalog_apps_rated index).
+        return _Sources(apps, sa.func.count(), listed, apps, listed)
+    # No text: the facets add up the projection's running counts; the page walks the
+    # index of its sort.
+    return _Sources(facet_counts, sa.func.sum(facet_counts.c.apps), [], apps, listed)
 
 
 def _facet_part(
-    part: int,
-    facet: _Facet,
-    counted: sa.FromClause,
-    weight: sa.ColumnElement[Any],
-    wanted: Mapping[str, int],
+    part: int, facet: _Facet, sources: _Sources, wanted: Mapping[str, int]
 ) -> sa.Select[Any]:
     """(part, bit set, apps) for one facet, under every filter but its own."""
-    column = counted.c[facet.column]
+    column = sources.counted.c[facet.column]
     return (
         sa.select(
             sa.literal_column(str(part)).label("part"),
             sa.cast(column, sa.BigInteger).label("key"),
-            sa.cast(weight, sa.BigInteger).label("n"),
+            sa.cast(sources.weight, sa.BigInteger).label("n"),
             sa.cast(sa.null(), sa.BigInteger).label("ordinal"),
         )
-        .where(*_filtered(counted, wanted, but=facet.name))
+        .where(*sources.counted_if, *_filtered(sources.counted, wanted, but=facet.name))
         .group_by(column)
     )
 
@@ -238,9 +260,9 @@ def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
     """
     wanted = {f.name: f.wanted(query) for f in FACETS}
     keys = [k for k, _ in SORTS[query.effective_sort]]
-    counted, weight, paged, conditions = _sources(conn, query, keys)
-    parts = [_facet_part(i, f, counted, weight, wanted) for i, f in enumerate(FACETS)]
-    parts.append(_page_part(paged, conditions, wanted, query))
+    sources = _sources(conn, query, keys)
+    parts = [_facet_part(i, f, sources, wanted) for i, f in enumerate(FACETS)]
+    parts.append(_page_part(sources.paged, sources.paged_if, wanted, query))
     counts: dict[int, list[tuple[int, int]]] = {part: [] for part in range(len(FACETS))}
     placed: list[tuple[int, int]] = []
     for part, key, n, place in conn.execute(sa.union_all(*parts)).all():

@@ -12,19 +12,21 @@ from projections.incidents import IncidentsProjection
 from projections.my_apps import MyAppsProjection
 from projections.notifications import NotificationsProjection
 from projections.projection import Projection
+from projections.reviews import ReviewsProjection
 from projections.runner import DEFAULT_BATCH, Projector
 from projections.webhook_deliveries import WebhookDeliveriesProjection
 
 
 def all_projections() -> list[Projection]:
     """Every read model built from the log, by name: catalog, my_apps, incidents,
-    webhook_deliveries, notifications."""
+    webhook_deliveries, notifications, reviews."""
     return [
         CatalogProjection(),
         MyAppsProjection(),
         IncidentsProjection(),
         WebhookDeliveriesProjection(),
         NotificationsProjection(),
+        ReviewsProjection(),
     ]
 
 

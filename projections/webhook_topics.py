@@ -16,6 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.installation import Installation
+from domain.review import Review
 
 Data = dict[str, Any]
 # Granting more scopes and taking one back are one topic: the installation's access changed.
@@ -127,6 +128,18 @@ def _incident_resolved(e: Installation.IncidentResolved, i: Data | None) -> Data
     }
 
 
+def _review_posted(e: Review.Posted, i: Data | None) -> Data:
+    return {
+        "review_id": str(e.originator_id),
+        "app_id": str(e.app_id),
+        "seller_id": str(e.seller_id),
+        "seller_name": e.seller_name,
+        "rating": e.rating,
+        "body": e.body,
+        "posted_at": when(e.posted_at),
+    }
+
+
 TOPIC_EVENTS: tuple[Topic, ...] = (
     Topic(Installation.Authorized, "installation.authorized", _authorized, "authorized_at"),
     Topic(Installation.Renewed, "installation.renewed", _renewed, "renewed_at"),
@@ -137,6 +150,7 @@ TOPIC_EVENTS: tuple[Topic, ...] = (
     Topic(Installation.ScopeRevoked, SCOPES_CHANGED, _scope_revoked, "revoked_at"),
     Topic(Installation.IncidentRaised, "incident.raised", _incident_raised, "occurred_at"),
     Topic(Installation.IncidentResolved, "incident.resolved", _incident_resolved, "resolved_at"),
+    Topic(Review.Posted, "review.posted", _review_posted, "posted_at"),
 )
 
 

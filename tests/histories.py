@@ -5,8 +5,8 @@ to (authorize a pending installation, acknowledge an open incident, expire an ac
 whose time came), so most succeed and the log holds every event the read models read:
 accounts, listings listed / changed (slug and name too) / delisted, installs,
 authorizations, declines, lapses, renewals, cancels, expiries, and incidents raised,
-recurring, acknowledged and resolved. One command in eight picks any target instead, so
-refusals (which must append nothing) stay in the mix.
+recurring, acknowledged and resolved, and reviews (tests/review_history.py). One command
+in eight picks any target instead, so refusals (which must append nothing) stay in the mix.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from domain.incident import Incident, SyncEvent
 from domain.installation import AUTHORIZATION_WINDOW, Installation
 from domain.values import IncidentStatus, InstallationStatus
 from tests import factories as f
+from tests.review_history import REVIEW_EVENTS, REVIEW_WEIGHTS, ReviewCommands
 
 # How often each command is drawn (an op appears this many times in OPS).
 WEIGHTS = {
@@ -50,6 +51,7 @@ WEIGHTS = {
     "resolve": 3,
     "revoke": 2,
     "grant": 2,
+    **REVIEW_WEIGHTS,
 }
 OPS: tuple[str, ...] = tuple(op for op, weight in WEIGHTS.items() for _ in range(weight))
 CATEGORIES = ["connectors", "analytics", "marketing", "shipping-fulfillment"]
@@ -79,12 +81,13 @@ COUNTED = (
     "Installation.IncidentResolved",
     "Installation.ScopeRevoked",
     "Installation.ScopesGranted",
+    *REVIEW_EVENTS,
 )
 # What the generated apps ask for: one required scope, two the seller may leave out.
 REQUIRED, OPTIONAL = ["fulfillment.write"], ["orders.read", "inventory.read"]
 
 
-class World:
+class World(ReviewCommands):
     """Applies generated commands to a store, remembering ids to refer to later.
 
     `due` gives the sweep its read model (a caught-up projector's DueInstallations); without

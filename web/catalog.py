@@ -17,11 +17,25 @@ from starlette.responses import RedirectResponse, Response
 from api.catalog import CatalogParams
 from projections import catalog_search, recently_viewed
 from web.pages import cached, message, read, render
+from web.reviews import reviews_of
 from web.session import visitor
 
 PAGE_SIZE = 24
 RECENT_SHOWN = 6
-SORTS = {"popular": "Popular", "relevant": "Relevant", "new": "New", "name": "A–Z"}
+SORTS = {
+    "popular": "Popular",
+    "relevant": "Relevant",
+    "rating": "Top rated",
+    "new": "New",
+    "name": "A–Z",
+}
+# The minimum ratings the filters offer ("" = any).
+MIN_RATINGS = {
+    "": "Any rating",
+    "4.5": "4.5 stars and up",
+    "4": "4 stars and up",
+    "3": "3 stars and up",
+}
 
 
 def _params(request: Request) -> CatalogParams:
@@ -32,6 +46,7 @@ def _params(request: Request) -> CatalogParams:
         "category": query.getlist("category"),
         "platform": query.getlist("platform"),
         "sort": query.get("sort") or None,
+        "min_rating": query.get("min_rating") or None,
         "page": query.get("page") or 1,
         "page_size": PAGE_SIZE,
     }
@@ -60,6 +75,7 @@ def home(request: Request) -> Response:
         sort=p.sort,
         page=p.page,
         page_size=p.page_size,
+        min_rating=p.min_rating,
     )
     result = cached(request, ("search", query), lambda conn: catalog_search.search(conn, query))
     state = {
@@ -67,6 +83,7 @@ def home(request: Request) -> Response:
         "category": list(query.categories),
         "platform": list(query.platforms),
         "sort": p.sort or "",
+        "min_rating": "" if p.min_rating is None else f"{p.min_rating:g}",
     }
     pages = max(1, -(-result.total // PAGE_SIZE))
     return render(
@@ -76,6 +93,7 @@ def home(request: Request) -> Response:
         state=state,
         sort=query.effective_sort,
         sorts=SORTS,
+        min_ratings=MIN_RATINGS,
         pages=pages,
         page_links=_page_window(query.page, pages),
         q=state["q"],
@@ -125,7 +143,8 @@ def app_detail(request: Request) -> Response:
             app["id"],
             request.app.state.store.clock.now(),
         )
-    return render(request, "app_detail.html", app=app, recent=recent)
+    shown = reviews_of(request, app, seller)
+    return render(request, "app_detail.html", app=app, recent=recent, reviews=shown)
 
 
 def not_found(request: Request, text: str) -> Response:

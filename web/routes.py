@@ -6,7 +6,17 @@ from __future__ import annotations
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from web import accounts, catalog, developer, install, my_apps, notifications, webhook_log, webhooks
+from web import (
+    accounts,
+    catalog,
+    developer,
+    install,
+    my_apps,
+    notifications,
+    reviews,
+    webhook_log,
+    webhooks,
+)
 from web.forms import posted
 from web.pages import STATIC
 
@@ -16,6 +26,10 @@ HOOK = HOOKS + "/{webhook}"
 routes: list[BaseRoute] = [
     Route("/", catalog.home, methods=["GET"], name="home"),
     Route("/apps/{slug}", catalog.app_detail, methods=["GET"], name="app"),
+    Route("/apps/{slug}/review", reviews.review_page, methods=["GET"]),
+    Route("/apps/{slug}/review", posted(reviews.save_review), methods=["POST"]),
+    Route("/apps/{slug}/review/delete", posted(reviews.delete_review), methods=["POST"]),
+    Route("/apps/{slug}/reviews/{review}/helpful", posted(reviews.mark_helpful), methods=["POST"]),
     Route("/apps/{slug}/install", install.install_page, methods=["GET"], name="install"),
     Route("/apps/{slug}/install", posted(install.install_step), methods=["POST"]),
     Route("/signin", accounts.sign_in_page, methods=["GET"], name="signin"),

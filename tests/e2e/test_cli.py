@@ -18,6 +18,7 @@ from domain import values as v
 from domain.app_listing import validate_listing
 from projections import catalog, catalog_search
 from projections.read_side import build_projector
+from projections.reviews import reviews
 from tests import factories as f
 
 
@@ -132,3 +133,23 @@ def test_audit_export_redacts_hashes(env: Settings) -> None:
         json.loads(line) for line in exported.splitlines() if "Account.Registered" in line
     )
     assert registered["payload"]["password_hash"] == "<redacted>"
+
+
+def test_demo_reviews_spread_so_sort_by_rating_shows_something(env: Settings) -> None:
+    assert CliRunner().invoke(cli, ["demo", "--apps", "60"]).exit_code == 0
+    store = build_store(env)
+    projector = build_projector(store, env.database_url, names=["catalog", "reviews"])
+    projector.catch_up()
+    with projector.engine.connect() as conn:
+        top = catalog_search.search(
+            conn, catalog_search.CatalogQuery(sort="rating", page_size=60)
+        ).items
+        rated = [item["rating"] for item in top if item["rating"]["count"]]
+        assert len(rated) >= 30
+        averages = [r["average"] for r in rated]
+        assert max(averages) - min(averages) >= 2  # good apps and poor ones
+        assert sum(r["count"] for r in rated) >= 100 and min(r["count"] for r in rated) <= 2
+        # Ranked by the Bayesian score: the top app has more than a lucky review or two.
+        assert top[0]["rating"]["count"] >= 3
+        replies = conn.execute(sa.select(sa.func.count()).where(reviews.c.reply_body.is_not(None)))
+        assert replies.scalar_one() > 0

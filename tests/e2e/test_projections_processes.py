@@ -33,7 +33,7 @@ def test_replay_rebuilds_every_read_model_to_the_same_rows(
     processes.replay(settings, "catalog")
     assert snapshot(projector) == live
     assert projector.lag() == dict.fromkeys(
-        ["catalog", "my_apps", "incidents", "webhook_deliveries", "notifications"], 0
+        ["catalog", "my_apps", "incidents", "webhook_deliveries", "notifications", "reviews"], 0
     )
 
 

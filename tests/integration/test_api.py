@@ -477,6 +477,7 @@ def test_health_readiness_metrics_and_openapi(api: Api) -> None:
         "incidents",
         "webhook_deliveries",
         "notifications",
+        "reviews",
     }
     assert all(p["lag"] == 0 for p in ready["projections"].values())
     metrics = api.http.get("/metrics").text

@@ -1,6 +1,7 @@
 """Catalog search at scale keeps its answers: the fast path (running facet counts, one
 materialized match set) equals a plain reference on a generated catalog, on SQLite and
-PostgreSQL; the running counts stay exact through updates, delistings and replays."""
+PostgreSQL, with a minimum rating and by rating too; the running counts stay exact through
+updates, delistings and replays."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import strategies as st
 
-from application import installations, listings
+from application import installations, listings, reviews
 from application.store import Store
 from appstore.settings import Settings
 from domain import values as v
@@ -32,7 +33,8 @@ CATEGORIES, PLATFORMS = list(v.CATEGORIES), list(v.PLATFORMS)
 
 def generate_catalog(store: Store, seed: int = 5) -> None:
     """About 90 apps over a small vocabulary (so matches overlap), then updates that move
-    apps between categories and platforms, delistings, installs and cancellations."""
+    apps between categories and platforms, delistings, installs and cancellations, and
+    reviews (edited, deleted, hidden) that give apps ratings, ties included."""
     rng = random.Random(seed)
     developer = f.developer(store)
     sellers = [f.seller(store) for _ in range(4)]
@@ -56,6 +58,16 @@ def generate_catalog(store: Store, seed: int = 5) -> None:
             installed.append((seller, f.active_installation(store, seller, app_id)))
     for seller, installation_id in rng.sample(installed, 8):
         installations.cancel(store, seller, installation_id)
+    for seller, installation_id in rng.sample(installed, 2 * len(installed) // 3):
+        app_id = installations.installation(store, installation_id).app_id
+        review = reviews.post(store, seller, app_id, rng.choice([1, 3, 4, 4, 5, 5]), "Opinion")
+        draw = rng.random()
+        if draw < 0.15:
+            reviews.edit(store, seller, app_id, review.id, rng.randint(1, 5), "Changed my mind")
+        elif draw < 0.25:
+            reviews.delete(store, seller, app_id, review.id)
+        elif draw < 0.3:
+            reviews.hide(store, review.id, "Off topic")
     for n, app_id in enumerate(rng.sample(listed, 20)):
         changes: dict[str, Any] = {"categories": rng.sample(CATEGORIES, rng.randint(1, 2))}
         if rng.random() < 0.5:
@@ -112,6 +124,9 @@ def reference_search(conn: sa.Connection, query: CatalogQuery) -> CatalogPage:
     rows = conn.execute(
         sa.select(apps).select_from(source).where(apps.c.delisted_at.is_(None))
     ).all()
+    if query.min_rating is not None:
+        minimum = query.min_rating
+        rows = [r for r in rows if r.rating_average is not None and r.rating_average >= minimum]
 
     def in_categories(r: Any) -> bool:
         return not query.categories or bool(set(r.categories) & set(query.categories))
@@ -133,6 +148,12 @@ def reference_search(conn: sa.Connection, query: CatalogQuery) -> CatalogPage:
         "popular": [apps.c.installs.desc(), apps.c.name_key, apps.c.id],
         "new": [apps.c.listed_at.desc(), apps.c.seq.desc()],
         "name": [apps.c.name_key, apps.c.id],
+        "rating": [
+            apps.c.rating_score.desc(),
+            apps.c.rating_count.desc(),
+            apps.c.name_key,
+            apps.c.id,
+        ],
     }[query.effective_sort]
     page = conn.execute(
         sa.select(apps)
@@ -161,9 +182,10 @@ queries = st.builds(
     q=st.one_of(st.none(), st.lists(words, min_size=1, max_size=2).map(" ".join)),
     categories=st.lists(st.sampled_from(CATEGORIES), max_size=2, unique=True).map(tuple),
     platforms=st.lists(st.sampled_from(PLATFORMS), max_size=2, unique=True).map(tuple),
-    sort=st.sampled_from([None, "popular", "relevant", "new", "name"]),
+    sort=st.sampled_from([None, "popular", "relevant", "new", "name", "rating"]),
     page=st.integers(1, 3),
     page_size=st.integers(1, 12),
+    min_rating=st.one_of(st.none(), st.sampled_from([1, 2.5, 3, 3.5, 4, 4.2, 4.5, 5])),
 )
 
 
@@ -176,6 +198,15 @@ def test_search_answers_equal_the_plain_reference(projector: Projector) -> None:
             assert catalog_search.search(conn, query) == reference_search(conn, query)
 
         same_answer()
+
+
+def test_the_generated_catalog_has_ratings_worth_ranking(projector: Projector) -> None:
+    with projector.engine.connect() as conn:
+        rated = conn.execute(
+            sa.select(apps.c.rating_average, apps.c.rating_count).where(apps.c.rating_count > 0)
+        ).all()
+    assert len(rated) >= 15
+    assert len({r.rating_average for r in rated}) >= 5 and max(r.rating_count for r in rated) > 1
 
 
 def test_running_facet_counts_equal_a_count_of_the_listed_apps(projector: Projector) -> None:

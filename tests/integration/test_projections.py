@@ -65,7 +65,7 @@ def test_catch_up_reaches_the_head_and_a_second_run_applies_nothing(
     assert projector.catch_up() == 0
     assert snapshot(projector) == before
     assert projector.lag() == dict.fromkeys(
-        ["catalog", "my_apps", "incidents", "webhook_deliveries", "notifications"], 0
+        ["catalog", "my_apps", "incidents", "webhook_deliveries", "notifications", "reviews"], 0
     )
 
 
@@ -103,7 +103,7 @@ def test_replay_rebuilds_the_same_read_models(store: Store, projector: Projector
     for name in projector.projections:
         projector.reset(name)
     assert projector.positions() == dict.fromkeys(
-        ["catalog", "my_apps", "incidents", "webhook_deliveries", "notifications"], 0
+        ["catalog", "my_apps", "incidents", "webhook_deliveries", "notifications", "reviews"], 0
     )
     projector.catch_up()
     assert snapshot(projector) == live
