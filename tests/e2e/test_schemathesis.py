@@ -305,6 +305,9 @@ def _run_links(served: FuzzedStore, scenarios: int) -> Counter[str]:
             deadline=None,
             phases=[Phase.generate],
             suppress_health_check=list(HealthCheck),
+            # How far chains get is a count over random walks: a fixed seed keeps it the
+            # same run to run (an unlucky seed once left 2 full chains of 60 scenarios).
+            derandomize=True,
         )
     )
     steps = list(CHAIN.values())
@@ -319,7 +322,7 @@ def _run_links(served: FuzzedStore, scenarios: int) -> Counter[str]:
 
 def test_linked_calls_install_authorize_renew_cancel(on_sqlite: FuzzedStore) -> None:
     reached = _run_links(on_sqlite, SCENARIOS["sqlite"])
-    assert reached[FULL_CHAIN] >= 5, reached  # 8-23 in runs measured
+    assert reached[FULL_CHAIN] >= 5, reached  # 15 with the fixed seed (2-23 when random)
 
 
 @pytest.mark.postgres
@@ -327,4 +330,4 @@ def test_linked_calls_install_authorize_renew_cancel_on_postgres(
     on_postgres: FuzzedStore,
 ) -> None:
     reached = _run_links(on_postgres, SCENARIOS["postgres"])
-    assert reached[FULL_CHAIN] >= 2, reached  # 4-9 in runs measured
+    assert reached[FULL_CHAIN] >= 2, reached  # 4 with the fixed seed
