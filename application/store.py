@@ -124,6 +124,12 @@ class Store:
         # The repository answers a version past the last with the latest state: no answer.
         return aggregate if version is None or aggregate.version == version else None
 
+    def changed_since(self, aggregate_id: UUID, version: int) -> bool:
+        """Whether the aggregate has an event after `version`: one indexed read, nothing
+        decoded (for facts that stay true until one later event, like a session's end)."""
+        recorder = self.application.recorder
+        return bool(recorder.select_events(aggregate_id, gt=version, limit=1))
+
     def events_of(self, aggregate_id: UUID) -> list[DomainEventProtocol[UUID]]:
         """Every event of one aggregate, decoded, in version order."""
         return list(self.application.events.get(aggregate_id))
