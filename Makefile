@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # The browser tests drive this Chromium (Debian's `chromium` package).
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test venv browser lint clean stack
+.PHONY: run test venv browser lint clean stack bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -49,6 +49,11 @@ test: venv browser
 
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+
+## make bench: the benches in one table (figure, raw baseline of the same run, ratio, goal,
+## met) against a throw-away PostgreSQL; BENCH_ARGS=--quick for a smoke run
+bench: venv
+	PYTHON=$(BIN)/python scripts/with-services.sh $(BIN)/python -m bench.all $(BENCH_ARGS)
 
 ## make bench-NAME: run bench/NAME.py against a throw-away PostgreSQL (and Kafka); BENCH_ARGS=...
 bench-%: venv

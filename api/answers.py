@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy.engine import Connection
 
 from projections.runner import tracking
@@ -26,6 +28,8 @@ class AnswerCache:
         self.size = size
         self._answers: OrderedDict[tuple[Hashable, int], Any] = OrderedDict()
         self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
 
     def answer(self, conn: Connection, key: Hashable, compute: Callable[[Connection], Any]) -> Any:
         """The cached answer at the projection's current position, or `compute(conn)`."""
@@ -35,11 +39,32 @@ class AnswerCache:
         slot = (key, int(position or 0))
         with self._lock:
             if slot in self._answers:
+                self.hits += 1
                 self._answers.move_to_end(slot)
                 return self._answers[slot]
+            self.misses += 1
         value = compute(conn)
         with self._lock:
             self._answers[slot] = value
             while len(self._answers) > self.size:
                 self._answers.popitem(last=False)
         return value
+
+    def collector(self) -> Collector:
+        """`appstore_answer_cache_total{cache, outcome}` (hit or miss) for /metrics."""
+        return _AnswerCacheCollector(self)
+
+
+class _AnswerCacheCollector(Collector):
+    def __init__(self, cache: AnswerCache) -> None:
+        self.cache = cache
+
+    def collect(self) -> Iterator[Any]:
+        family = CounterMetricFamily(
+            "appstore_answer_cache",
+            "read answers served from the answer cache (hit) or computed (miss)",
+            labels=["cache", "outcome"],
+        )
+        family.add_metric([self.cache.projection, "hit"], self.cache.hits)
+        family.add_metric([self.cache.projection, "miss"], self.cache.misses)
+        yield family

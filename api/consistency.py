@@ -7,7 +7,8 @@ a GET, and the read waits (bounded) until every projection has caught up.
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
+import anyio.to_thread
+from anyio import CapacityLimiter
 from starlette.requests import Request
 
 from api.problems import Problem
@@ -15,6 +16,10 @@ from api.problems import Problem
 POSITION_HEADER = "X-Appstore-Position"
 MIN_POSITION_HEADER = "X-Appstore-Min-Position"
 DEFAULT_WAIT = 2.0
+# Threads that may sit waiting for the projections at once, apart from the threads that
+# run handlers: a burst of writes waiting (each up to the timeout) once took all 40 of
+# those, and every read queued behind them. A waiting thread costs no CPU.
+WAITERS = 200
 
 
 async def wait_for_position(
@@ -25,7 +30,12 @@ async def wait_for_position(
         return True
     projector = request.app.state.projector
     limit = request.app.state.consistency_timeout if timeout is None else timeout
-    reached: bool = await run_in_threadpool(projector.wait, position, limit)
+    state = request.app.state
+    if getattr(state, "waiters", None) is None:  # made on first use, inside the event loop
+        state.waiters = CapacityLimiter(WAITERS)
+    reached: bool = await anyio.to_thread.run_sync(
+        projector.wait, position, limit, limiter=state.waiters
+    )
     return reached
 
 

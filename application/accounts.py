@@ -131,11 +131,23 @@ def start_session(
 
 
 def session_for(store: Store, token: str) -> Session | None:
-    """The valid session a bearer token opens, or None."""
-    session = store.load(session_id_for(token_hash(token)), Session)
-    if session is None or not session.is_valid(store.clock.now()):
-        return None
-    return session
+    """The valid session a bearer token opens, or None.
+
+    A session's start never changes and its only later event is its end, so the started
+    session is remembered per process and each call asks the log one cheap question: has
+    it an event after its first (an end, written by any process)? No decoding, no replay.
+    """
+    session_id = session_id_for(token_hash(token))
+    started = store.remembered(("session", session_id), lambda: _started(store, session_id))
+    if started is None or store.changed_since(session_id, started.version):
+        return None  # unknown, or ended (a remembered session is at its first version)
+    return started if started.is_valid(store.clock.now()) else None
+
+
+def _started(store: Store, session_id: UUID) -> Session | None:
+    """The session as started, if it exists and has not ended (else nothing to remember)."""
+    session = store.load(session_id, Session)
+    return session if session is not None and session.ended_at is None else None
 
 
 def end_session(store: Store, token: str) -> Outcome:

@@ -89,6 +89,7 @@ class Store:
         self.logins = LoginThrottle(self.clock)
         self._facts: OrderedDict[Hashable, Any] = OrderedDict()
         self._facts_lock = threading.Lock()
+        self._current: OrderedDict[UUID, Aggregate] = OrderedDict()  # see current()
         # SQLite has one writer. eventsourcing's pool keeps its queue of connection requests
         # blocked while a second writer waits for the first; if the first waits for SQLite's
         # lock held by a projector step that needs a reader, all wait until a timeout.
@@ -123,6 +124,32 @@ class Store:
             return None
         # The repository answers a version past the last with the latest state: no answer.
         return aggregate if version is None or aggregate.version == version else None
+
+    def changed_since(self, aggregate_id: UUID, version: int) -> bool:
+        """Whether the aggregate has an event after `version`: one indexed read, nothing
+        decoded (for facts that stay true until one later event, like a session's end)."""
+        recorder = self.application.recorder
+        return bool(recorder.select_events(aggregate_id, gt=version, limit=1))
+
+    def current(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        """The aggregate's latest state, FOR READING ONLY (never change or save it).
+
+        The last copy read is kept per process; each call asks the log one question — has
+        it an event after that copy's version? — and replays only when it has (checks that
+        read the same installation or grant again and again: token introspection).
+        """
+        with self._facts_lock:
+            known = self._current.get(aggregate_id)
+        if isinstance(known, kind) and not self.changed_since(aggregate_id, known.version):
+            return known
+        found = self.load(aggregate_id, kind)
+        if found is not None:
+            with self._facts_lock:
+                self._current[aggregate_id] = found
+                self._current.move_to_end(aggregate_id)
+                while len(self._current) > REMEMBER:
+                    self._current.popitem(last=False)
+        return found
 
     def events_of(self, aggregate_id: UUID) -> list[DomainEventProtocol[UUID]]:
         """Every event of one aggregate, decoded, in version order."""

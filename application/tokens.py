@@ -235,7 +235,8 @@ def check_token(store: Store, token: str | None, *, client: AppListing | None = 
     Its scopes are the token's own narrowed to what the installation grants now: a scope
     the seller revoked leaves every live token at once.
     Three primary-key reads: the token, its grant, its installation; issued tokens never
-    change, so a process remembers them and a hot token costs two.
+    change, so a process remembers them, and the grant and installation are replayed only
+    when they have a newer event than the copy this process read last (`Store.current`).
     """
     if not token:
         return UNKNOWN
@@ -244,7 +245,7 @@ def check_token(store: Store, token: str | None, *, client: AppListing | None = 
     if record is None or (client is not None and record.app_id != client.id):
         return UNKNOWN
     now = store.clock.now()
-    installation = store.load(record.installation_id, Installation)
+    installation = store.current(record.installation_id, Installation)
     reason = _inactive_reason(store, record, installation, now)
     granted = installation.scopes if installation is not None else []
     return TokenCheck(
@@ -267,7 +268,7 @@ def _inactive_reason(
         return "cancelled"
     if not installation.is_live(now):
         return "installation_expired"
-    grant = store.load(record.grant_id, TokenGrant)
+    grant = store.current(record.grant_id, TokenGrant)
     if grant is None or grant.is_revoked or record.id in grant.revoked_tokens:
         return "revoked"
     if (

@@ -223,6 +223,7 @@ def create_app(
     app.state.readiness = policy
     app.state.metrics = metrics
     app.state.catalog_answers = AnswerCache("catalog")
+    metrics.registry.register(app.state.catalog_answers.collector())
     app.state.openapi = openapi_document(authorize.OPENAPI_PATHS)
     app.state.secret_box = secret_box(settings)
     return app

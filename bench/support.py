@@ -1,13 +1,16 @@
-"""What the benchmarks share: throw-away databases, percentiles, ports, progress bars."""
+"""What the benchmarks share: throw-away databases, percentiles, ports, progress bars, and
+the row every bench returns (figure, raw baseline of the same run, ratio, goal, met)."""
 
 from __future__ import annotations
 
 import socket
 import uuid
+from dataclasses import dataclass
 
 import psycopg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 
 def fresh_database(admin_url: str, prefix: str = "bench") -> str:
@@ -41,3 +44,40 @@ def progress_bar(console: Console | None = None) -> Progress:
         TimeElapsedColumn(),
         console=console,
     )
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure of a benchmark next to its raw baseline from the same run.
+
+    `ratio` is figure ÷ baseline as the goal reads it (throughputs: figure/raw, so higher is
+    better; latencies say so in `goal`); `met` is None where the goal is not a yes/no.
+    """
+
+    bench: str
+    figure: str
+    value: str
+    baseline: str = ""
+    ratio: float | None = None
+    goal: str = ""
+    met: bool | None = None
+
+
+def rows_table(rows: list[Row], title: str) -> Table:
+    """The one table every bench prints (and `bench.all` prints for all of them)."""
+    table = Table(title=title, show_lines=False)
+    for column, justify in (
+        ("bench", "left"),
+        ("figure", "left"),
+        ("value", "right"),
+        ("raw baseline (same run)", "right"),
+        ("ratio", "right"),
+        ("goal", "left"),
+        ("met", "center"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        met = "" if row.met is None else ("[green]yes[/]" if row.met else "[red]NO[/]")
+        ratio = "" if row.ratio is None else f"{row.ratio:.2f}"
+        table.add_row(row.bench, row.figure, row.value, row.baseline, ratio, row.goal, met)
+    return table

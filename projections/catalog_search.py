@@ -317,17 +317,23 @@ def related(conn: Connection, app_id: UUID, limit: int = RELATED_LIMIT) -> list[
         return []
     same_category = _has(apps.c.category_bits, me.category_bits)
     same_platform = _has(apps.c.platform_bits, me.platform_bits)
-    score = sa.case((same_category, 2), else_=0) + sa.case((same_platform, 1), else_=0)
-    rows = conn.execute(
-        sa.select(*_ITEM_COLUMNS)
-        .where(
-            apps.c.delisted_at.is_(None),
-            apps.c.id != app_id,
-            sa.or_(same_category, same_platform),
-        )
-        .order_by(score.desc(), apps.c.installs.desc(), apps.c.name_key, apps.c.id)
-        .limit(limit)
-    ).all()
+    # Best score first (both 3, category 2, platform 1), then most installed: one walk of
+    # the popular index per score that stops at `limit`, rather than scoring and sorting
+    # every listed app (2.7 ms per detail at 2k apps, linear in the catalog).
+    rows: list[Any] = []
+    for tier in (
+        sa.and_(same_category, same_platform),
+        sa.and_(same_category, sa.not_(same_platform)),
+        sa.and_(sa.not_(same_category), same_platform),
+    ):
+        if len(rows) >= limit:
+            break
+        rows += conn.execute(
+            sa.select(*_ITEM_COLUMNS)
+            .where(apps.c.delisted_at.is_(None), apps.c.id != app_id, tier)
+            .order_by(apps.c.installs.desc(), apps.c.name_key, apps.c.id)
+            .limit(limit - len(rows))
+        ).all()
     return [item_of(r) for r in rows]
 
 

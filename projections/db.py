@@ -44,6 +44,10 @@ def sqlalchemy_url(database_url: str) -> str:
     raise ValueError(f"unsupported database URL scheme {scheme!r}")
 
 
+# Read-model connections kept open on SQLite (one per API worker thread, see below).
+SQLITE_POOL = 40
+
+
 def create_read_engine(database_url: str, *, pool_size: int = 5, timeout: int = 2) -> Engine:
     """An engine on the read-model database; on PostgreSQL `timeout` bounds the wait for a
     connection (pool and connect), so reads fail fast when the database is away.
@@ -54,7 +58,13 @@ def create_read_engine(database_url: str, *, pool_size: int = 5, timeout: int = 
     url = sqlalchemy_url(database_url)
     if url.startswith("sqlite"):
         # The embedded store serialises writers on one file lock: waits there are normal.
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # The pool keeps a connection per API worker thread (anyio's 40 by default): past
+        # SQLAlchemy's 5 + 10 overflow, connections were opened (with their PRAGMAs) and
+        # closed per request under load, and threads queued for the 15.
+        sized = {} if ":memory:" in url else {"pool_size": SQLITE_POOL, "max_overflow": SQLITE_POOL}
+        engine = sa.create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **sized
+        )
 
         @sa.event.listens_for(engine, "connect")
         def _connect(dbapi_connection: Any, _record: Any) -> None:

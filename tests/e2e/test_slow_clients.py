@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import select
 import socket
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from uvicorn.server import ServerState
 
 from appstore.bootstrap import create_app
 from appstore.http_server import BoundedH11Protocol, uvicorn_options
@@ -133,3 +135,40 @@ def test_an_oversized_chunked_body_is_refused_as_it_arrives(server: tuple[str, i
                 answered = connection.recv(65536)
                 break
     assert answered.startswith(b"HTTP/1.1 413"), answered[:200]
+
+
+def test_connections_of_a_socket_bound_for_workers_send_small_segments_at_once() -> None:
+    """uvicorn binds the listening socket itself for APPSTORE_SERVE_WORKERS > 1 (proto 0),
+    and asyncio then leaves Nagle's algorithm on: every answer waited 40+ ms for the
+    client's delayed ACK. serve's protocol sets TCP_NODELAY on each connection."""
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # as uvicorn binds it
+    listening.bind(("127.0.0.1", 0))
+
+    async def nothing(scope: object, receive: object, send: object) -> None: ...
+
+    config = uvicorn.Config(nothing)
+    config.load()
+    seen: list[int] = []
+
+    class Recording(QuickHeaders):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            sock = transport.get_extra_info("socket")
+            seen.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    async def accept_one() -> None:
+        loop = asyncio.get_running_loop()
+        state = ServerState()
+        server = await loop.create_server(
+            lambda: Recording(config=config, server_state=state, app_state={}), sock=listening
+        )
+        async with server:
+            _, writer = await asyncio.open_connection(*listening.getsockname())
+            deadline = loop.time() + 10
+            while not seen and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(accept_one())
+    assert seen == [1]

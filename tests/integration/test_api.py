@@ -495,6 +495,15 @@ def test_health_readiness_metrics_and_openapi(api: Api) -> None:
     assert parameters["category"]["explode"] is True
 
 
+def test_metrics_count_answer_cache_hits_and_misses(api: Api) -> None:
+    api.list_app(api.account("developer"))
+    for _ in range(3):  # nothing written meanwhile: the same answer at the same position
+        assert api.http.get("/v1/apps", params={"q": "parcel"}).status_code == 200
+    metrics = api.http.get("/metrics").text
+    assert 'appstore_answer_cache_total{cache="catalog",outcome="miss"} 1.0' in metrics
+    assert 'appstore_answer_cache_total{cache="catalog",outcome="hit"} 2.0' in metrics
+
+
 def test_readiness_reports_lag_when_projections_do_not_run(
     settings: Settings, clock: FixedClock
 ) -> None:

@@ -52,6 +52,26 @@ def test_sessions_open_with_the_token_and_end_on_logout(store: Store) -> None:
     assert accounts.session_for(store, started.token) is None
 
 
+def test_a_session_ended_by_another_process_closes_at_once(
+    store: Store, settings: Settings, clock: FixedClock
+) -> None:
+    """Sessions are remembered per process: an end written elsewhere must still count."""
+    accounts.register_account(store, "seller", "di@shop.example.com", f.PASSWORD, "Di")
+    started = accounts.start_session(store, "di@shop.example.com", f.PASSWORD)
+    assert accounts.session_for(store, started.token) is not None  # now remembered here
+    other = build_store(settings, clock=clock)
+    try:
+        accounts.end_session(other, started.token)
+    finally:
+        other.close()
+    assert accounts.session_for(store, started.token) is None
+    clock.advance(accounts.SESSION_LIFETIME)
+    again = accounts.start_session(store, "di@shop.example.com", f.PASSWORD)
+    assert accounts.session_for(store, again.token) is not None
+    clock.advance(accounts.SESSION_LIFETIME)  # a remembered session still expires
+    assert accounts.session_for(store, again.token) is None
+
+
 def test_listing_returns_a_client_secret_once_and_stores_only_its_hash(store: Store) -> None:
     developer = f.developer(store)
     listed = listings.list_app(store, developer, f.listing(name="Parcel Pro"))

@@ -334,3 +334,28 @@ def test_with_the_aggregate_cache_a_cancel_elsewhere_is_seen_at_once(
         assert tokens.check_access_token(cached, more.access_token).reason == "revoked"
     finally:
         cached.close()
+
+
+def test_a_checking_process_sees_changes_written_elsewhere_at_once(
+    store: Store, settings: Settings, clock: FixedClock
+) -> None:
+    """Store.current keeps the grant and installation a check read: a newer event written
+    by another process (cancel, revoke, renew, a scope revoked) must still count."""
+    checker = Store(event_store_env(settings.database_url), clock=clock, passwords=Passwords.fast())
+    try:
+        world = World(store)
+        issued = world.token_set()
+        assert tokens.check_access_token(checker, issued.access_token).active  # now kept
+        assert tokens.check_access_token(checker, issued.access_token).active  # from the copy
+        tokens.revoke_token(store, world.client, issued.access_token)
+        assert tokens.check_access_token(checker, issued.access_token).reason == "revoked"
+        fresh = world.token_set()
+        assert tokens.check_access_token(checker, fresh.access_token).active
+        clock.advance(timedelta(days=30))
+        assert tokens.check_token(checker, fresh.refresh_token).reason == "installation_expired"
+        installations.renew(store, world.seller, world.installation, "90d")
+        assert tokens.check_token(checker, fresh.refresh_token).active
+        installations.cancel(store, world.seller, world.installation)
+        assert tokens.check_token(checker, fresh.refresh_token).reason == "cancelled"
+    finally:
+        checker.close()
