@@ -43,8 +43,9 @@ class _ProjectionCollector(Collector):
         yield position
 
 
-class _LoopCollector(Collector):
-    """Every background loop's health (application/loops.py), read at scrape time."""
+class LoopCollector(Collector):
+    """Every background loop's health (application/loops.py) as gauges, read at scrape time
+    (the API's /metrics, and the health server of the other processes)."""
 
     def __init__(self, loops: Loops) -> None:
         self.loops = loops
@@ -99,7 +100,7 @@ class Metrics:
         )
         self.registry.register(_ProjectionCollector(projector))
         if loops is not None:
-            self.registry.register(_LoopCollector(loops))
+            self.registry.register(LoopCollector(loops))
         if consumer_health is not None:
             self.registry.register(consumer_health.collector())
             self.registry.register(consumer_health.counters())

@@ -23,14 +23,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from api.metrics import LoopCollector
 from application.loops import Loops
 
 log = logging.getLogger("appstore")
@@ -48,38 +48,6 @@ def readiness(loops: Loops, details: Details | None = None) -> tuple[int, dict[s
     body = {**(details() if details else {}), "status": status, "ready": status == "ok"}
     body["loops"] = states
     return (200 if status == "ok" else 503), body
-
-
-class LoopCollector(Collector):
-    """Every loop's health as gauges, read at scrape time."""
-
-    def __init__(self, loops: Loops) -> None:
-        self.loops = loops
-
-    def collect(self) -> Iterator[Any]:
-        labels = ["loop"]
-        up = GaugeMetricFamily("appstore_loop_up", "1 while the loop runs", labels=labels)
-        ready = GaugeMetricFamily(
-            "appstore_loop_ready", "1 when the loop is ready (/readyz)", labels=labels
-        )
-        failures = GaugeMetricFamily(
-            "appstore_loop_consecutive_failures", "failed attempts in a row", labels=labels
-        )
-        lag = GaugeMetricFamily("appstore_loop_lag", "how far behind the loop is", labels=labels)
-        age = GaugeMetricFamily(
-            "appstore_loop_last_success_age_seconds",
-            "seconds since the loop's last successful step",
-            labels=labels,
-        )
-        for name, state in self.loops.snapshot().items():
-            up.add_metric([name], 1 if state["alive"] else 0)
-            ready.add_metric([name], 1 if state["ready"] else 0)
-            failures.add_metric([name], state["consecutive_failures"])
-            if state["lag"] is not None:
-                lag.add_metric([name], state["lag"])
-            if state["last_success_age_s"] is not None:
-                age.add_metric([name], state["last_success_age_s"])
-        yield from (up, ready, failures, lag, age)
 
 
 def serve_health(
