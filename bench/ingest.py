@@ -43,7 +43,7 @@ from consumers.config import AGGREGATE_CACHE, WorkerConfig, ensure_topics
 from consumers.worker import BatchOutcome, SyncEventWorker
 from tests import factories as f
 
-console = Console()
+console = Console(width=150)
 AREAS = ("orders", "inventory", "fulfillment", "products")
 
 
