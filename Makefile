@@ -50,7 +50,7 @@ test: venv browser
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
-## make bench: the benches in one table (figure, raw baseline of the same run, ratio, goal,
+## make bench: every bench (stack aside) in one table (figure, raw baseline of the same run, ratio, goal,
 ## met) against a throw-away PostgreSQL; BENCH_ARGS=--quick for a smoke run
 bench: venv
 	PYTHON=$(BIN)/python scripts/with-services.sh $(BIN)/python -m bench.all $(BENCH_ARGS)

@@ -56,7 +56,7 @@ def store_commands(store: Store, seconds: float, progress: Progress) -> tuple[in
     developer = f.developer(store)
     apps = [f.app(store, developer) for _ in range(40)]
     sellers: list[uuid.UUID] = []
-    head = store.application.recorder.max_notification_id()
+    head = store.application.recorder.max_notification_id() or 0
     task = progress.add_task("install+authorize", total=seconds)
     commands, start, i = 0, time.perf_counter(), 0
     while (elapsed := time.perf_counter() - start) < seconds:
@@ -75,9 +75,8 @@ def store_commands(store: Store, seconds: float, progress: Progress) -> tuple[in
     progress.update(task, completed=seconds)
     # Sign-ups of the sellers happen inside the timed loop too; count only install events.
     events = sum(
-        1
+        1 if ":Installation." in n.topic or ":InstallationSlot." in n.topic else 0
         for n in store.application.recorder.select_notifications(head + 1, 10_000_000)
-        if ":Installation." in n.topic or ":InstallationSlot." in n.topic
     )
     return commands, events, elapsed
 

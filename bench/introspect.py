@@ -12,6 +12,12 @@ Measurements in the same run, on the same database:
   …+cache    the same through the library's aggregate cache (AGGREGATE_CACHE_MAXSIZE):
              each read still fetches newer events (fast-forward), so it stays exact
   busy       check of a token whose installation has thousands of incident events
+  uncached   check with the store's token cache off (`Store.remembered`/`current` keep
+             nothing): every check reads the token record, grant and installation from
+             the log, as the first check of a token in a fresh process does
+
+All --tokens tokens fit the token cache (application.store.REMEMBER entries per process), so
+"check" measures the cached path; "uncached" is the same checks with nothing kept.
 
     scripts/with-services.sh .venv/bin/python bench/introspect.py
     python bench/introspect.py --database-url postgresql://... [--seconds 10] [--tokens 300]
@@ -34,16 +40,17 @@ from rich.console import Console
 
 from api.tokens import introspection
 from application import authorization, listings, sync_events, tokens
+from application import store as store_module
 from application.store import Store
 from appstore.bootstrap import build_store, event_store_env
 from appstore.settings import Settings
-from bench.support import fresh_database
+from bench.support import Row, fresh_database, rows_table
 from domain import oauth
 from domain.credentials import Passwords, token_hash
 from domain.incident import SyncEvent
 from tests import factories as f
 
-console = Console()
+console = Console(width=150)
 REDIRECT = "https://ordersync.example.com/oauth/callback"
 
 
@@ -131,16 +138,33 @@ def busy_installation(store: Store, token: str, reports: int) -> None:
         )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
+def uncached(call: Callable[[], object]) -> Callable[[], object]:
+    """`call` with the store's token cache holding nothing (a cold process, every time)."""
+
+    def cold() -> object:
+        kept = store_module.REMEMBER
+        store_module.REMEMBER = 0
+        try:
+            return call()
+        finally:
+            store_module.REMEMBER = kept
+
+    return cold
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--database-url", default=os.environ.get("APPSTORE_TEST_POSTGRES_URL"))
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--tokens", type=int, default=300)
-    parser.add_argument("--threads", type=int, default=4, help="also measure with N callers")
-    parser.add_argument("--reports", type=int, default=2000, help="events of the busy installation")
-    args = parser.parse_args()
+    p.add_argument("--database-url", default=os.environ.get("APPSTORE_TEST_POSTGRES_URL"))
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--tokens", type=int, default=300)
+    p.add_argument("--threads", type=int, default=4, help="also measure with N callers")
+    p.add_argument("--reports", type=int, default=2000, help="events of the busy installation")
+    return p
+
+
+def run(args: argparse.Namespace) -> list[Row]:
     if not args.database_url or not args.database_url.startswith("postgres"):
         sys.exit("need --database-url postgresql://... (or APPSTORE_TEST_POSTGRES_URL)")
     url = fresh_database(args.database_url)
@@ -192,18 +216,27 @@ def main() -> None:
 
             return introspect
 
-        console.print(f"PostgreSQL, {args.seconds:.0f} s each, {len(issued)} tokens, random picks")
+        console.print(
+            f"PostgreSQL, {args.seconds:.0f} s each, {len(issued)} tokens, random picks;"
+            f" all {len(issued)} fit the token cache ({store_module.REMEMBER:,} entries), so"
+            " 'check' and 'introspect' are the cached path and 'uncached' reads every"
+            " record from the log on every check"
+        )
         base = measure("raw SELECT", args.seconds, raw)
         measure("raw in txn", args.seconds, raw_in_transaction)
         measure("1 aggregate", args.seconds, one_aggregate)
         results = {
             "check": measure("check", args.seconds, checker(store)),
+            "uncached": measure("uncached", args.seconds, uncached(checker(store))),
             "introspect": measure("introspect", args.seconds, introspector(store)),
             "check+cache": measure("check+cache", args.seconds, checker(cached)),
             "introspect+cache": measure("intro+cache", args.seconds, introspector(cached)),
         }
         console.print(f"a busy installation ({args.reports} incident reports in its stream):")
         results["busy check"] = measure("busy", args.seconds, checker(store, busy_token))
+        results["busy uncached"] = measure(
+            "busy uncach", args.seconds, uncached(checker(store, busy_token))
+        )
         results["busy check+cache"] = measure(
             "busy+cache", args.seconds, checker(cached, busy_token)
         )
@@ -217,6 +250,32 @@ def main() -> None:
         )
     store.close()
     cached.close()
+    raw_label = f"SELECT by key {base['per_s']:,.0f}/s"
+
+    def row(name: str, figure: str, goal: bool = False) -> Row:
+        result = results[name]
+        ratio = result["per_s"] / base["per_s"]
+        return Row(
+            "introspect",
+            figure,
+            f"{result['per_s']:,.0f}/s, p50 {result['p50_ms']:.2f} ms",
+            raw_label,
+            ratio,
+            "≥ 0.3 of raw" if goal else "",
+            ratio >= 0.3 if goal else None,
+        )
+
+    return [
+        row("check", f"token check, cached ({len(issued)} tokens, all fit the cache)", True),
+        row("uncached", "token check, uncached (token cache off: cold every time)", True),
+        row("introspect", "POST /oauth/introspect's work (client auth + check), cached"),
+        row("busy check", f"check, installation with {args.reports:,} incident events"),
+        row("busy uncached", "  the same, uncached (snapshot + events since)"),
+    ]
+
+
+def main() -> None:
+    console.print(rows_table(run(parser().parse_args()), "token checks vs a raw SELECT by key"))
 
 
 if __name__ == "__main__":

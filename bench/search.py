@@ -42,7 +42,7 @@ from rich.table import Table
 
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from bench.support import fresh_database, percentile
+from bench.support import Row, free_port, fresh_database, percentile, rows_table
 from bench.workload import ADJECTIVES, NOUNS, VERBS, append_catalog
 from domain import values as v
 from projections import catalog, catalog_search
@@ -91,18 +91,22 @@ def candidates(kind: str) -> list[catalog_search.CatalogQuery]:
     return list(dict.fromkeys(out))
 
 
-def mix(rng: random.Random, per_kind: int) -> tuple[list[Any], list[tuple[str, Any]]]:
-    """(warm-up queries, timed (kind, query) pairs in random order); no query twice."""
+def mix(
+    rng: random.Random, per_kind: int, exclude: frozenset[Any] = frozenset()
+) -> tuple[list[Any], list[tuple[str, Any]]]:
+    """(warm-up queries, timed (kind, query) pairs in random order); no query twice, and
+    none of `exclude` (another run's warm-up) among either: a warm-up query is never timed."""
     warm_up: list[Any] = []
     timed: list[tuple[str, Any]] = []
     for kind in KINDS:
-        pool = candidates(kind)
+        pool = [q for q in candidates(kind) if q not in exclude]
         rng.shuffle(pool)
         if len(pool) < WARM_UP + per_kind:
             raise SystemExit(f"only {len(pool)} distinct {kind!r} queries")
         warm_up += pool[:WARM_UP]
         timed += [(kind, q) for q in pool[WARM_UP : WARM_UP + per_kind]]
     rng.shuffle(timed)
+    assert not {q for _, q in timed} & (set(warm_up) | exclude)
     return warm_up, timed
 
 
@@ -130,31 +134,34 @@ def build(label: str, url: str, apps: int, progress: Progress, every_projection:
     return projector
 
 
-def time_search(engine: sa.Engine, per_kind: int, progress: Progress, label: str) -> dict[str, Any]:
+def time_search(
+    engine: sa.Engine,
+    warm_up: list[Any],
+    timed: list[tuple[str, Any]],
+    progress: Progress,
+    label: str,
+) -> dict[str, Any]:
     """Per kind: search latencies, the raw lookups timed right after each, match counts."""
     with engine.connect() as conn:
         ids = [r[0] for r in conn.execute(sa.select(catalog.apps.c.id))]
-    rng = random.Random(11)
-    warm_up, timed = mix(rng, per_kind)
+    rng = random.Random(13)
 
-    def timed_call(fn: Callable[[Any], Any]) -> tuple[float, Any]:
+    def timed_call(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
         started = time.perf_counter()
         with engine.connect() as conn:
-            result = fn(conn)
+            result = fn(conn, *args)
         return (time.perf_counter() - started) * 1000, result
 
+    def by_key(conn: sa.Connection, app_id: Any) -> Any:
+        return conn.execute(sa.select(catalog.apps).where(catalog.apps.c.id == app_id)).first()
+
     for q in warm_up:  # untimed: caches, connection pool, statement compilation
-        timed_call(lambda c, q=q: catalog_search.search(c, q))
+        timed_call(catalog_search.search, q)
     out: dict[str, Any] = {k: {"search": [], "raw": [], "total": []} for k in KINDS}
     task = progress.add_task(f"{label}: search", total=len(timed))
     for kind, q in timed:
-        ms, page = timed_call(lambda c, q=q: catalog_search.search(c, q))
-        app_id = rng.choice(ids)
-        raw_ms, _ = timed_call(
-            lambda c, i=app_id: c.execute(
-                sa.select(catalog.apps).where(catalog.apps.c.id == i)
-            ).first()
-        )
+        ms, page = timed_call(catalog_search.search, q)
+        raw_ms, _ = timed_call(by_key, rng.choice(ids))
         out[kind]["search"].append(ms)
         out[kind]["raw"].append(raw_ms)
         out[kind]["total"].append(page.total)
@@ -185,16 +192,11 @@ def peak_rss_mb(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def time_serve(url: str, per_kind: int, progress: Progress, label: str) -> dict[str, Any]:
-    """HTTP latencies of distinct queries against `appstore serve`, and its RSS."""
+def time_serve(
+    url: str, per_kind: int, progress: Progress, label: str, exclude: frozenset[Any]
+) -> dict[str, Any]:
+    """HTTP latencies of distinct queries against `appstore serve`, and its RSS (peak:
+    the kernel's high-water mark of the process over the whole run)."""
     port = free_port()
     env = {**os.environ, "APPSTORE_DATABASE_URL": url}
     command = [str(Path(sys.executable).with_name("appstore")), "serve", "--port", str(port)]
@@ -213,7 +215,7 @@ def time_serve(url: str, per_kind: int, progress: Progress, label: str) -> dict[
                     raise SystemExit("appstore serve did not start")
                 time.sleep(0.2)
             started_rss, _ = peak_rss_mb(server.pid)
-            warm_up, timed = mix(random.Random(12), per_kind)
+            warm_up, timed = mix(random.Random(12), per_kind, exclude)
             for q in warm_up:
                 client.get("/v1/apps", params=params(q)).raise_for_status()
             latencies: list[float] = []
@@ -256,27 +258,81 @@ def rows_of(label: str, apps: int, timings: dict[str, Any]) -> Iterator[list[str
         ]
 
 
-def run(label: str, url: str, apps: int, args: argparse.Namespace, progress: Progress) -> Any:
+def measure(label: str, url: str, apps: int, args: argparse.Namespace, progress: Progress) -> Any:
     projector = build(label, url, apps, progress, every_projection=args.serve)
-    timings = time_search(projector.engine, args.per_kind, progress, label)
+    warm_up, timed = mix(random.Random(11), args.per_kind)
+    timings = time_search(projector.engine, warm_up, timed, progress, label)
     with projector.engine.connect() as conn:
         combinations = conn.execute(
             sa.select(sa.func.count()).select_from(catalog.facet_counts)
         ).scalar()
     projector.engine.dispose()
-    served = time_serve(url, args.per_kind, progress, label) if args.serve else None
-    return list(rows_of(label, apps, timings)), combinations, served
+    served = (
+        time_serve(url, args.per_kind, progress, label, frozenset(warm_up)) if args.serve else None
+    )
+    return timings, combinations, served
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
+def summary(label: str, apps: int, timings: dict[str, Any], served: Any) -> list[Row]:
+    """The shared rows: all kinds together against the raw lookup, the worst kind, serve."""
+    every = [ms for kind in KINDS for ms in timings[kind]["search"]]
+    raw = [ms for kind in KINDS for ms in timings[kind]["raw"]]
+    p99, raw99 = percentile(every, 99), percentile(raw, 99)
+    worst = max(KINDS, key=lambda k: percentile(timings[k]["search"], 99))
+    worst99 = percentile(timings[worst]["search"], 99)
+    name = f"search {apps // 1000}k" if apps >= 1000 else f"search {apps}"
+    rows = [
+        Row(
+            name,
+            f"{label}: p50 / p99, {len(every)} distinct queries (6 kinds)",
+            f"{percentile(every, 50):.1f} / {p99:.1f} ms",
+            f"PK lookup p99 {raw99:.2f} ms",
+            p99 / raw99,
+            f"p99 < {GOAL_MS:.0f} ms (ratio: latency ÷ raw)",
+            p99 < GOAL_MS,
+        ),
+        Row(name, f"  slowest kind: {worst}", f"p99 {worst99:.1f} ms", met=worst99 < GOAL_MS),
+    ]
+    if served:
+        http = served["http"]
+        rows.append(
+            Row(
+                name,
+                f"  over HTTP to `appstore serve`, {len(http)} queries (none a warm-up)",
+                f"{percentile(http, 50):.1f} / {percentile(http, 99):.1f} ms",
+            )
+        )
+        rows.append(
+            Row(
+                name,
+                "  peak RSS of `appstore serve` (VmHWM) during that run",
+                f"{served['rss_peak']:.0f} MB",
+                f"{served['rss_start']:.0f} MB after start-up",
+            )
+        )
+    return rows
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--database-url", default=os.environ.get("APPSTORE_TEST_POSTGRES_URL"))
-    parser.add_argument("--apps", type=int, nargs="+", default=[10_000])
-    parser.add_argument("--per-kind", type=int, default=80, help="timed queries per kind")
-    parser.add_argument("--serve", action="store_true", help="also query `appstore serve`")
-    args = parser.parse_args()
+    p.add_argument("--database-url", default=os.environ.get("APPSTORE_TEST_POSTGRES_URL"))
+    p.add_argument("--apps", type=int, nargs="+", default=[10_000])
+    p.add_argument("--per-kind", type=int, default=80, help="timed queries per kind")
+    p.add_argument("--serve", action="store_true", help="also query `appstore serve`")
+    p.add_argument(
+        "--backends",
+        nargs="+",
+        choices=("sqlite", "postgresql"),
+        default=["sqlite", "postgresql"],
+        help="which engines (PostgreSQL only with a --database-url)",
+    )
+    return p
+
+
+def run(args: argparse.Namespace) -> list[Row]:
+    """Prints the per-kind table; returns the shared rows."""
     table = Table(title=f"catalog search, uncached, {args.per_kind} distinct queries per kind (ms)")
     for column in (
         "backend",
@@ -291,20 +347,23 @@ def main() -> None:
     ):
         table.add_column(column, justify="right")
     notes = []
+    out: list[Row] = []
     with Progress(console=console) as progress:
         for apps in args.apps:
             backends = []
             with tempfile.TemporaryDirectory() as tmp:
-                backends.append(("SQLite FTS5", f"sqlite:///{tmp}/bench.db"))
-                if args.database_url:
+                if "sqlite" in args.backends:
+                    backends.append(("SQLite FTS5", f"sqlite:///{tmp}/bench.db"))
+                if "postgresql" in args.backends and args.database_url:
                     url = fresh_database(args.database_url, "search")
                     backends.append(("PostgreSQL GIN", url))
-                else:
+                elif "postgresql" in args.backends:
                     console.print("[yellow]no PostgreSQL URL: SQLite only[/yellow]")
                 for label, url in backends:
-                    rows, combinations, served = run(label, url, apps, args, progress)
-                    for row in rows:
+                    timings, combinations, served = measure(label, url, apps, args, progress)
+                    for row in rows_of(label, apps, timings):
                         table.add_row(*row, end_section=row[2] == "all")
+                    out += summary(label, apps, timings, served)
                     notes.append(
                         f"{label}, {apps:,} apps: {combinations:,} rows of catalog_facet_counts"
                     )
@@ -320,6 +379,11 @@ def main() -> None:
     console.print(table)
     for note in notes:
         console.print(note)
+    return out
+
+
+def main() -> None:
+    console.print(rows_table(run(parser().parse_args()), "catalog search"))
 
 
 if __name__ == "__main__":

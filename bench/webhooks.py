@@ -39,13 +39,12 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from rich.console import Console
-from rich.table import Table
 
 from application import webhooks
 from appstore.bootstrap import build_store
 from appstore.outbound import build_dispatchers, secret_box
 from appstore.settings import Settings, WebhookSettings
-from bench.support import free_port, fresh_database, percentile, progress_bar
+from bench.support import Row, free_port, fresh_database, percentile, progress_bar, rows_table
 from domain.webhook import message_id
 from projections.read_side import build_projector
 from projections.runner import Projector
@@ -142,15 +141,18 @@ def raw_posts(url: str, count: int, concurrency: int) -> float:
     return count / elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--deliveries", type=int, default=2000)
-    parser.add_argument("--latency-events", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=50.0, help="events/s in the latency run")
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
-    args = parser.parse_args()
+    p.add_argument("--deliveries", type=int, default=2000)
+    p.add_argument("--latency-events", type=int, default=300)
+    p.add_argument("--rate", type=float, default=50.0, help="events/s in the latency run")
+    p.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    return p
+
+
+def run(args: argparse.Namespace) -> list[Row]:
 
     url = args.database_url
     if url is None and os.environ.get("APPSTORE_TEST_POSTGRES_URL"):  # make bench-webhooks
@@ -233,23 +235,35 @@ def main() -> None:
         projector.engine.dispose()
         store.close()
 
-    table = Table(title=f"webhooks on {url.split(':')[0]} ({args.deliveries} deliveries)")
-    for column in ("measure", "value", "note"):
-        table.add_column(column)
     ratio = delivered_rate / raw_rate
-    table.add_row("raw httpx POSTs/s", f"{raw_rate:,.0f}", f"{concurrency} threads, pooled")
-    table.add_row("deliveries/s", f"{delivered_rate:,.0f}", "projector + dispatcher")
-    table.add_row(
-        "ratio", f"{ratio:.2f}", f"goal ≥ {GOAL}: {'met' if ratio >= GOAL else 'NOT met'}"
-    )
-    table.add_row(
-        "deliveries/s, processes",
-        f"{scale_rate:,.0f}",
-        f"ratio {scale_rate / raw_rate:.2f}: `appstore project` + `appstore dispatch`",
-    )
-    table.add_row("event → delivered p50", f"{percentile(latencies, 50):.0f} ms", "")
-    table.add_row("event → delivered p99", f"{percentile(latencies, 99):.0f} ms", "")
-    console.print(table)
+    engine = url.split(":")[0].split("+")[0]
+    return [
+        Row(
+            "webhooks",
+            f"deliveries, projector + dispatcher threads ({args.deliveries:,}, {engine})",
+            f"{delivered_rate:,.0f}/s",
+            f"httpx POSTs {raw_rate:,.0f}/s ({concurrency} threads)",
+            ratio,
+            f"≥ {GOAL} of raw",
+            ratio >= GOAL,
+        ),
+        Row(
+            "webhooks",
+            "  `appstore project` + `appstore dispatch` processes",
+            f"{scale_rate:,.0f}/s",
+            f"httpx POSTs {raw_rate:,.0f}/s",
+            scale_rate / raw_rate,
+        ),
+        Row(
+            "webhooks",
+            f"event stored → delivered p50 / p99 at {args.rate:.0f} events/s",
+            f"{percentile(latencies, 50):.0f} / {percentile(latencies, 99):.0f} ms",
+        ),
+    ]
+
+
+def main() -> None:
+    console.print(rows_table(run(parser().parse_args()), "webhook deliveries vs raw POSTs"))
 
 
 def processes_rate(
