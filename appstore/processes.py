@@ -248,17 +248,23 @@ def replay(settings: Settings, projection_name: str | None) -> None:
         TimeRemainingColumn(),
         console=console,
     ) as progress:
+        # All together, round robin: each range of the log is read and decoded once and
+        # applied to every read model (one at a time read and decoded it once per model).
+        tasks = {}
         for name in names:
             projector.reset(name)
-            task = progress.add_task(name, total=head or 1, rate="")
-            begun = time.perf_counter()
+            tasks[name] = progress.add_task(name, total=head or 1, rate="")
+        begun = time.perf_counter()
 
-            def advance(result: StepResult, task: Any = task, begun: float = begun) -> None:
-                if result.position >= 0:
-                    rate = result.position / max(time.perf_counter() - begun, 1e-9)
-                    progress.update(task, completed=result.position, rate=f"{rate:,.0f}")
+        def advance(result: StepResult) -> None:
+            if result.position >= 0:
+                rate = result.position / max(time.perf_counter() - begun, 1e-9)
+                progress.update(
+                    tasks[result.projection], completed=result.position, rate=f"{rate:,.0f}"
+                )
 
-            projector.catch_up([name], on_progress=advance)
+        projector.catch_up(names, on_progress=advance)
+        for task in tasks.values():
             progress.update(task, completed=head or 1)
     console.print(
         f"[green]rebuilt[/green] {', '.join(names)}: {head} events "
