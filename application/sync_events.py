@@ -56,7 +56,10 @@ class SyncEventMessage(BaseModel):
     @field_validator("occurred_at", mode="after")
     @classmethod
     def _in_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+00:01 is before year 1 in UTC
+            raise ValueError("occurred_at is out of range once converted to UTC") from None
 
     @model_validator(mode="after")
     def _failure_has_error_code(self) -> SyncEventMessage:

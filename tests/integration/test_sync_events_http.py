@@ -99,6 +99,12 @@ def test_bad_reports_are_named_and_unauthenticated_ones_refused(api: TestClient)
         headers=app,
     )
     assert naive.status_code == 422 and "occurred_at" in naive.text
+    before_year_one = api.post(  # year 1 at +00:01 is before year 1 in UTC (found by fuzzing)
+        "/v1/sync-events",
+        json=event(installation_id, "b-5", occurred_at="0001-01-01T00:00:00+00:01"),
+        headers=app,
+    )
+    assert before_year_one.status_code == 422 and "occurred_at" in before_year_one.text
     malformed = {**app, "Content-Type": "application/json"}
     assert api.post("/v1/sync-events", content=b"{nope", headers=malformed).status_code == 400
     anonymous = api.post("/v1/sync-events", json=event(installation_id, "b-3"))
