@@ -131,6 +131,32 @@ class Store:
         recorder = self.application.recorder
         return bool(recorder.select_events(aggregate_id, gt=version, limit=1))
 
+    def versions(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """The latest version of each of these aggregates that has events: one query, nothing
+        decoded (a batch checks which of its cached aggregates another writer moved on)."""
+        if not aggregate_ids:
+            return {}
+        recorder = self.application.recorder
+        table = recorder.events_table_name  # type: ignore[attr-defined]
+        if isinstance(recorder, PostgresApplicationRecorder):
+            sql = (
+                f"SELECT originator_id, max(originator_version) AS v FROM {table} "
+                f"WHERE originator_id = ANY(%s) GROUP BY originator_id"
+            )
+            with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(sql, [list(aggregate_ids)])
+                return {r["originator_id"]: r["v"] for r in curs.fetchall()}
+        if isinstance(recorder, SQLiteApplicationRecorder):
+            marks = ",".join("?" * len(aggregate_ids))
+            sql = (
+                f"SELECT originator_id, max(originator_version) AS v FROM {table} "
+                f"WHERE originator_id IN ({marks}) GROUP BY originator_id"
+            )
+            with recorder.datastore.transaction(commit=False) as curs:
+                curs.execute(sql, [i.hex for i in aggregate_ids])
+                return {UUID(r["originator_id"]): r["v"] for r in curs.fetchall()}
+        raise TypeError(f"unsupported recorder {type(recorder).__name__}")  # pragma: no cover
+
     def current(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         """The aggregate's latest state, FOR READING ONLY (never change or save it).
 
