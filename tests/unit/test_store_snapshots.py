@@ -1,0 +1,40 @@
+"""Snapshots of a just-saved aggregate come from its state in memory (application/store.py),
+not from reading it back and replaying it; they load the same state as a replay."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from application import installations, sync_events
+from application.store import Store
+from domain.clock import FixedClock
+from domain.incident import SyncEvent
+from tests import factories as f
+
+
+def test_a_snapshot_is_taken_from_the_saved_aggregate_without_reading_it_back(
+    store: Store, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installation_id = f.active_installation(store, f.seller(store), f.app(store), "unlimited")
+
+    def read_back(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the snapshot was read back from the database")
+
+    monkeypatch.setattr(store.application, "take_snapshot", read_back)
+    version = installations.installation(store, installation_id).version
+    for n in range(100 - version):
+        clock.advance(timedelta(seconds=1))
+        code = "A" if n % 3 else "B"
+        report = SyncEvent(f"e{n}", installation_id, "failure", "orders", clock.now(), code)
+        sync_events.record_sync_event(store, report)
+    assert store.application.snapshots is not None
+    [snapshot] = store.application.snapshots.get(installation_id)
+    assert snapshot.originator_version == 100
+    from_snapshot = installations.installation(store, installation_id)
+    replayed = None
+    for domain_event in store.application.events.get(installation_id):
+        replayed = domain_event.mutate(replayed)
+    assert replayed is not None and replayed.__dict__ == from_snapshot.__dict__
+    assert from_snapshot.has_applied("e0")
