@@ -38,3 +38,22 @@ def test_a_snapshot_is_taken_from_the_saved_aggregate_without_reading_it_back(
         replayed = domain_event.mutate(replayed)
     assert replayed is not None and replayed.__dict__ == from_snapshot.__dict__
     assert from_snapshot.has_applied("e0")
+
+
+def test_a_save_that_passes_the_interval_snapshots_its_last_state(
+    store: Store, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installation_id = f.active_installation(store, f.seller(store), f.app(store), "unlimited")
+    installation = installations.installation(store, installation_id)
+    monkeypatch.setattr(store.application, "take_snapshot", None)  # never read back
+    for n in range(101 - installation.version + 3):  # one save: version 2 → 104
+        installation.record_sync(
+            SyncEvent(f"e{n}", installation_id, "failure", "a", clock.now(), f"E{n % 5}"),
+            clock.now(),
+        )
+    store.save(installation)
+    assert store.application.snapshots is not None
+    [snapshot] = store.application.snapshots.get(installation_id)
+    assert snapshot.originator_version == 104
+    loaded = installations.installation(store, installation_id)
+    assert loaded.version == 104 and sum(i.count for i in loaded.incidents.values()) == 102
