@@ -79,7 +79,7 @@ class KafkaIngest:
         if progress is None:
             return None
         self._progress[partition] = progress
-        return min([progress.next_offset, *progress.dead_letters])
+        return min([progress.next_offset, *(int(d["offset"]) for d in progress.dead_letters)])
 
     def apply(
         self, records: Sequence[Record], *, isolate: bool = False
@@ -184,7 +184,7 @@ class KafkaIngest:
         if installation_id in self._installations:
             self._installations.move_to_end(installation_id)
             return self._installations[installation_id]
-        found = self.store.load(installation_id, Installation)
+        found = self.store.load(installation_id, Installation, cached=False)
         self._installations[installation_id] = found
         while len(self._installations) > self.cached:
             self._installations.popitem(last=False)
@@ -204,7 +204,7 @@ class KafkaIngest:
 def _again(record: Record, progress: PartitionProgress) -> SyncResult | Refusal | None:
     """A record the store already applied: a duplicate, its dead letter again when it was
     refused in the partition's last batch (maybe unsent), None for an older refusal."""
-    refused = progress.dead_letters.get(record.offset)
+    refused = progress.refused(record.offset)
     if refused is not None:
         return Refusal(*refused)
     report = record.report

@@ -34,6 +34,7 @@ from application.throttle import LoginThrottle
 from domain.clock import Clock, SystemClock
 from domain.credentials import Passwords
 from domain.errors import ConcurrentUpdate
+from domain.ingest import PartitionProgress
 from domain.installation import Installation
 from domain.topics import register_moved_topics
 
@@ -43,6 +44,8 @@ T = TypeVar("T")
 
 # Attempts of a command that lost an optimistic-concurrency race before answering 409.
 MAX_ATTEMPTS = 12
+# A version past any aggregate's (Store.load with cached=False).
+LATEST = 2**62
 # Facts kept by `remembered` (roles, issued tokens): a bound on memory, not on correctness.
 REMEMBER = 100_000
 
@@ -73,8 +76,9 @@ class EventLog(Application[UUID]):
     """The eventsourcing application underneath. Its name names the PostgreSQL tables."""
 
     name = "AppStore"
-    # Busy connectors give installations long histories (one event per incident report).
-    snapshotting_intervals = {Installation: 100}
+    # Busy connectors give installations long histories (one event per incident report),
+    # and each partition of their topic one progress event per batch.
+    snapshotting_intervals = {Installation: 100, PartitionProgress: 100}
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
         """Snapshots a just-saved aggregate whose events passed a multiple of its interval,
@@ -122,11 +126,18 @@ class Store:
         )
 
     # --- aggregates ---------------------------------------------------------------------
-    def load(self, aggregate_id: UUID, kind: type[A]) -> A | None:
-        """The aggregate with this id if it is a `kind`, else None."""
+    def load(self, aggregate_id: UUID, kind: type[A], *, cached: bool = True) -> A | None:
+        """The aggregate with this id if it is a `kind`, else None. `cached=False` skips
+        the aggregate cache (for a caller that keeps its own copies): a copy the cache took
+        long ago would replay every event since instead of the newest snapshot."""
         app = self.application
         aggregate: Any
-        if kind in app.snapshotting_intervals or app.repository.cache is not None:
+        if not cached and kind in app.snapshotting_intervals:
+            try:  # a version skips the cache; this one is past any: the latest state
+                aggregate = app.repository.get(aggregate_id, version=LATEST)
+            except AggregateNotFoundError:
+                return None
+        elif kind in app.snapshotting_intervals or app.repository.cache is not None:
             try:
                 aggregate = app.repository.get(aggregate_id)
             except AggregateNotFoundError:

@@ -136,11 +136,19 @@ class PartitionProgress(Aggregate):
         self.topic = topic
         self.partition = partition
         self.next_offset = 0
-        self.dead_letters: dict[int, tuple[str, str]] = {}
+        # As in the last `Advanced` (plain JSON values: snapshots keep them as they are).
+        self.dead_letters: list[dict[str, Any]] = []
 
     def applied(self, offset: int) -> bool:
         """Whether the record at `offset` already had its effect (or went to the DLQ)."""
         return offset < self.next_offset
+
+    def refused(self, offset: int) -> tuple[str, str] | None:
+        """The (reason, detail) of a record of the last batch that went to the DLQ."""
+        for letter in self.dead_letters:
+            if letter["offset"] == offset:
+                return letter["reason"], letter["detail"]
+        return None
 
     def advance(self, to_offset: int, dead_letters: dict[int, tuple[str, str]]) -> None:
         """Records up to `to_offset` (excluded) are applied; `dead_letters` were refused."""
@@ -157,7 +165,7 @@ class PartitionProgress(Aggregate):
         self, from_offset: int, to_offset: int, dead_letters: list[dict[str, Any]]
     ) -> None:
         self.next_offset = to_offset
-        self.dead_letters = {d["offset"]: (d["reason"], d["detail"]) for d in dead_letters}
+        self.dead_letters = dead_letters
 
 
 def progress_id(topic: str, partition: int) -> UUID:

@@ -202,3 +202,19 @@ def test_a_bug_on_one_report_refuses_that_report_only(
     assert isinstance(results[1], Refusal) and results[1].reason == "processing_error"
     assert counted(store, live) == 1
     assert KafkaIngest(store, TOPIC, classify).resume_offset(0) == 1  # the refusal's offset
+
+
+def test_a_partitions_progress_is_snapshotted_and_loads_the_same(
+    store: Store, clock: FixedClock, live: UUID
+) -> None:
+    worker = KafkaIngest(store, TOPIC, classify)
+    for offset in range(0, 110):
+        worker.apply(records(success(live, f"s{offset}", clock), start=offset))
+    worker.apply(records(Refusal("invalid_json", "x"), start=110))
+    assert store.application.snapshots is not None
+    assert list(store.application.snapshots.get(progress_id(TOPIC, 0)))
+    assert KafkaIngest(store, TOPIC, classify).resume_offset(0) == 110
+    [again] = KafkaIngest(store, TOPIC, classify).apply(
+        records(success(live, "x", clock), start=110)
+    )
+    assert again == Refusal("invalid_json", "x")

@@ -4,13 +4,17 @@ not from reading it back and replaying it; they load the same state as a replay.
 from __future__ import annotations
 
 from datetime import timedelta
+from uuid import uuid4
 
 import pytest
 
 from application import installations, sync_events
 from application.store import Store
+from appstore.bootstrap import build_store
+from appstore.settings import Settings
 from domain.clock import FixedClock
 from domain.incident import SyncEvent
+from domain.installation import Installation
 from tests import factories as f
 
 
@@ -57,3 +61,23 @@ def test_a_save_that_passes_the_interval_snapshots_its_last_state(
     assert snapshot.originator_version == 104
     loaded = installations.installation(store, installation_id)
     assert loaded.version == 104 and sum(i.count for i in loaded.incidents.values()) == 102
+
+
+def test_a_load_past_the_cache_reads_the_latest_state_from_the_newest_snapshot(
+    store: Store, clock: FixedClock, settings: Settings
+) -> None:
+    cached = build_store(settings, clock=clock, aggregate_cache=100)
+    installation_id = f.active_installation(store, f.seller(store), f.app(store), "unlimited")
+    assert cached.load(installation_id, Installation) is not None  # an old copy, cached
+    installation = installations.installation(store, installation_id)
+    for n in range(120):
+        installation.record_sync(
+            SyncEvent(f"e{n}", installation_id, "failure", "a", clock.now(), f"E{n % 5}"),
+            clock.now(),
+        )
+    store.save(installation)
+    fresh = cached.load(installation_id, Installation, cached=False)
+    assert fresh is not None and fresh.version == installation.version
+    assert fresh.__dict__ == installation.__dict__
+    assert cached.load(uuid4(), Installation, cached=False) is None
+    cached.close()
