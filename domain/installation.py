@@ -46,6 +46,7 @@ class Installation(Aggregate):
     # The most urgent expiry warning recorded for the current expiry (14, 3 or 1 days); a
     # class default, so an installation never warned keeps the state it had before.
     warned_days: int | None = None
+    derived_state = ("recent_reports",)  # event ids of its newest reports (has_applied)
 
     # --- events -------------------------------------------------------------------------
     class Installed(Aggregate.Created):
