@@ -92,9 +92,12 @@ class EventLog(Application[UUID]):
             interval = self.snapshotting_intervals.get(type(aggregate))
             if aggregate is not None and interval and stored.originator_version % interval == 0:
                 due[aggregate.id] = aggregate
+        snapshots = []
         for aggregate in due.values():
             snapshot_class: Any = getattr(type(aggregate), "Snapshot", self.snapshot_class)
-            self.snapshots.put([snapshot_class.take(aggregate)])
+            snapshots.append(snapshot_class.take(aggregate))
+        if snapshots:
+            self.snapshots.put(snapshots)  # one transaction for all
 
 
 class Store:

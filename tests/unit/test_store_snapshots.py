@@ -81,3 +81,26 @@ def test_a_load_past_the_cache_reads_the_latest_state_from_the_newest_snapshot(
     assert fresh.__dict__ == installation.__dict__
     assert cached.load(uuid4(), Installation, cached=False) is None
     cached.close()
+
+
+def test_the_snapshots_of_one_save_are_stored_together(
+    store: Store, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app_id = f.app(store)
+    ids = [f.active_installation(store, f.seller(store), app_id, "unlimited") for _ in range(3)]
+    loaded = [installations.installation(store, i) for i in ids]
+    for installation in loaded:
+        for n in range(100):
+            report = SyncEvent(f"e{n}", installation.id, "failure", "a", clock.now(), f"E{n % 5}")
+            installation.record_sync(report, clock.now())
+    assert store.application.snapshots is not None
+    puts: list[int] = []
+    put = store.application.snapshots.put
+    monkeypatch.setattr(
+        store.application.snapshots,
+        "put",
+        lambda items, **kw: puts.append(len(items)) or put(items, **kw),
+    )
+    store.save(*loaded)
+    assert puts == [3]
+    assert all(list(store.application.snapshots.get(i)) for i in ids)
