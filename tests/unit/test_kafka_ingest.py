@@ -10,7 +10,7 @@ from uuid import UUID
 
 import pytest
 
-from application import ingest, installations
+from application import ingest, installations, sync_events
 from application.kafka_ingest import KafkaIngest, Record, Refusal
 from application.store import Store
 from application.sync_events import SyncResult
@@ -218,3 +218,12 @@ def test_a_partitions_progress_is_snapshotted_and_loads_the_same(
         records(success(live, "x", clock), start=110)
     )
     assert again == Refusal("invalid_json", "x")
+
+
+def test_a_report_applied_from_kafka_and_re_sent_over_http_counts_once(
+    store: Store, clock: FixedClock, live: UUID
+) -> None:
+    report = failure(live, "run-9", clock)
+    KafkaIngest(store, TOPIC, classify).apply(records(report))
+    assert sync_events.record_sync_event(store, report).duplicate
+    assert counted(store, live) == 1
