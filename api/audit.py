@@ -68,10 +68,10 @@ async def aggregate_state(call: Call) -> AggregateState:
     aggregate = await call.run(state_at, store, aggregate_id, p.version)
     if aggregate is None:
         raise Problem(404, "Aggregate not found", f"no version {p.version} of {aggregate_id}")
+    # An aggregate may keep an index of its own events (`derived_state`): not shown.
+    hidden = ("_id", "_version", "_pending_events", *getattr(aggregate, "derived_state", ()))
     state = {
-        k.lstrip("_"): jsonable(value)
-        for k, value in vars(aggregate).items()
-        if k not in ("_id", "_version", "_pending_events")
+        k.lstrip("_"): jsonable(value) for k, value in vars(aggregate).items() if k not in hidden
     }
     return AggregateState(
         id=aggregate.id,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from application.store import Store
-from domain.ingest import ConsumerOffsets, offsets_id
+from domain.ingest import ConsumerOffsets, PartitionProgress, offsets_id, progress_id
 
 
 def consumer_offsets(store: Store, group: str, topic: str) -> ConsumerOffsets | None:
@@ -43,12 +43,18 @@ def record_skip(
     to_offset: int,
     applied_by: str,
 ) -> None:
-    """The group now reads `partition` from `to_offset` (it was at `from_offset`)."""
+    """The group now reads `partition` from `to_offset` (it was at `from_offset`); the
+    store's progress on the partition moves there too, or a restart would read it again."""
 
     def attempt() -> None:
         offsets = consumer_offsets(store, group, topic) or ConsumerOffsets(group=group, topic=topic)
         offsets.record_skip(partition, from_offset, to_offset, applied_by, store.clock.now())
-        store.save(offsets)
+        progress = store.load(progress_id(topic, partition), PartitionProgress)
+        if progress is not None and progress.next_offset < to_offset:
+            progress.advance(to_offset, {})
+            store.save(offsets, progress)
+        else:
+            store.save(offsets)
 
     store.retrying(attempt)
 

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    project_aggregate,
+)
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Notification, Recording
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -29,6 +34,7 @@ from application.throttle import LoginThrottle
 from domain.clock import Clock, SystemClock
 from domain.credentials import Passwords
 from domain.errors import ConcurrentUpdate
+from domain.ingest import PartitionProgress
 from domain.installation import Installation
 from domain.topics import register_moved_topics
 
@@ -38,6 +44,8 @@ T = TypeVar("T")
 
 # Attempts of a command that lost an optimistic-concurrency race before answering 409.
 MAX_ATTEMPTS = 12
+# A version past any aggregate's (Store.load with cached=False).
+LATEST = 2**62
 # Facts kept by `remembered` (roles, issued tokens): a bound on memory, not on correctness.
 REMEMBER = 100_000
 
@@ -68,8 +76,28 @@ class EventLog(Application[UUID]):
     """The eventsourcing application underneath. Its name names the PostgreSQL tables."""
 
     name = "AppStore"
-    # Busy connectors give installations long histories (one event per incident report).
-    snapshotting_intervals = {Installation: 100}
+    # Busy connectors give installations long histories (one event per incident report),
+    # and each partition of their topic one progress event per batch.
+    snapshotting_intervals = {Installation: 100, PartitionProgress: 100}
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Snapshots a just-saved aggregate whose events passed a multiple of its interval,
+        as it is in memory (its state at its last event: a snapshot is good at any version).
+        eventsourcing reads it back and replays it: a third of a busy consumer's time."""
+        if self.snapshots is None:
+            return
+        due: dict[UUID, Any] = {}
+        for stored in processing_event.events:
+            aggregate: Any = processing_event.aggregates.get(stored.originator_id)
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if aggregate is not None and interval and stored.originator_version % interval == 0:
+                due[aggregate.id] = aggregate
+        snapshots = []
+        for aggregate in due.values():
+            snapshot_class: Any = getattr(type(aggregate), "Snapshot", self.snapshot_class)
+            snapshots.append(snapshot_class.take(aggregate))
+        if snapshots:
+            self.snapshots.put(snapshots)  # one transaction for all
 
 
 class Store:
@@ -101,11 +129,18 @@ class Store:
         )
 
     # --- aggregates ---------------------------------------------------------------------
-    def load(self, aggregate_id: UUID, kind: type[A]) -> A | None:
-        """The aggregate with this id if it is a `kind`, else None."""
+    def load(self, aggregate_id: UUID, kind: type[A], *, cached: bool = True) -> A | None:
+        """The aggregate with this id if it is a `kind`, else None. `cached=False` skips
+        the aggregate cache (for a caller that keeps its own copies): a copy the cache took
+        long ago would replay every event since instead of the newest snapshot."""
         app = self.application
         aggregate: Any
-        if kind in app.snapshotting_intervals or app.repository.cache is not None:
+        if not cached and kind in app.snapshotting_intervals:
+            try:  # a version skips the cache; this one is past any: the latest state
+                aggregate = app.repository.get(aggregate_id, version=LATEST)
+            except AggregateNotFoundError:
+                return None
+        elif kind in app.snapshotting_intervals or app.repository.cache is not None:
             try:
                 aggregate = app.repository.get(aggregate_id)
             except AggregateNotFoundError:
@@ -130,6 +165,32 @@ class Store:
         decoded (for facts that stay true until one later event, like a session's end)."""
         recorder = self.application.recorder
         return bool(recorder.select_events(aggregate_id, gt=version, limit=1))
+
+    def versions(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """The latest version of each of these aggregates that has events: one query, nothing
+        decoded (a batch checks which of its cached aggregates another writer moved on)."""
+        if not aggregate_ids:
+            return {}
+        recorder = self.application.recorder
+        table = recorder.events_table_name  # type: ignore[attr-defined]
+        if isinstance(recorder, PostgresApplicationRecorder):
+            sql = (
+                f"SELECT originator_id, max(originator_version) AS v FROM {table} "
+                f"WHERE originator_id = ANY(%s) GROUP BY originator_id"
+            )
+            with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(sql, [list(aggregate_ids)])
+                return {r["originator_id"]: r["v"] for r in curs.fetchall()}
+        if isinstance(recorder, SQLiteApplicationRecorder):
+            marks = ",".join("?" * len(aggregate_ids))
+            sql = (
+                f"SELECT originator_id, max(originator_version) AS v FROM {table} "
+                f"WHERE originator_id IN ({marks}) GROUP BY originator_id"
+            )
+            with recorder.datastore.transaction(commit=False) as curs:
+                curs.execute(sql, [i.hex for i in aggregate_ids])
+                return {UUID(r["originator_id"]): r["v"] for r in curs.fetchall()}
+        raise TypeError(f"unsupported recorder {type(recorder).__name__}")  # pragma: no cover
 
     def current(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         """The aggregate's latest state, FOR READING ONLY (never change or save it).

@@ -152,6 +152,9 @@ def _record_batch(store: Store, items: list[SyncEvent]) -> list[SyncResult | Exc
             found = installations[sync.installation_id]
             if found is None or (sync.app_id is not None and found.app_id != sync.app_id):
                 raise InstallationNotFound(f"installation {sync.installation_id} not found")
+            if found.has_applied(sync.event_id):  # e.g. from Kafka, which keeps no receipt
+                results.append(SyncResult(sync.event_id, sync.installation_id, True, [], None))
+                continue
             before = len(found.pending_events)
             incident_ids = found.record_sync(sync, now)
             if len(found.pending_events) > before:

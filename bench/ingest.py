@@ -3,12 +3,17 @@
 In one run, over the same N messages on the same broker:
   a. the raw kafka-python consume rate (poll only, no parsing, no store);
   b. the worker's rate from topic to stored incidents (parse, validate, one transaction per
-     batch through `Store.record_sync_events`, commit offsets), and the ratio b / a;
+     batch through `KafkaIngest.apply` with each partition's progress, commit offsets),
+     and the ratio b / a;
   c. end-to-end latency at a steady produce rate below capacity: produce → incident stored,
      and produce → incident visible in the incidents read model (projections.incidents).
 
     scripts/with-services.sh .venv/bin/python bench/ingest.py          # throw-away PG + Kafka
     python bench/ingest.py --database-url postgresql://... --bootstrap 127.0.0.1:9092 [-n 20000]
+
+Every report is a failure by default (the worst case: each one is an event); with
+`--success-share 0.8` that share of them are successes (a connector's runs mostly work),
+which resolve the incidents of their area or, with nothing to resolve, change nothing.
 """
 
 from __future__ import annotations
@@ -57,13 +62,15 @@ def installations(store: Store, count: int, progress: Progress) -> list[uuid.UUI
     return ids
 
 
-def report(n: int, installation_id: uuid.UUID) -> bytes:
-    """A failure report; areas and error codes vary so incidents both group and open."""
+def report(n: int, installation_id: uuid.UUID, success_share: float = 0.0) -> bytes:
+    """A failure report (areas and error codes vary so incidents both group and open), or a
+    success for `success_share` of them."""
+    success = (n * 7919) % 1000 < success_share * 1000  # spread evenly, the same every run
     return json.dumps(
         {
             "event_id": f"bench-{n}-{uuid.uuid4().hex[:6]}",
             "installation_id": str(installation_id),
-            "kind": "failure",
+            "kind": "success" if success else "failure",
             "area": AREAS[n % len(AREAS)],
             "error_code": f"E{n % 7}",
             "message": "order 12345 references an unknown SKU",
@@ -81,6 +88,7 @@ def produce(
     progress: Progress,
     label: str,
     rate: float | None = None,
+    success_share: float = 0.0,
 ) -> float:
     """Sends `count` reports (as fast as possible, or paced at `rate`/s); returns seconds."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
@@ -92,7 +100,11 @@ def produce(
             if delay > 0:
                 time.sleep(delay)
         installation_id = ids[n % len(ids)]
-        producer.send(topic, key=str(installation_id).encode(), value=report(n, installation_id))
+        producer.send(
+            topic,
+            key=str(installation_id).encode(),
+            value=report(n, installation_id, success_share),
+        )
         if n % 500 == 0:
             progress.update(
                 task, completed=n, rate=f"{n / max(time.perf_counter() - start, 1e-9):,.0f}/s"
@@ -286,6 +298,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--installations", type=int, default=200)
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument(
+        "--success-share", type=float, default=0.0, help="share of successes (default: none)"
+    )
     p.add_argument("--latency-messages", type=int, default=2_000)
     p.add_argument("--latency-rate", type=float, default=150.0, help="messages/s in run c")
     p.add_argument(
@@ -334,7 +349,15 @@ def run(args: argparse.Namespace) -> list[Row]:
     )
     with progress_bar(console) as progress:
         ids = installations(store, args.installations, progress)
-        produce_s = produce(args.bootstrap, topic, ids, args.messages, progress, "produce backlog")
+        produce_s = produce(
+            args.bootstrap,
+            topic,
+            ids,
+            args.messages,
+            progress,
+            "produce backlog",
+            success_share=args.success_share,
+        )
         raw_rate = raw_consume(args.bootstrap, topic, args.messages, progress)
         worker_rate, join_s = worker_throughput(store, config, args.messages, progress)
         stored, visible = latency(
@@ -350,10 +373,11 @@ def run(args: argparse.Namespace) -> list[Row]:
     store.close()
 
     ratio = worker_rate / raw_rate
+    mix = f", {args.success_share:.0%} successes" if args.success_share else ""
     rows = [
         Row(
             "ingest",
-            f"worker: topic → stored incidents ({args.messages:,} msgs)",
+            f"worker: topic → stored incidents ({args.messages:,} msgs{mix})",
             f"{worker_rate:,.0f} msg/s",
             f"raw consume {raw_rate:,.0f} msg/s",
             ratio,

@@ -42,6 +42,10 @@ def parse_message(value: bytes | None) -> SyncEventMessage:
         raise PoisonMessage(
             REASON_TOO_LARGE, f"{len(value)} bytes; at most {MAX_VALUE_BYTES} are read"
         )
+    try:  # pydantic's own JSON parser: about twice as fast as json.loads + model_validate
+        return SyncEventMessage.model_validate_json(value)
+    except ValidationError:
+        pass  # the slower path below says exactly what is wrong (and accepts what it accepts)
     try:
         data = json.loads(value)
     except (UnicodeDecodeError, ValueError) as error:

@@ -3,8 +3,10 @@
 One poll loop (group `appstore-consumers`, no auto-commit). Each polled batch goes through
 three steps, each retried on its own until it works or the worker is told to stop:
 
-1. store: valid messages go to `record_sync_events` in one transaction; the
-   (installation, event_id) receipts make a redelivered message a no-op;
+1. store: the batch's reports are applied in one transaction together with each
+   partition's progress (application/kafka_ingest.py): a record below it never has a
+   second effect, and a new owner of a partition starts after it (the group commit is
+   advisory); a report re-sent at a new offset is known by its event_id;
 2. dead letters: bad JSON, schema violations and refused reports (unknown, cancelled,
    not active installation) go to `<topic>.dlq` with the original key and bytes and the
    headers `reason`, `detail`, `source_topic`, `source_partition`, `source_offset`;
@@ -26,57 +28,35 @@ Run it with `appstore consume` (settings from APPSTORE_*), or inside `appstore s
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-from eventsourcing.persistence import PersistenceError
 from kafka.consumer import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import CommitFailedError
 from kafka.producer import KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import Counter, Histogram
 
+from application.kafka_ingest import KafkaIngest
 from application.store import Store
-from application.sync_events import SyncResult, record_sync_event, record_sync_events
+from consumers.batches import TRANSIENT_ERRORS, BatchOutcome, classify, store_batch
 from consumers.config import (
     BOOTSTRAP_TIMEOUT_MS,
     TOPIC_MAX_MESSAGE_BYTES,
     WorkerConfig,
     ensure_topics,
 )
-from consumers.dead_letters import DeadLetter, reason_for, send_dead_letters
+from consumers.dead_letters import DeadLetter, send_dead_letters
 from consumers.health import ConsumerHealth
-from consumers.messages import (
-    REASON_PROCESSING_ERROR,
-    PoisonMessage,
-    parse_message,
-)
 from consumers.partitions import PartitionWatch
-from domain.errors import (
-    ConcurrentUpdate,
-    DomainError,
-)
-from domain.incident import SyncEvent
 
 log = logging.getLogger("appstore.consumer")
 
-# Errors that say "the store or the broker is not reachable right now", never "this
-# message is bad": the step is retried, the message is not dead-lettered.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    PersistenceError,
-    psycopg.Error,
-    sqlite3.Error,
-    OSError,
-    TimeoutError,
-    ConcurrentUpdate,
-    KafkaError,
-)
+__all__ = ["TRANSIENT_ERRORS", "BatchOutcome", "SyncEventWorker"]
 
 EVENTS = Counter(
     "appstore_sync_events_total",
@@ -94,24 +74,6 @@ RETRIES = Counter(
 BATCH_SECONDS = Histogram(
     "appstore_consumer_batch_seconds", "Time from poll to committed offsets, per batch."
 )
-
-
-@dataclass
-class BatchOutcome:
-    """What one batch did; `stored` pairs each applied record with its result."""
-
-    stored: list[tuple[ConsumerRecord, SyncResult]] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    started_at: float = 0.0  # time.time() when the batch was handed over by poll
-    committed_at: float = 0.0  # time.time() when its offsets were committed
-
-    @property
-    def applied(self) -> int:
-        return sum(1 for _, r in self.stored if not r.duplicate)
-
-    @property
-    def duplicates(self) -> int:
-        return sum(1 for _, r in self.stored if r.duplicate)
 
 
 class Stopped(Exception):
@@ -141,6 +103,7 @@ class SyncEventWorker:
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         self._watch: PartitionWatch | None = None
+        self.ingest = KafkaIngest(store, config.topic, classify)
 
     # --- lifecycle ------------------------------------------------------------------------
     def stop(self) -> None:
@@ -256,8 +219,7 @@ class SyncEventWorker:
                 **common,
             )
         if self._consumer is None:
-            self._consumer = KafkaConsumer(
-                self.config.topic,
+            consumer = KafkaConsumer(
                 group_id=self.config.group_id,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
@@ -268,6 +230,8 @@ class SyncEventWorker:
                 heartbeat_interval_ms=max(1000, self.config.session_timeout_ms // 4),
                 **common,
             )
+            consumer.subscribe([self.config.topic], listener=_ResumeFromStore(self, consumer))
+            self._consumer = consumer
 
     def _close(self) -> None:
         if self._producer is not None:
@@ -288,21 +252,7 @@ class SyncEventWorker:
         """Stores, dead-letters, then commits one polled batch (each step retried)."""
         started = time.monotonic()
         outcome = BatchOutcome(started_at=time.time())
-        valid: list[tuple[ConsumerRecord, SyncEvent]] = []
-        for record in records:
-            try:
-                valid.append((record, parse_message(record.value).to_sync_event()))
-            except PoisonMessage as poison:
-                outcome.dead_letters.append(DeadLetter(record, poison.reason, poison.detail))
-        if valid:
-            results = self._retrying("store", lambda: self._store(valid))
-            for (record, _), result in zip(valid, results, strict=True):
-                if isinstance(result, SyncResult):
-                    outcome.stored.append((record, result))
-                else:
-                    outcome.dead_letters.append(
-                        DeadLetter(record, result[0], result[1])  # (reason, detail)
-                    )
+        self._retrying("store", lambda: store_batch(self.ingest, records, outcome))
         if outcome.dead_letters:
             self._retrying("dlq", lambda: self._send_dead_letters(outcome.dead_letters))
         self._commit(records)
@@ -316,40 +266,6 @@ class SyncEventWorker:
         if self.on_batch is not None:
             self.on_batch(outcome)
         return outcome
-
-    def _store(
-        self, valid: list[tuple[ConsumerRecord, SyncEvent]]
-    ) -> list[SyncResult | tuple[str, str]]:
-        """One result per message: its SyncResult, or the (reason, detail) of a refusal."""
-        events = [event for _, event in valid]
-        try:
-            raw: Sequence[SyncResult | Exception] = record_sync_events(self.store, events)
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception:
-            # A bug the batch path trips on: find the one message causing it, item by item.
-            log.exception("batch of %d failed unexpectedly; applying one by one", len(events))
-            raw = [self._store_one(event) for event in events]
-        results: list[SyncResult | tuple[str, str]] = []
-        for item in raw:
-            if isinstance(item, SyncResult):
-                results.append(item)
-            elif isinstance(item, TRANSIENT_ERRORS):
-                raise item  # e.g. a lost race that ran out of retries: retry the batch
-            elif isinstance(item, DomainError):
-                results.append((reason_for(item), item.detail[:500]))
-            else:
-                results.append((REASON_PROCESSING_ERROR, repr(item)[:500]))
-        return results
-
-    def _store_one(self, event: SyncEvent) -> SyncResult | Exception:
-        try:
-            return record_sync_event(self.store, event)
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception as error:  # dead-lettered with the error, never silently dropped
-            log.exception("sync event %s could not be applied", event.event_id)
-            return error
 
     def _send_dead_letters(self, letters: list[DeadLetter]) -> None:
         assert self._producer is not None
@@ -395,3 +311,24 @@ class SyncEventWorker:
                 )
                 if self._stop.wait(delay):
                     raise Stopped(step) from error
+
+
+class _ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
+    """A partition this worker is given starts after what the store applied of it (the
+    group's commit may be behind: a crash between the store commit and the Kafka commit)."""
+
+    def __init__(self, worker: SyncEventWorker, consumer: KafkaConsumer) -> None:
+        self.worker = worker
+        self.consumer = consumer
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        for tp in sorted(assigned):
+            try:
+                offset = self.worker.ingest.resume_offset(tp.partition)
+                if offset is not None:
+                    self.consumer.seek(tp, offset)
+            except Exception as error:  # still exactly once: the store skips what it applied
+                log.warning("could not read where %s stands in the store: %r", tp, error)

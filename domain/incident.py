@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain import values as v
@@ -15,6 +16,9 @@ from domain.values import IncidentStatus
 MAX_OBJECT_IDS = 100
 # A connector's message is kept up to this many characters.
 MAX_MESSAGE = 2000
+# Event ids of the newest reports applied that an installation keeps, so a report re-sent
+# at a new Kafka offset (a producer retry) is recognised without a receipt per message.
+RECENT_REPORTS = 500
 
 
 @dataclass
@@ -89,6 +93,14 @@ class SyncEvent:
     object_ids: list[str] = field(default_factory=list)
     app_id: UUID | None = None
 
+    @property
+    def kept_message(self) -> str:
+        return self.message[:MAX_MESSAGE]
+
+    @property
+    def kept_object_ids(self) -> list[str]:
+        return [str(o) for o in self.object_ids]
+
     def check(self) -> None:
         """Raises InvalidInput naming the first field that is not acceptable."""
         v.text(self.event_id, "event_id", max_length=200)
@@ -104,6 +116,18 @@ class SyncEvent:
 def newest_object_ids(object_ids: list[str]) -> list[str]:
     """The affected object ids an incident keeps: distinct, the newest MAX_OBJECT_IDS."""
     return list(dict.fromkeys(object_ids))[-MAX_OBJECT_IDS:]
+
+
+def remember_report(installation: Any, event_id: str | None) -> None:
+    """Adds an applied report's event id to `installation.recent_reports`, which keeps the
+    newest RECENT_REPORTS (installations stored before it existed start with none)."""
+    if not event_id:
+        return  # a seller's own resolution
+    recent: dict[str, None] = vars(installation).setdefault("recent_reports", {})
+    recent.pop(event_id, None)
+    recent[event_id] = None
+    while len(recent) > RECENT_REPORTS:
+        del recent[next(iter(recent))]
 
 
 def incident_id_for(installation_id: UUID, event_id: str) -> UUID:

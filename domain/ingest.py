@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -104,3 +105,68 @@ class ConsumerOffsets(Aggregate):
 
 def offsets_id(group: str, topic: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"appstore:consumer-offsets:{group}:{topic}")
+
+
+class PartitionProgress(Aggregate):
+    """How far the store has applied one partition of a topic (for every consumer group).
+
+    The consumer saves it in the same transaction as the events a batch of that partition
+    caused, so it is never behind or ahead of them: a record below `next_offset` has had
+    its effect, whatever offset the Kafka group committed. `dead_letters` names the
+    records of the last batch that went to the DLQ instead (the worker may have died before
+    sending them; whoever reads the batch again sends them, never applies them).
+    """
+
+    class Opened(Aggregate.Created):
+        topic: str
+        partition: int
+
+    class Advanced(Aggregate.Event):
+        from_offset: int
+        to_offset: int
+        # [{"offset": int, "reason": str, "detail": str}] of the records refused
+        dead_letters: list[dict[str, Any]]
+
+    @staticmethod
+    def create_id(topic: str, partition: int) -> UUID:
+        return progress_id(topic, partition)
+
+    @event(Opened)
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.next_offset = 0
+        # As in the last `Advanced` (plain JSON values: snapshots keep them as they are).
+        self.dead_letters: list[dict[str, Any]] = []
+
+    def applied(self, offset: int) -> bool:
+        """Whether the record at `offset` already had its effect (or went to the DLQ)."""
+        return offset < self.next_offset
+
+    def refused(self, offset: int) -> tuple[str, str] | None:
+        """The (reason, detail) of a record of the last batch that went to the DLQ."""
+        for letter in self.dead_letters:
+            if letter["offset"] == offset:
+                return letter["reason"], letter["detail"]
+        return None
+
+    def advance(self, to_offset: int, dead_letters: dict[int, tuple[str, str]]) -> None:
+        """Records up to `to_offset` (excluded) are applied; `dead_letters` were refused."""
+        if to_offset <= self.next_offset:
+            raise ValueError(f"offset {to_offset} is not past {self.next_offset}")
+        letters = [
+            {"offset": o, "reason": reason, "detail": detail}
+            for o, (reason, detail) in sorted(dead_letters.items())
+        ]
+        self._advanced(self.next_offset, to_offset, letters)
+
+    @event(Advanced)
+    def _advanced(
+        self, from_offset: int, to_offset: int, dead_letters: list[dict[str, Any]]
+    ) -> None:
+        self.next_offset = to_offset
+        self.dead_letters = dead_letters
+
+
+def progress_id(topic: str, partition: int) -> UUID:
+    return uuid5(NAMESPACE_URL, f"appstore:partition-progress:{topic}:{partition}")

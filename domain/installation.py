@@ -25,11 +25,11 @@ from domain.errors import (
     NotRenewable,
 )
 from domain.incident import (
-    MAX_MESSAGE,
     Incident,
     SyncEvent,
     incident_id_for,
     open_incident,
+    remember_report,
     superseded_by,
 )
 from domain.installation_snapshot import InstallationSnapshot
@@ -46,6 +46,7 @@ class Installation(Aggregate):
     # The most urgent expiry warning recorded for the current expiry (14, 3 or 1 days); a
     # class default, so an installation never warned keeps the state it had before.
     warned_days: int | None = None
+    derived_state = ("recent_reports",)  # event ids of its newest reports (has_applied)
 
     # --- events -------------------------------------------------------------------------
     class Installed(Aggregate.Created):
@@ -312,29 +313,23 @@ class Installation(Aggregate):
         sync.check()
         self._require_live(now)
         if sync.kind == "failure":
-            message = sync.message[:MAX_MESSAGE]
-            object_ids = [str(o) for o in sync.object_ids]
+            message, object_ids, at = sync.kept_message, sync.kept_object_ids, sync.occurred_at
             existing = open_incident(self.incidents.values(), sync.area, sync.error_code)
             if existing is not None:
-                self._incident_recurred(
-                    existing.id, sync.event_id, message, object_ids, sync.occurred_at
-                )
+                self._incident_recurred(existing.id, sync.event_id, message, object_ids, at)
                 return [existing.id]
-            incident_id = incident_id_for(self.id, sync.event_id)
+            new_id = incident_id_for(self.id, sync.event_id)
             self._incident_raised(
-                incident_id,
-                sync.event_id,
-                sync.area,
-                sync.error_code,
-                message,
-                object_ids,
-                sync.occurred_at,
+                new_id, sync.event_id, sync.area, sync.error_code, message, object_ids, at
             )
-            return [incident_id]
+            return [new_id]
         resolved = superseded_by(self.incidents.values(), sync)
         for incident_id in resolved:
             self._incident_resolved(incident_id, sync.occurred_at, "sync_succeeded", sync.event_id)
         return resolved
+
+    def has_applied(self, event_id: str) -> bool:  # among its newest RECENT_REPORTS
+        return event_id in vars(self).get("recent_reports", ())
 
     def acknowledge_incident(self, incident_id: UUID, now: datetime) -> None:
         """The seller has seen the incident; it stays unresolved and keeps grouping."""
@@ -376,6 +371,7 @@ class Installation(Aggregate):
         self.incidents[incident_id] = Incident.raised(
             incident_id, area, error_code, message, object_ids, occurred_at
         )
+        remember_report(self, event_id)
 
     @event(IncidentRecurred)
     def _incident_recurred(
@@ -387,6 +383,7 @@ class Installation(Aggregate):
         occurred_at: datetime,
     ) -> None:
         self.incidents[incident_id].recur(message, object_ids, occurred_at)
+        remember_report(self, event_id)
 
     @event(IncidentAcknowledged)
     def _incident_acknowledged(self, incident_id: UUID, acknowledged_at: datetime) -> None:
@@ -397,3 +394,4 @@ class Installation(Aggregate):
         self, incident_id: UUID, resolved_at: datetime, resolution: str, event_id: str | None
     ) -> None:
         self.incidents[incident_id].resolve(resolved_at, resolution)
+        remember_report(self, event_id)
