@@ -108,11 +108,9 @@ def build_store(
     """
     passwords = Passwords.fast() if settings.fast_password_hashing else Passwords()
     env = event_store_env(settings.database_url, settings.database_timeout)
-    if aggregate_cache:
-        env["AGGREGATE_CACHE_MAXSIZE"] = str(aggregate_cache)
     for attempt in range(1, STARTUP_ATTEMPTS + 1):
         try:
-            return Store(env, clock=clock, passwords=passwords)
+            return Store(env, clock=clock, passwords=passwords, aggregate_cache=aggregate_cache)
         except (InternalError, IntegrityError):
             # Processes starting together all run eventsourcing's CREATE TABLE IF NOT EXISTS
             # and CREATE OR REPLACE FUNCTION; PostgreSQL refuses the losers of that race
