@@ -28,6 +28,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import ClientCursor
 from psycopg.pq import TransactionStatus
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 
@@ -103,14 +104,17 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
             statement = self._after_statements[len(after)] = SQL(" UNION ALL ").join(
                 [one] * len(after)
             )
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row) as curs,
+        ):
             curs.execute(statement, [p for pair in after for p in pair], prepare=True)
             return [
                 StoredEvent(
-                    originator_id=row["originator_id"],
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
+                    originator_id=originator_id,
+                    originator_version=version,
+                    topic=topic,
+                    state=bytes(state),
                 )
-                for row in curs.fetchall()
+                for originator_id, version, topic, state in curs.fetchall()
             ]
