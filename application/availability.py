@@ -14,7 +14,11 @@ database is back. Select it with PERSISTENCE_MODULE=application.availability:Fai
 
 from __future__ import annotations
 
+import functools
 import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import psycopg
 import sqlalchemy.exc
@@ -24,7 +28,9 @@ from eventsourcing.postgres import (
     PostgresApplicationRecorder,
     PostgresFactory,
 )
-from eventsourcing.utils import EnvType, retry
+from eventsourcing.utils import EnvType
+
+from application.postgres_log import OneTripApplicationRecorder
 
 # SQLSTATE (or class prefix) of a PostgreSQL error that says "the store cannot serve now".
 UNAVAILABLE_SQLSTATES = {
@@ -79,9 +85,26 @@ def unavailable_reason(error: BaseException) -> str | None:
     return None
 
 
-# eventsourcing retries a failed PostgreSQL call 10 times, each waiting up to the pool
-# timeout; two attempts (the second on another connection) keep a client's wait bounded.
-_twice = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _twice(method: F) -> F:
+    """Two attempts of a recorder call (eventsourcing tries 10 times, each waiting up to the
+    pool timeout: two keep a client's wait bounded). Connections are not pinged each time
+    they leave the pool (a round trip per statement); instead, when an attempt fails, every
+    idle connection is checked before the second: a restarted or swept server leaves dead
+    ones behind, and the second attempt must not take another."""
+
+    @functools.wraps(method)
+    def attempts(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (InterfaceError, OperationalError):
+            time.sleep(0.1)
+            self.datastore.pool.check()
+            return method(self, *args, **kwargs)
+
+    return cast(F, attempts)
 
 
 class FailFastAggregateRecorder(PostgresAggregateRecorder):
@@ -91,13 +114,14 @@ class FailFastAggregateRecorder(PostgresAggregateRecorder):
     select_events = _twice(PostgresAggregateRecorder.select_events.__wrapped__)
 
 
-class FailFastApplicationRecorder(PostgresApplicationRecorder):
+class FailFastApplicationRecorder(OneTripApplicationRecorder):
     """The event log's recorder, two attempts per call."""
 
-    insert_events = _twice(PostgresApplicationRecorder.insert_events.__wrapped__)
+    insert_events = _twice(OneTripApplicationRecorder.insert_events)
     select_events = _twice(PostgresApplicationRecorder.select_events.__wrapped__)
     select_notifications = _twice(PostgresApplicationRecorder.select_notifications.__wrapped__)
     max_notification_id = _twice(PostgresApplicationRecorder.max_notification_id.__wrapped__)
+    select_events_after = _twice(OneTripApplicationRecorder.select_events_after)
 
 
 class FailFastPostgresFactory(PostgresFactory):

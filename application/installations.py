@@ -12,9 +12,11 @@ from application.listings import app as load_app
 from application.store import Outcome, Store
 from domain import consent
 from domain import values as v
+from domain.app_listing import AppListing
 from domain.claims import InstallationSlot, installation_slot_id
 from domain.errors import (
     AppDelisted,
+    AppNotFound,
     DuplicateInstallation,
     InstallationNotFound,
     InvalidDuration,
@@ -71,24 +73,14 @@ def install(
     email = v.email_address(contact_email, "contact_email")
     phone = v.phone_number(contact_phone, "contact_phone")
     require_role(store, seller_id, v.Role.SELLER)
-    listing = load_app(store, app_id)
-    if not listing.is_listed:
-        raise AppDelisted(f"app {app_id} is no longer listed")
-    if parsed.value not in listing.durations:
-        raise InvalidDuration("duration", f"this app offers {', '.join(listing.durations)}")
-    offered = listing.asked_scopes
-    asking = (
-        consent.in_scope_order(offered)
-        if asked is None
-        else consent.chosen_scopes(offered, asked, (), "scope")
-    )
-    granted = asking
-    if scopes is not None:
-        granted = consent.chosen_scopes(asking, v.scopes(list(scopes)), listing.scopes)
 
     def attempt() -> Outcome:
+        # The listing and the seller's slot for it, read together (one round trip).
+        listing, slot = store.load_pair(
+            app_id, AppListing, installation_slot_id(seller_id, app_id), InstallationSlot
+        )
+        granted = _granted(app_id, listing, parsed, asked, scopes)
         now = store.clock.now()
-        slot = store.load(installation_slot_id(seller_id, app_id), InstallationSlot)
         if slot is None:
             slot = InstallationSlot(seller_id=seller_id, app_id=app_id)
         superseded = None
@@ -113,6 +105,31 @@ def install(
         return Outcome(new.id, store.save(slot, superseded, new))
 
     return store.retrying(attempt)
+
+
+def _granted(
+    app_id: UUID,
+    listing: AppListing | None,
+    duration: v.Duration,
+    asked: Sequence[str] | None,
+    scopes: Sequence[str] | None,
+) -> list[str]:
+    """The scopes an install of this listing grants (see `install`), or why it cannot."""
+    if listing is None:
+        raise AppNotFound(f"app {app_id} not found")
+    if not listing.is_listed:
+        raise AppDelisted(f"app {app_id} is no longer listed")
+    if duration.value not in listing.durations:
+        raise InvalidDuration("duration", f"this app offers {', '.join(listing.durations)}")
+    offered = listing.asked_scopes
+    asking = (
+        consent.in_scope_order(offered)
+        if asked is None
+        else consent.chosen_scopes(offered, asked, (), "scope")
+    )
+    if scopes is None:
+        return asking
+    return consent.chosen_scopes(asking, v.scopes(list(scopes)), listing.scopes)
 
 
 def _act(

@@ -1,0 +1,140 @@
+"""The PostgreSQL event log's round trips (application/postgres_log.py, availability.py):
+an append is one, the reads of a command one, a refused append stores nothing and leaves a
+clean connection, and connections killed under the pool are replaced on the second attempt
+(no ping on each checkout any more)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from application import installations
+from application.store import Store
+from appstore.bootstrap import build_store
+from appstore.settings import Settings
+from domain.claims import InstallationSlot
+from domain.installation import Installation
+from domain.values import InstallationStatus
+from tests import factories as f
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def cached(postgres_url: str) -> Iterator[Store]:
+    store = build_store(
+        Settings(database_url=postgres_url, fast_password_hashing=True), aggregate_cache=1000
+    )
+    yield store
+    store.close()
+
+
+@contextlib.contextmanager
+def syncs(store: Store, monkeypatch: pytest.MonkeyPatch, trace: Path) -> Iterator[list[int]]:
+    """Counts the round trips the store makes inside the block: the messages that ask the
+    server to answer (Sync ends an extended-protocol batch, Query is a simple one)."""
+    datastore = store.application.recorder.datastore  # type: ignore[attr-defined]
+    connection = datastore.get_connection
+    fd = os.open(trace, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+
+    @contextlib.contextmanager
+    def traced() -> Iterator[Any]:
+        with connection() as conn:
+            conn.pgconn.trace(fd)
+            try:
+                yield conn
+            finally:
+                conn.pgconn.untrace()
+
+    counted: list[int] = []
+    monkeypatch.setattr(datastore, "get_connection", traced)
+    try:
+        yield counted
+    finally:
+        monkeypatch.undo()
+        os.close(fd)
+    lines = trace.read_text(errors="replace").splitlines()
+    asks = (["F", "Sync"], ["F", "Query"])
+    counted.append(sum(1 for line in lines if line.split("\t")[1:4:2] in asks))
+
+
+def test_install_and_authorize_are_two_round_trips_each(
+    cached: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One read (the listing and the slot together; then the installation the install
+    saved, from the cache), one append — eventsourcing's own append takes five."""
+    developer, seller = f.developer(cached), f.seller(cached)
+    apps = [f.app(cached, developer) for _ in range(12)]
+    for app in apps[:10]:  # every pooled connection has prepared its statements
+        f.active_installation(cached, seller, app)
+    for app in apps[10:]:
+        with syncs(cached, monkeypatch, tmp_path / "install.trace") as installing:
+            installed = installations.install(
+                cached, seller, app, "90d", "ops@shop.example.com", "+14155550101"
+            )
+        with syncs(cached, monkeypatch, tmp_path / "authorize.trace") as authorizing:
+            installations.authorize(cached, seller, installed.id)
+        assert installing == [2] and authorizing == [2]
+
+
+def test_an_append_returns_the_positions_it_stored(cached: Store) -> None:
+    seller, app = f.seller(cached), f.app(cached)
+    head = cached.head()
+    installed = installations.install(
+        cached, seller, app, "90d", "ops@shop.example.com", "+14155550101"
+    )
+    stored = cached.notifications(head + 1, 10)
+    assert installed.position == stored[-1].id == head + 3  # slot opened, claimed, installed
+    assert [n.topic.rsplit(".", 1)[-1] for n in stored] == ["Opened", "Claimed", "Installed"]
+
+
+def test_a_refused_append_stores_nothing_and_leaves_clean_connections(
+    cached: Store, postgres_url: str
+) -> None:
+    seller, app = f.seller(cached), f.app(cached)
+    installation_id = f.active_installation(cached, seller, app)
+    first = cached.load(installation_id, Installation)
+    second = cached.load(installation_id, Installation)
+    assert first is not None and second is not None
+    installations.cancel(cached, seller, installation_id)
+    slot = InstallationSlot(seller_id=seller, app_id=f.app(cached))  # would be appended too
+    head = cached.head()
+    first.cancel(cached.clock.now())
+    with pytest.raises(IntegrityError):
+        cached.save(slot, first)
+    assert cached.head() == head
+    assert cached.load(slot.id, InstallationSlot) is None  # nothing of that transaction
+    with psycopg.connect(postgres_url) as admin:
+        stuck = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state LIKE 'idle in transaction%%'"
+        ).fetchone()
+    assert stuck == (0,)
+    for _ in range(6):  # every pooled connection appends again
+        f.seller(cached)
+    found = cached.load(installation_id, Installation)
+    assert found is not None and found.status is InstallationStatus.CANCELLED
+
+
+def test_connections_killed_under_the_pool_are_replaced_on_the_second_attempt(
+    cached: Store, postgres_url: str
+) -> None:
+    seller, app = f.seller(cached), f.app(cached)
+    installation_id = f.active_installation(cached, seller, app)
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()) AS k"
+        ).fetchone()
+    assert killed is not None and killed[0] >= 2  # the pool keeps several open
+    # Each call's first attempt may take a dead connection; the second must not.
+    found = cached.load(installation_id, Installation)
+    assert found is not None and found.status is InstallationStatus.ACTIVE
+    assert installations.renew(cached, seller, installation_id, "30d").position is not None
