@@ -141,9 +141,9 @@ class Store:
         the aggregate cache (for a caller that keeps its own copies): a copy the cache took
         long ago would replay every event since instead of the newest snapshot."""
         app = self.application
-        if self._cache is not None:
-            (cached,) = self._cache.load([(aggregate_id, kind)])
-            return cast(A | None, cached)
+        if self._cache is not None and (cached or kind not in app.snapshotting_intervals):
+            (copy,) = self._cache.load([(aggregate_id, kind)])
+            return cast(A | None, copy)
         aggregate: Any
         if not cached and kind in app.snapshotting_intervals:
             try:  # a version skips the cache; this one is past any: the latest state
