@@ -10,8 +10,10 @@ from kafka.errors import TopicAlreadyExistsError
 
 log = logging.getLogger("appstore.consumer")
 
-# Installations under sync traffic are loaded batch after batch: keep them cached.
-AGGREGATE_CACHE = 5000
+# The store's aggregate cache for the consumer: off. The worker keeps its own copies of the
+# installations it writes (application/kafka_ingest.py); the store's cache would pickle each
+# of them again on every save (bench/ingest: 4.6k msg/s with a 5,000 cache, 7.3k without).
+AGGREGATE_CACHE = 0
 # The defaults of `appstore consume` (its settings take them from here).
 TOPIC = "appstore.sync-events"
 GROUP_ID = "appstore-consumers"
