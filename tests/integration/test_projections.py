@@ -326,6 +326,27 @@ def test_my_apps_status_expiring_expired_and_days_left(
     assert {i["installation_id"] for i in renewed} == {short, forever}
 
 
+def test_my_apps_pages_each_seller_apart_at_any_time(
+    store: Store, projector: Projector, clock: FixedClock
+) -> None:
+    """The my-apps statements are built once with bound parameters: seller, time, status,
+    page and page size are each call's own."""
+    seller, other = f.seller(store), f.seller(store)
+    ids = [f.active_installation(store, seller, f.app(store), f"{d}d") for d in (30, 90, 365)]
+    f.active_installation(store, other, f.app(store), "30d")
+    projector.catch_up()
+    with projector.engine.connect() as conn:
+        first, total = my_apps.my_apps(conn, seller, clock.now(), page=1, page_size=2)
+        second, _ = my_apps.my_apps(conn, seller, clock.now(), page=2, page_size=2)
+        later, later_total = my_apps.my_apps(
+            conn, seller, clock.now() + timedelta(days=80), status="expiring"
+        )
+        theirs, their_total = my_apps.my_apps(conn, other, clock.now(), status="active")
+    assert total == 3 and [i["installation_id"] for i in first + second] == ids
+    assert (later_total, [i["installation_id"] for i in later]) == (1, [ids[1]])
+    assert their_total == 1 and theirs[0]["installation_id"] not in ids
+
+
 def test_my_apps_cancelled_and_lapsed_pending(
     store: Store, projector: Projector, clock: FixedClock
 ) -> None:
