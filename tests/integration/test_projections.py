@@ -275,6 +275,25 @@ def test_related_apps_share_a_category_or_platform_and_exclude_itself(
     assert related == ["Same Category", "Same Platform"]
 
 
+def test_related_statements_are_each_calls_own(store: Store, projector: Projector) -> None:
+    """The related-apps statements are built once: the app, its bits and the limit are
+    bound per call (a second app gets its own tiers, the limit spans tiers)."""
+    dev = f.developer(store)
+    one = f.app(store, dev, name="One", categories=["connectors"], platforms=["etsy"])
+    two = f.app(store, dev, name="Two", categories=["analytics"], platforms=["wix"])
+    f.app(store, dev, name="Both Like One", categories=["connectors"], platforms=["etsy"])
+    f.app(store, dev, name="Category Of One", categories=["connectors"], platforms=["magento"])
+    f.app(store, dev, name="Like Two", categories=["analytics"], platforms=["wix"])
+    projector.catch_up()
+    with projector.engine.connect() as conn:
+        assert [r["name"] for r in catalog_search.related(conn, one, limit=2)] == [
+            "Both Like One",
+            "Category Of One",
+        ]
+        assert [r["name"] for r in catalog_search.related(conn, one, limit=1)] == ["Both Like One"]
+        assert [r["name"] for r in catalog_search.related(conn, two)] == ["Like Two"]
+
+
 def test_recently_viewed_is_most_recent_first_deduplicated_and_bounded(
     store: Store, projector: Projector, clock: FixedClock
 ) -> None:
