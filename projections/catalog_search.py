@@ -127,7 +127,9 @@ _ITEM_COLUMNS = [
 ] + [apps.c.listed_at, apps.c.rating_average, apps.c.rating_count]
 
 
-def _has(column: sa.ColumnElement[int], mask: int) -> sa.ColumnElement[bool]:
+def _has(
+    column: sa.ColumnElement[int], mask: int | sa.BindParameter[int]
+) -> sa.ColumnElement[bool]:
     return column.op("&")(mask) != 0
 
 
@@ -306,6 +308,7 @@ _LISTED_BY_SLUG = sa.select(apps).where(
 
 def find_app(conn: Connection, id_or_slug: str) -> Any | None:
     """The listed app with this id or slug (a row), or None."""
+    key: UUID | str
     try:
         statement, key = _LISTED_BY_ID, UUID(id_or_slug)
     except ValueError:
