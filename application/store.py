@@ -142,8 +142,7 @@ class Store:
     def changed_since(self, aggregate_id: UUID, version: int) -> bool:
         """Whether the aggregate has an event after `version`: one indexed read, nothing
         decoded (for facts that stay true until one later event, like a session's end)."""
-        recorder = self.application.recorder
-        return bool(recorder.select_events(aggregate_id, gt=version, limit=1))
+        return aggregate_id in self.changed({aggregate_id: version})
 
     def changed(self, versions: dict[UUID, int]) -> set[UUID]:
         """Which of these aggregates have an event after the given version: ONE read of

@@ -8,11 +8,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from application import installations, tokens
+from application import accounts, installations, tokens
 from application.probes import APPLICATION_NAME, Probes
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
 from domain.clock import FixedClock
+from tests import factories as f
 from tests.unit.test_oauth_domain import World
 
 
@@ -66,3 +67,14 @@ def test_probes_stand_aside_when_they_cannot_connect() -> None:
     assert probes.rows("SELECT 1", []) is None  # resting: no second attempt
     assert attempts == [1]
     probes.close()
+
+
+def test_a_session_check_probes_on_a_kept_connection(pg_store: Any, postgres_url: str) -> None:
+    """A session check's question (has the session ended?) goes through the probes too."""
+    accounts.register_account(pg_store, "seller", "ed@shop.example.com", f.PASSWORD, "Ed")
+    started = accounts.start_session(pg_store, "ed@shop.example.com", f.PASSWORD)
+    assert accounts.session_for(pg_store, started.token) is not None  # remembered, probed
+    assert accounts.session_for(pg_store, started.token) is not None
+    assert len(probe_backends(postgres_url)) == 1
+    accounts.end_session(pg_store, started.token)
+    assert accounts.session_for(pg_store, started.token) is None
