@@ -206,6 +206,12 @@ class Store:
             answers.append(found)
         return answers
 
+    def forget(self) -> None:
+        """Drops every remembered fact and kept copy (a cold process, for benches)."""
+        with self._facts_lock:
+            self._facts.clear()
+            self._current.clear()
+
     def events_of(self, aggregate_id: UUID) -> list[DomainEventProtocol[UUID]]:
         """Every event of one aggregate, decoded, in version order."""
         return list(self.application.events.get(aggregate_id))
