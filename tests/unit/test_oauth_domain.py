@@ -398,3 +398,19 @@ def test_changed_names_the_aggregates_with_a_newer_event(world: World) -> None:
     installations.renew(store, world.seller, world.installation, "90d")
     assert store.changed(versions) == {installation.id}
     assert store.changed({installation.id: installation.version + 1}) == set()
+
+
+def test_a_store_that_forgets_reads_everything_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Store.forget` (the benches' cold process): nothing kept is served afterwards."""
+    issued = world.token_set()
+    assert tokens.check_access_token(world.store, issued.access_token).active
+    loads: list[object] = []
+    load = world.store.load
+    monkeypatch.setattr(world.store, "load", lambda i, k: loads.append(k) or load(i, k))
+    assert tokens.check_access_token(world.store, issued.access_token).active
+    assert loads == []
+    world.store.forget()
+    assert tokens.check_access_token(world.store, issued.access_token).active
+    assert len(loads) == 3  # the token record, its installation and its grant
