@@ -19,6 +19,11 @@ from sqlalchemy.engine import Connection
 
 from projections.runner import tracking
 
+# Built once: SQLAlchemy then computes its cache key once, not on every read.
+_POSITION = sa.select(tracking.c.position).where(
+    tracking.c.name == sa.bindparam("projection", type_=sa.String())
+)
+
 
 class AnswerCache:
     """Least-recently-used answers by (key, position of one projection)."""
@@ -33,9 +38,7 @@ class AnswerCache:
 
     def answer(self, conn: Connection, key: Hashable, compute: Callable[[Connection], Any]) -> Any:
         """The cached answer at the projection's current position, or `compute(conn)`."""
-        position = conn.execute(
-            sa.select(tracking.c.position).where(tracking.c.name == self.projection)
-        ).scalar()
+        position = conn.execute(_POSITION, {"projection": self.projection}).scalar()
         slot = (key, int(position or 0))
         with self._lock:
             if slot in self._answers:

@@ -142,8 +142,14 @@ class Endpoint:
             return result
         if self.response is not None and not isinstance(result, BaseModel):
             result = self.response.model_validate(result)
-        content = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
-        return JSONResponse(content, status_code=self.status, headers=call.headers)
+        if isinstance(result, BaseModel):  # serialised once, straight to JSON bytes
+            return Response(
+                result.model_dump_json(),
+                status_code=self.status,
+                headers=call.headers,
+                media_type="application/json",
+            )
+        return JSONResponse(result, status_code=self.status, headers=call.headers)
 
 
 def _errors_of(error: ValidationError, prefix: str = "") -> list[dict[str, str]]:

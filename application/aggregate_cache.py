@@ -87,6 +87,10 @@ class AggregateCache:
         for aggregate in aggregates:
             self._keep(aggregate)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._copies.clear()
+
     def _keep(self, aggregate: Aggregate) -> None:
         try:
             copy = _Copy(aggregate.version, pickle.dumps(aggregate, pickle.HIGHEST_PROTOCOL))

@@ -162,13 +162,11 @@ class KafkaIngest:
             progress = self._progress.get(record.partition)
             if progress is not None:
                 kept[progress.id] = progress.version
-        stored = self.store.versions(list(kept))
-        for aggregate_id, version in kept.items():
-            if stored.get(aggregate_id, 0) != version:
-                self._installations.pop(aggregate_id, None)
-                for partition, progress in list(self._progress.items()):
-                    if progress.id == aggregate_id:
-                        del self._progress[partition]
+        for aggregate_id in self.store.changed(kept):
+            self._installations.pop(aggregate_id, None)
+            for partition, progress in list(self._progress.items()):
+                if progress.id == aggregate_id:
+                    del self._progress[partition]
         # Unknown installations are asked again (one may have been installed since).
         for installation_id in [i for i, found in self._installations.items() if found is None]:
             del self._installations[installation_id]

@@ -26,11 +26,19 @@ from eventsourcing.application import (
     project_aggregate,
 )
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Notification, Recording
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Notification,
+    OperationalError,
+    Recording,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import retry
 
 from application.aggregate_cache import AggregateCache
+from application.probes import Probes, connect_like
 from application.throttle import LoginThrottle
 from domain.clock import Clock, SystemClock
 from domain.credentials import Passwords
@@ -125,6 +133,12 @@ class Store:
         self._facts: OrderedDict[Hashable, Any] = OrderedDict()
         self._facts_lock = threading.Lock()
         self._current: OrderedDict[UUID, Aggregate] = OrderedDict()  # see current()
+        recorder = self.application.recorder
+        self._probes = (  # see changed()
+            Probes(connect_like(recorder.datastore.pool))
+            if isinstance(recorder, PostgresApplicationRecorder)
+            else None
+        )
         # SQLite has one writer. eventsourcing's pool keeps its queue of connection requests
         # blocked while a second writer waits for the first; if the first waits for SQLite's
         # lock held by a projector step that needs a reader, all wait until a timeout.
@@ -182,33 +196,41 @@ class Store:
     def changed_since(self, aggregate_id: UUID, version: int) -> bool:
         """Whether the aggregate has an event after `version`: one indexed read, nothing
         decoded (for facts that stay true until one later event, like a session's end)."""
-        recorder = self.application.recorder
-        return bool(recorder.select_events(aggregate_id, gt=version, limit=1))
+        return aggregate_id in self.changed({aggregate_id: version})
 
-    def versions(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, int]:
-        """The latest version of each of these aggregates that has events: one query, nothing
-        decoded (a batch checks which of its cached aggregates another writer moved on)."""
-        if not aggregate_ids:
-            return {}
+    def changed(self, versions: dict[UUID, int]) -> set[UUID]:
+        """Which of these aggregates have an event after the given version: ONE read of
+        the log (a primary-key probe per aggregate, one statement for any number), nothing
+        decoded (kept copies of token checks, and of the Kafka worker's batches)."""
+        if not versions:
+            return set()
         recorder = self.application.recorder
         table = recorder.events_table_name  # type: ignore[attr-defined]
+        newer = (
+            f"EXISTS (SELECT 1 FROM {table} e WHERE e.originator_id = k.id"
+            " AND e.originator_version > k.v)"
+        )
         if isinstance(recorder, PostgresApplicationRecorder):
-            sql = (
-                f"SELECT originator_id, max(originator_version) AS v FROM {table} "
-                f"WHERE originator_id = ANY(%s) GROUP BY originator_id"
-            )
-            with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-                curs.execute(sql, [list(aggregate_ids)])
-                return {r["originator_id"]: r["v"] for r in curs.fetchall()}
+            sql = f"SELECT k.id FROM unnest(%s::uuid[], %s::bigint[]) AS k(id, v) WHERE {newer}"
+            params: list[Any] = [list(versions), list(versions.values())]
+            rows = self._probes.rows(sql, params) if self._probes is not None else None
+            if rows is not None:  # one round trip on a kept connection
+                return {UUID(str(row[0])) for row in rows}
+            found: set[UUID] = _probe_postgres(recorder, sql, params)
+            return found
         if isinstance(recorder, SQLiteApplicationRecorder):
-            marks = ",".join("?" * len(aggregate_ids))
-            sql = (
-                f"SELECT originator_id, max(originator_version) AS v FROM {table} "
-                f"WHERE originator_id IN ({marks}) GROUP BY originator_id"
-            )
+            found = set()
+            pairs = list(versions.items())
             with recorder.datastore.transaction(commit=False) as curs:
-                curs.execute(sql, [i.hex for i in aggregate_ids])
-                return {UUID(r["originator_id"]): r["v"] for r in curs.fetchall()}
+                for start in range(0, len(pairs), 400):  # within SQLite's variable limit
+                    chunk = pairs[start : start + 400]
+                    values = ",".join("(?, ?)" for _ in chunk)
+                    curs.execute(
+                        f"WITH k(id, v) AS (VALUES {values}) SELECT k.id FROM k WHERE {newer}",
+                        [x for id_, v in chunk for x in (id_.hex, v)],
+                    )
+                    found.update(UUID(r[0]) for r in curs.fetchall())
+            return found
         raise TypeError(f"unsupported recorder {type(recorder).__name__}")  # pragma: no cover
 
     def current(self, aggregate_id: UUID, kind: type[A]) -> A | None:
@@ -218,18 +240,42 @@ class Store:
         it an event after that copy's version? — and replays only when it has (checks that
         read the same installation or grant again and again: token introspection).
         """
-        with self._facts_lock:
-            known = self._current.get(aggregate_id)
-        if isinstance(known, kind) and not self.changed_since(aggregate_id, known.version):
-            return known
-        found = self.load(aggregate_id, kind)
-        if found is not None:
-            with self._facts_lock:
-                self._current[aggregate_id] = found
-                self._current.move_to_end(aggregate_id)
-                while len(self._current) > REMEMBER:
-                    self._current.popitem(last=False)
+        found: A | None = self.current_all((aggregate_id, kind))[0]
         return found
+
+    def current_all(self, *wanted: tuple[UUID, type[Aggregate]]) -> list[Any]:
+        """`current` of several aggregates (each `(id, kind)`), asking the log about every
+        kept copy in one read (`changed`) rather than one read each."""
+        with self._facts_lock:
+            known = [self._current.get(aggregate_id) for aggregate_id, _ in wanted]
+        kept = {
+            aggregate_id: copy
+            for (aggregate_id, kind), copy in zip(wanted, known, strict=True)
+            if isinstance(copy, kind)
+        }
+        stale = self.changed({i: a.version for i, a in kept.items()})
+        answers: list[Any] = []
+        for aggregate_id, kind in wanted:
+            if aggregate_id in kept and aggregate_id not in stale:
+                answers.append(kept[aggregate_id])
+                continue
+            found = self.load(aggregate_id, kind)
+            if found is not None:
+                with self._facts_lock:
+                    self._current[aggregate_id] = found
+                    self._current.move_to_end(aggregate_id)
+                    while len(self._current) > REMEMBER:
+                        self._current.popitem(last=False)
+            answers.append(found)
+        return answers
+
+    def forget(self) -> None:
+        """Drops every remembered fact and kept copy (a cold process, for benches)."""
+        with self._facts_lock:
+            self._facts.clear()
+            self._current.clear()
+        if self._cache is not None:
+            self._cache.clear()
 
     def events_of(self, aggregate_id: UUID) -> list[DomainEventProtocol[UUID]]:
         """Every event of one aggregate, decoded, in version order."""
@@ -324,4 +370,15 @@ class Store:
         return [StoredEvent(p, aggregate_id, v, t, s) for p, v, t, s in rows]
 
     def close(self) -> None:
+        if self._probes is not None:
+            self._probes.close()
         self.application.close()
+
+
+@retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)  # as the recorder's
+def _probe_postgres(
+    recorder: PostgresApplicationRecorder, sql: str, params: list[Any]
+) -> set[UUID]:
+    with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+        curs.execute(sql, params, prepare=True)  # autocommit: one round trip
+        return {UUID(str(r["id"])) for r in curs.fetchall()}

@@ -245,8 +245,13 @@ def check_token(store: Store, token: str | None, *, client: AppListing | None = 
     if record is None or (client is not None and record.app_id != client.id):
         return UNKNOWN
     now = store.clock.now()
-    installation = store.current(record.installation_id, Installation)
-    reason = _inactive_reason(store, record, installation, now)
+    # Both kept copies are checked for newer events in one read of the log.
+    installation: Installation | None
+    grant: TokenGrant | None
+    installation, grant = store.current_all(
+        (record.installation_id, Installation), (record.grant_id, TokenGrant)
+    )
+    reason = _inactive_reason(record, installation, grant, now)
     granted = installation.scopes if installation is not None else []
     return TokenCheck(
         active=reason is None,
@@ -262,13 +267,15 @@ def check_token(store: Store, token: str | None, *, client: AppListing | None = 
 
 
 def _inactive_reason(
-    store: Store, record: IssuedToken, installation: Installation | None, now: datetime
+    record: IssuedToken,
+    installation: Installation | None,
+    grant: TokenGrant | None,
+    now: datetime,
 ) -> str | None:
     if installation is None or installation.status is InstallationStatus.CANCELLED:
         return "cancelled"
     if not installation.is_live(now):
         return "installation_expired"
-    grant = store.current(record.grant_id, TokenGrant)
     if grant is None or grant.is_revoked or record.id in grant.revoked_tokens:
         return "revoked"
     if (

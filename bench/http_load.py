@@ -111,6 +111,24 @@ def seed(url: str, apps: int, progress: Progress) -> list[str]:
     return tokens
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of the server process and its worker processes so far
+    (Linux /proc; 0.0 elsewhere). Robust where latency is not: on a shared machine."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            pending += [
+                int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            ]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def wait_ready(base: str, server: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
     """Until /readyz says ok with every projection caught up and the log's head still
     (the seeded store has installations the sweeper expires at start); else exits with
@@ -301,13 +319,16 @@ def run(args: argparse.Namespace) -> list[Row]:
             def health(i: int) -> Request:
                 return "GET", "/healthz", {}, {}, None
 
+            cpu_start = server_cpu(server.pid)
             raw, raw_errors, raw_cpu = asyncio.run(
                 load(base, args.rate, args.seconds / 2, health, progress, "baseline /healthz")
             )
             before = scrape(base)
+            cpu_raw = server_cpu(server.pid) - cpu_start
             mixed, errors, mix_cpu = asyncio.run(
                 load(base, args.rate, args.seconds, mix.request, progress, "realistic mix")
             )
+            cpu_mix = server_cpu(server.pid) - cpu_start - cpu_raw
             after = scrape(base)
         finally:
             server.terminate()
@@ -342,6 +363,9 @@ def run(args: argparse.Namespace) -> list[Row]:
             f"{r.split('/')[-1] or r} {s / n:.2f} ms" for r, (s, n) in per_route.items())),
         Row(name, "writes (install + decline, waiting for the read models) p50 / p99",
             f"{percentile(writes, 50):.0f} / {percentile(writes, 99):.0f} ms" if writes else "none"),
+        Row(name, "server CPU per request (all its threads and workers)",
+            f"{cpu_mix / max(1, len(reads) + len(writes)) * 1000:.2f} ms",
+            f"/healthz {cpu_raw / max(1, len(raw_all)) * 1000:.2f} ms"),
         Row(name, "answer cache hit rate (catalog reads)",
             f"{hits / max(1.0, hits + misses):.0%} of {hits + misses:.0f}"),
         Row(name, "load generator CPU per request (same process for both loads)",

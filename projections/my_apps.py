@@ -202,6 +202,10 @@ class MyAppsProjection(Projection):
 # --- queries ---------------------------------------------------------------------------
 def effective_status(now: datetime) -> sa.ColumnElement[str]:
     """The SQL expression of an installation's status as of `now` (see module docstring)."""
+    return _status_as_of(now, now + EXPIRING_WITHIN, now - AUTHORIZATION_WINDOW)
+
+
+def _status_as_of(now: Any, expiring_by: Any, declined_before: Any) -> sa.ColumnElement[str]:
     c = installations.c
     return sa.case(
         (sa.and_(c.status == "active", c.expires_at.is_not(None), c.expires_at <= now), "expired"),
@@ -209,14 +213,14 @@ def effective_status(now: datetime) -> sa.ColumnElement[str]:
             sa.and_(
                 c.status == "active",
                 c.expires_at.is_not(None),
-                c.expires_at <= now + EXPIRING_WITHIN,
+                c.expires_at <= expiring_by,
             ),
             "expiring",
         ),
         (
             sa.and_(
                 c.status == "pending_authorization",
-                c.installed_at < now - AUTHORIZATION_WINDOW,
+                c.installed_at < declined_before,
             ),
             "declined",
         ),
@@ -249,6 +253,43 @@ def _joined(now: datetime) -> sa.Select[Any]:
     ).select_from(installations.join(app_names, app_names.c.app_id == installations.c.app_id))
 
 
+def _my_apps_statements(with_status: bool) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """(count, page) of a seller's installations, with bound parameters: built once, so
+    SQLAlchemy computes each statement's cache key once, not on every request (it was a
+    third of the CPU of GET /v1/me/apps)."""
+    status = _status_as_of(
+        sa.bindparam("now", type_=UTCDateTime()),
+        sa.bindparam("expiring_by", type_=UTCDateTime()),
+        sa.bindparam("declined_before", type_=UTCDateTime()),
+    )
+    where = [
+        installations.c.seller_id == sa.bindparam("seller_id", type_=sa.Uuid()),
+        status == sa.bindparam("status", type_=sa.String())
+        if with_status
+        else status != "declined",
+    ]
+    count = sa.select(sa.func.count()).select_from(installations).where(*where)
+    page = (
+        sa.select(
+            installations, app_names.c.slug, app_names.c.name, status.label("effective_status")
+        )
+        .select_from(installations.join(app_names, app_names.c.app_id == installations.c.app_id))
+        .where(*where)
+        .order_by(
+            installations.c.expires_at.is_(None),
+            installations.c.expires_at,
+            app_names.c.name,
+            installations.c.id,
+        )
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+        .offset(sa.bindparam("offset", type_=sa.Integer()))
+    )
+    return count, page
+
+
+_MY_APPS = {with_status: _my_apps_statements(with_status) for with_status in (False, True)}
+
+
 def my_apps(
     conn: Connection,
     seller_id: UUID,
@@ -259,24 +300,19 @@ def my_apps(
     page_size: int = 20,
 ) -> tuple[list[dict[str, Any]], int]:
     """A seller's installations (soonest expiry first); without `status`, all but declined."""
-    status_expr = effective_status(now)
-    where = [installations.c.seller_id == seller_id]
-    where.append(status_expr == status if status else status_expr != "declined")
-    total = conn.execute(
-        sa.select(sa.func.count()).select_from(installations).where(*where)
-    ).scalar_one()
-    rows = conn.execute(
-        _joined(now)
-        .where(*where)
-        .order_by(
-            installations.c.expires_at.is_(None),
-            installations.c.expires_at,
-            app_names.c.name,
-            installations.c.id,
-        )
-        .limit(page_size)
-        .offset((page - 1) * page_size)
-    ).all()
+    count, paged = _MY_APPS[bool(status)]
+    params: dict[str, Any] = {
+        "seller_id": seller_id,
+        "now": now,
+        "expiring_by": now + EXPIRING_WITHIN,
+        "declined_before": now - AUTHORIZATION_WINDOW,
+        "limit": page_size,
+        "offset": (page - 1) * page_size,
+    }
+    if status:
+        params["status"] = status
+    total = conn.execute(count, params).scalar_one()
+    rows = conn.execute(paged, params).all()
     return [_my_app_item(r, now) for r in rows], int(total)
 
 

@@ -275,6 +275,25 @@ def test_related_apps_share_a_category_or_platform_and_exclude_itself(
     assert related == ["Same Category", "Same Platform"]
 
 
+def test_related_statements_are_each_calls_own(store: Store, projector: Projector) -> None:
+    """The related-apps statements are built once: the app, its bits and the limit are
+    bound per call (a second app gets its own tiers, the limit spans tiers)."""
+    dev = f.developer(store)
+    one = f.app(store, dev, name="One", categories=["connectors"], platforms=["etsy"])
+    two = f.app(store, dev, name="Two", categories=["analytics"], platforms=["wix"])
+    f.app(store, dev, name="Both Like One", categories=["connectors"], platforms=["etsy"])
+    f.app(store, dev, name="Category Of One", categories=["connectors"], platforms=["magento"])
+    f.app(store, dev, name="Like Two", categories=["analytics"], platforms=["wix"])
+    projector.catch_up()
+    with projector.engine.connect() as conn:
+        assert [r["name"] for r in catalog_search.related(conn, one, limit=2)] == [
+            "Both Like One",
+            "Category Of One",
+        ]
+        assert [r["name"] for r in catalog_search.related(conn, one, limit=1)] == ["Both Like One"]
+        assert [r["name"] for r in catalog_search.related(conn, two)] == ["Like Two"]
+
+
 def test_recently_viewed_is_most_recent_first_deduplicated_and_bounded(
     store: Store, projector: Projector, clock: FixedClock
 ) -> None:
@@ -324,6 +343,27 @@ def test_my_apps_status_expiring_expired_and_days_left(
     installations.renew(store, seller, short, "90d")
     renewed = my(projector, seller, clock.now(), "active")
     assert {i["installation_id"] for i in renewed} == {short, forever}
+
+
+def test_my_apps_pages_each_seller_apart_at_any_time(
+    store: Store, projector: Projector, clock: FixedClock
+) -> None:
+    """The my-apps statements are built once with bound parameters: seller, time, status,
+    page and page size are each call's own."""
+    seller, other = f.seller(store), f.seller(store)
+    ids = [f.active_installation(store, seller, f.app(store), f"{d}d") for d in (30, 90, 365)]
+    f.active_installation(store, other, f.app(store), "30d")
+    projector.catch_up()
+    with projector.engine.connect() as conn:
+        first, total = my_apps.my_apps(conn, seller, clock.now(), page=1, page_size=2)
+        second, _ = my_apps.my_apps(conn, seller, clock.now(), page=2, page_size=2)
+        later, later_total = my_apps.my_apps(
+            conn, seller, clock.now() + timedelta(days=80), status="expiring"
+        )
+        theirs, their_total = my_apps.my_apps(conn, other, clock.now(), status="active")
+    assert total == 3 and [i["installation_id"] for i in first + second] == ids
+    assert (later_total, [i["installation_id"] for i in later]) == (1, [ids[1]])
+    assert their_total == 1 and theirs[0]["installation_id"] not in ids
 
 
 def test_my_apps_cancelled_and_lapsed_pending(

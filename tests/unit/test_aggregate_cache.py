@@ -149,3 +149,17 @@ def test_an_installation_first_seen_by_a_cached_store_is_loaded_whole(
     assert found is not None and found.version == 2
     assert found.status is InstallationStatus.ACTIVE
     assert cached.load(UUID(int=7), Installation) is None
+
+
+def test_a_store_that_forgets_drops_its_cached_copies(
+    cached: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Store.forget` (the benches' cold process) empties the aggregate cache too."""
+    seller, app = f.seller(cached), f.app(cached)
+    installation_id = f.active_installation(cached, seller, app)
+    seen = decodes(cached, monkeypatch)
+    assert cached.load(installation_id, Installation) is not None
+    assert seen == []  # served from the copy kept at save
+    cached.forget()
+    assert cached.load(installation_id, Installation) is not None
+    assert seen != []  # read from the log again

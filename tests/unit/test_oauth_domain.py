@@ -17,6 +17,7 @@ from domain.app_listing import AppListing
 from domain.clock import FixedClock
 from domain.credentials import Passwords
 from domain.errors import OAuthError
+from domain.installation import Installation
 from projections.authorization_record import authorization_record
 from tests import factories as f
 
@@ -359,3 +360,57 @@ def test_a_checking_process_sees_changes_written_elsewhere_at_once(
         assert tokens.check_token(checker, fresh.refresh_token).reason == "cancelled"
     finally:
         checker.close()
+
+
+def test_a_check_of_kept_copies_asks_the_log_once(
+    store: Store, settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The installation and grant a process keeps are checked for newer events in ONE read
+    (`Store.changed` over both), and nothing is replayed while neither has one."""
+    checker = Store(event_store_env(settings.database_url), clock=clock, passwords=Passwords.fast())
+    try:
+        world = World(store)
+        issued = world.token_set()
+        assert tokens.check_access_token(checker, issued.access_token).active  # now kept
+        asked: list[set[object]] = []
+        changed, load = checker.changed, checker.load
+        monkeypatch.setattr(checker, "changed", lambda v: asked.append(set(v)) or changed(v))
+        loads: list[object] = []
+        monkeypatch.setattr(checker, "load", lambda i, k: loads.append(i) or load(i, k))
+        assert tokens.check_access_token(checker, issued.access_token).active
+        assert len(asked) == 1 and len(asked[0]) == 2  # installation and grant together
+        assert loads == []
+        tokens.revoke_token(store, world.client, issued.access_token)
+        assert tokens.check_access_token(checker, issued.access_token).reason == "revoked"
+        assert len(loads) == 1  # only the grant, which changed, is read again
+    finally:
+        checker.close()
+
+
+def test_changed_names_the_aggregates_with_a_newer_event(world: World) -> None:
+    store = world.store
+    installation = store.load(world.installation, Installation)
+    listing = store.load(world.app_id, AppListing)
+    assert installation is not None and listing is not None
+    versions = {installation.id: installation.version, listing.id: listing.version}
+    assert store.changed(versions) == set()
+    assert store.changed({}) == set()
+    installations.renew(store, world.seller, world.installation, "90d")
+    assert store.changed(versions) == {installation.id}
+    assert store.changed({installation.id: installation.version + 1}) == set()
+
+
+def test_a_store_that_forgets_reads_everything_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`Store.forget` (the benches' cold process): nothing kept is served afterwards."""
+    issued = world.token_set()
+    assert tokens.check_access_token(world.store, issued.access_token).active
+    loads: list[object] = []
+    load = world.store.load
+    monkeypatch.setattr(world.store, "load", lambda i, k: loads.append(k) or load(i, k))
+    assert tokens.check_access_token(world.store, issued.access_token).active
+    assert loads == []
+    world.store.forget()
+    assert tokens.check_access_token(world.store, issued.access_token).active
+    assert len(loads) == 3  # the token record, its installation and its grant

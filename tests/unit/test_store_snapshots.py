@@ -106,11 +106,12 @@ def test_the_snapshots_of_one_save_are_stored_together(
     assert all(list(store.application.snapshots.get(i)) for i in ids)
 
 
-def test_versions_names_the_latest_version_of_each_aggregate_that_has_events(
+def test_changed_names_the_aggregates_another_writer_appended_to(
     store: Store, clock: FixedClock
 ) -> None:
     app_id = f.app(store)
     ids = [f.active_installation(store, f.seller(store), app_id, "unlimited") for _ in range(2)]
+    kept = {ids[0]: 2, ids[1]: 2, uuid4(): 0}
     installations.cancel(store, installations.installation(store, ids[1]).seller_id, ids[1])
-    assert store.versions([*ids, uuid4()]) == {ids[0]: 2, ids[1]: 3}
-    assert store.versions([]) == {}
+    assert store.changed(kept) == {ids[1]}
+    assert store.changed({}) == set()
