@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
 from psycopg.types.json import Json
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 
@@ -32,7 +34,10 @@ class Batch:
 
     @staticmethod
     def _pk(table: sa.Table) -> sa.Column[Any]:
-        (column,) = table.primary_key.columns
+        column = _PKS.get(table)
+        if column is None:  # looked up once per table: iterating the key costs per row
+            (column,) = table.primary_key.columns
+            _PKS[table] = column
         return column
 
     def get(self, table: sa.Table, key: Any) -> dict[str, Any] | None:
@@ -46,17 +51,46 @@ class Batch:
                 self._existing.setdefault(table.name, set()).add(key)
         return cache[key]
 
-    def prefetch(self, table: sa.Table, query: sa.Select[Any]) -> None:
+    def get_many(self, table: sa.Table, keys: Iterable[Any]) -> list[dict[str, Any]]:
+        """The rows with these primary keys (those this batch has not read yet are read in
+        a round trip per 1,000 keys); a key with no row is remembered as None, so later
+        `get`s of any of them need no round trip."""
+        cache = self._rows.setdefault(table.name, {})
+        self._tables[table.name] = table
+        pk = self._pk(table)
+        asked = list(dict.fromkeys(keys))
+        wanted = [k for k in asked if k not in cache]
+        for i in range(0, len(wanted), 1000):
+            chunk = wanted[i : i + 1000]
+            cache.update(dict.fromkeys(chunk))
+            for read in self.conn.execute(sa.select(table).where(self.among(pk, chunk))):
+                found = dict(read._mapping)
+                cache[found[pk.name]] = found
+                self._existing.setdefault(table.name, set()).add(found[pk.name])
+        rows = (cache[k] for k in asked)
+        return [row for row in rows if row is not None]
+
+    def among(self, column: sa.Column[Any], values: list[Any]) -> Any:
+        """`column IN values`; on PostgreSQL `= ANY(array)`: one parameter and one plan for
+        any number of values (an IN list sends, converts and plans a parameter each)."""
+        if self.conn.dialect.name != "postgresql":
+            return column.in_(values)
+        return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+
+    def prefetch(self, table: sa.Table, query: sa.Select[Any]) -> list[dict[str, Any]]:
         """Reads the rows `query` selects from `table` in one round trip (those this batch
-        has not read yet), so later `get`s of them need none."""
+        has not read yet), so later `get`s of them need none; returns the rows read."""
         cache = self._rows.setdefault(table.name, {})
         self._tables[table.name] = table
         pk = self._pk(table).name
+        read = []
         for row in self.conn.execute(query):
             found = dict(row._mapping)
+            read.append(found)
             if found[pk] not in cache:
                 cache[found[pk]] = found
                 self._existing.setdefault(table.name, set()).add(found[pk])
+        return read
 
     def require(self, table: sa.Table, key: Any) -> dict[str, Any]:
         row = self.get(table, key)
@@ -145,6 +179,7 @@ class Batch:
 
 
 _DEFAULTS: dict[str, dict[str, Any]] = {}
+_PKS: dict[sa.Table, sa.Column[Any]] = {}
 
 
 def _defaults(table: sa.Table) -> dict[str, Any]:
