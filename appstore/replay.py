@@ -11,10 +11,12 @@ replayed again) cleanly. Steps do not wait for their COMMIT to reach the disk
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import queue
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -41,6 +43,21 @@ def groups(projections: Sequence[Projection], workers: int) -> list[list[str]]:
     return [sorted(names, key=order.index) for _, names in shares if names]
 
 
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """The garbage collector runs every 50,000 allocations (not 700) and skips what exists
+    already: applying an event allocates dicts by the dozen, and collecting them that often
+    cost a fifth of a replay's CPU. The previous settings come back afterwards."""
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
 def _rebuild(settings: Settings, names: list[str], on_step: Callable[[str, int], None]) -> None:
     """Rebuilds these (already reset) read models to the head, round robin, calling
     `on_step(projection, position)` after each step."""
@@ -55,7 +72,8 @@ def _rebuild(settings: Settings, names: list[str], on_step: Callable[[str, int],
             on_step(result.projection, result.position)
 
     try:
-        projector.catch_up(names, on_progress=advance)
+        with fewer_collections():
+            projector.catch_up(names, on_progress=advance)
     finally:
         projector.engine.dispose()
         store.close()
