@@ -15,7 +15,6 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from application.expiry import SweepResult, sweep
 from application.loops import Backoff, LoopHealth, Loops, SupervisedLoop
@@ -29,6 +28,7 @@ from appstore.bootstrap import (
 from appstore.health_server import serve_health
 from appstore.http_server import uvicorn_options
 from appstore.outbound import build_dispatchers, dispatcher_loops
+from appstore.replay import replay as rebuild
 from appstore.settings import Settings
 from consumers.config import AGGREGATE_CACHE
 from consumers.health import ConsumerHealth
@@ -36,8 +36,7 @@ from consumers.skips import parse_target, skip_to
 from consumers.worker import SyncEventWorker
 from domain.errors import DomainError
 from projections.due_installations import DueInstallations
-from projections.read_side import all_projections
-from projections.runner import Projector, StepResult
+from projections.runner import Projector
 
 console = Console(stderr=True)
 log = logging.getLogger("appstore")
@@ -226,52 +225,8 @@ def dispatch(
 
 
 def replay(settings: Settings, projection_name: str | None) -> None:
-    """Drops and rebuilds one read model (or all) from position 0, with a progress bar."""
-    store = build_store(settings)
-    known = [p.name for p in all_projections()]
-    if projection_name is not None and projection_name not in known:
-        console.print(
-            f"[red]unknown projection {projection_name!r}; known: {', '.join(known)}[/red]"
-        )
-        raise SystemExit(2)
-    names = [projection_name] if projection_name else known
-    projector = read_side(
-        store, settings, names=names, batch_size=settings.projector.replay_batch_size
-    )
-    head = projector.head()
-    started = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>10} ev/s"),
-        TimeRemainingColumn(),
-        console=console,
-    ) as progress:
-        # All together, round robin: each range of the log is read and decoded once and
-        # applied to every read model (one at a time read and decoded it once per model).
-        tasks = {}
-        for name in names:
-            projector.reset(name)
-            tasks[name] = progress.add_task(name, total=head or 1, rate="")
-        begun = time.perf_counter()
-
-        def advance(result: StepResult) -> None:
-            if result.position >= 0:
-                rate = result.position / max(time.perf_counter() - begun, 1e-9)
-                progress.update(
-                    tasks[result.projection], completed=result.position, rate=f"{rate:,.0f}"
-                )
-
-        projector.catch_up(names, on_progress=advance)
-        for task in tasks.values():
-            progress.update(task, completed=head or 1)
-    console.print(
-        f"[green]rebuilt[/green] {', '.join(names)}: {head} events "
-        f"in {time.perf_counter() - started:.2f}s (nothing is sent again: what was delivered "
-        "is in the log)"
-    )
-    store.close()
+    """Drops and rebuilds one read model (or all) from position 0 (appstore.replay)."""
+    rebuild(settings, projection_name)
 
 
 def expire(settings: Settings) -> SweepResult:

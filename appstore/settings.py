@@ -61,6 +61,12 @@ class ProjectorSettings(BaseSettings):
     replay_batch_size: int = Field(
         default=2000, ge=1, description="events per transaction when `replay` rebuilds"
     )
+    replay_workers: int = Field(
+        default=1,
+        ge=1,
+        description="processes `replay` rebuilds the read models in, each a share of them"
+        " (PostgreSQL)",
+    )
     poll_interval: float = Field(default=0.05, gt=0, description="seconds between idle polls")
     sweep_interval: float = Field(
         default=30.0, gt=0, description="seconds between expiry sweeps in `serve`"

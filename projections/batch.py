@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 from psycopg.types.json import Json
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 
@@ -32,7 +35,10 @@ class Batch:
 
     @staticmethod
     def _pk(table: sa.Table) -> sa.Column[Any]:
-        (column,) = table.primary_key.columns
+        column = _PKS.get(table)
+        if column is None:  # looked up once per table: iterating the key costs per row
+            (column,) = table.primary_key.columns
+            _PKS[table] = column
         return column
 
     def get(self, table: sa.Table, key: Any) -> dict[str, Any] | None:
@@ -46,17 +52,46 @@ class Batch:
                 self._existing.setdefault(table.name, set()).add(key)
         return cache[key]
 
-    def prefetch(self, table: sa.Table, query: sa.Select[Any]) -> None:
+    def get_many(self, table: sa.Table, keys: Iterable[Any]) -> list[dict[str, Any]]:
+        """The rows with these primary keys (those this batch has not read yet are read in
+        a round trip per 1,000 keys); a key with no row is remembered as None, so later
+        `get`s of any of them need no round trip."""
+        cache = self._rows.setdefault(table.name, {})
+        self._tables[table.name] = table
+        pk = self._pk(table)
+        asked = list(dict.fromkeys(keys))
+        wanted = [k for k in asked if k not in cache]
+        for i in range(0, len(wanted), 1000):
+            chunk = wanted[i : i + 1000]
+            cache.update(dict.fromkeys(chunk))
+            for read in self.conn.execute(sa.select(table).where(self.among(pk, chunk))):
+                found = dict(read._mapping)
+                cache[found[pk.name]] = found
+                self._existing.setdefault(table.name, set()).add(found[pk.name])
+        rows = (cache[k] for k in asked)
+        return [row for row in rows if row is not None]
+
+    def among(self, column: sa.Column[Any], values: list[Any]) -> Any:
+        """`column IN values`; on PostgreSQL `= ANY(array)`: one parameter and one plan for
+        any number of values (an IN list sends, converts and plans a parameter each)."""
+        if self.conn.dialect.name != "postgresql":
+            return column.in_(values)
+        return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+
+    def prefetch(self, table: sa.Table, query: sa.Select[Any]) -> list[dict[str, Any]]:
         """Reads the rows `query` selects from `table` in one round trip (those this batch
-        has not read yet), so later `get`s of them need none."""
+        has not read yet), so later `get`s of them need none; returns the rows read."""
         cache = self._rows.setdefault(table.name, {})
         self._tables[table.name] = table
         pk = self._pk(table).name
+        read = []
         for row in self.conn.execute(query):
             found = dict(row._mapping)
+            read.append(found)
             if found[pk] not in cache:
                 cache[found[pk]] = found
                 self._existing.setdefault(table.name, set()).add(found[pk])
+        return read
 
     def require(self, table: sa.Table, key: Any) -> dict[str, Any]:
         row = self.get(table, key)
@@ -94,13 +129,16 @@ class Batch:
         if self.conn.dialect.name != "postgresql":
             self.conn.execute(table.insert(), rows)
             return
-        columns = [c.name for c in table.columns]
-        json_columns = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
+        statement, values, json_at = _copy_of(table)
         cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        names = ", ".join(f'"{c}"' for c in columns)
-        with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        with cursor.copy(statement) as copy:
             for row in rows:
-                copy.write_row([Json(row[c]) if c in json_columns else row[c] for c in columns])
+                cells = values(row)
+                if json_at:
+                    cells = list(cells)
+                    for i in json_at:
+                        cells[i] = Json(cells[i])
+                copy.write_row(cells)
 
     def _update(self, table: sa.Table, rows: list[tuple[Any, dict[str, Any] | None]]) -> None:
         """executemany UPDATEs, grouped by the set of columns that changed."""
@@ -145,6 +183,24 @@ class Batch:
 
 
 _DEFAULTS: dict[str, dict[str, Any]] = {}
+_COPIES: dict[sa.Table, tuple[str, Callable[[dict[str, Any]], Any], list[int]]] = {}
+
+
+def _copy_of(table: sa.Table) -> tuple[str, Callable[[dict[str, Any]], Any], list[int]]:
+    """A table's COPY statement, what reads a row's cells in its column order (at C speed),
+    and the positions of its JSON cells (computed once per table, not per row)."""
+    found = _COPIES.get(table)
+    if found is None:
+        columns = [c.name for c in table.columns]
+        names = ", ".join(f'"{c}"' for c in columns)
+        getter = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
+        json_at = [i for i, c in enumerate(table.columns) if isinstance(c.type, sa.JSON)]
+        found = (f'COPY "{table.name}" ({names}) FROM STDIN', getter, json_at)
+        _COPIES[table] = found
+    return found
+
+
+_PKS: dict[sa.Table, sa.Column[Any]] = {}
 
 
 def _defaults(table: sa.Table) -> dict[str, Any]:

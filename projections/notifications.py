@@ -91,6 +91,7 @@ class NotificationsProjection(Projection):
     """Notifications per seller, and their e-mails (an outbox the dispatcher empties)."""
 
     name = "notifications"
+    replay_cost = 0.5  # apply time per event of the bench log, relative (see Projection)
     tables = (apps, installations, notifications, emails)
 
     def handlers(self) -> Sequence[On[Any]]:

@@ -89,6 +89,7 @@ class ReviewsProjection(Projection):
     """Builds the reviews of every app from Review events (and the apps' names)."""
 
     name = "reviews"
+    replay_cost = 0.2  # apply time per event of the bench log, relative (see Projection)
     tables = (review_apps, reviews, helpful_marks)
 
     def handlers(self) -> Sequence[On[Any]]:

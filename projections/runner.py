@@ -92,6 +92,11 @@ class Projector:
             p.name: {get_topic(h.event): h.handler for h in p.handlers()} for p in projections
         }
         self._is_postgres = engine.dialect.name == "postgresql"
+        # False for `appstore replay`: a step's COMMIT does not wait for the WAL to reach the
+        # disk (PostgreSQL `synchronous_commit = off`). A server crash may then forget the
+        # last steps, rows and position together (never one without the other), and the
+        # replay goes on from the position it finds: safe for a model rebuilt from the log.
+        self.durable = True
         # Decoded events by position, shared by the projections stepping over the same range.
         self._decoded: OrderedDict[int, Any] = OrderedDict()
         # Positions this process last saw per projection (they only ever grow).
@@ -184,17 +189,25 @@ class Projector:
             position = self._lock(conn, name, wait=False)
             if position is None:  # another process holds it (or no row yet)
                 return StepResult(name, 0, -1)
+            if not self.durable and self._is_postgres:
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             notifications = self._select(position + 1, limit or self.batch_size)
             if not notifications:
                 self._seen[name] = position
                 return StepResult(name, 0, position)
             batch = Batch(conn)
-            for notification in notifications:
-                handler = handlers.get(notification.topic)
-                if handler is not None:
-                    handler(batch, self._decode(notification), notification.id)
+            mine = [
+                (handler, self._decode(n), n.id)
+                for n in notifications
+                if (handler := handlers.get(n.topic)) is not None
+            ]
+            projection = self.projections[name]
+            if mine:
+                projection.prepare(batch, [event for _, event, _ in mine])
+            for handler, event, at in mine:
+                handler(batch, event, at)
             batch.flush()
-            self.projections[name].finish(batch)
+            projection.finish(batch)
             last = notifications[-1].id
             conn.execute(
                 tracking.update()

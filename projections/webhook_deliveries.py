@@ -10,7 +10,7 @@ sending, sends nothing again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -19,14 +19,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from application.dispatch import DueDelivery
-from domain.consent import in_scope_order
 from domain.delivery import Delivery
 from domain.installation import Installation
+from domain.review import Review
 from domain.webhook import TEST_TOPIC, Webhook, delivery_id_for
 from projections.batch import Batch
 from projections.db import UTCDateTime, metadata
 from projections.projection import On, Projection, on
-from projections.webhook_topics import TOPIC_EVENTS, Topic, ping_data
+from projections.webhook_topics import TOPIC_EVENTS, Topic, installation_changes, ping_data
 
 CHANNEL = "webhook"
 # Pending deliveries a projection step reads in one go when it meets delivery attempts.
@@ -79,24 +79,11 @@ deliveries = sa.Table(
 )
 
 
-def installation_changes(e: Installation.Event, row: dict[str, Any]) -> dict[str, Any]:
-    """What an event changes in what payloads say about its installation (its duration,
-    the scopes granted now)."""
-    if isinstance(e, Installation.Renewed):
-        return {"duration": str(e.duration)}
-    if isinstance(e, Installation.Authorized) and e.scopes is not None:
-        return {"scopes": list(e.scopes)}
-    if isinstance(e, Installation.ScopesGranted):
-        return {"scopes": in_scope_order([*row["scopes"], *e.scopes])}
-    if isinstance(e, Installation.ScopeRevoked):
-        return {"scopes": [s for s in row["scopes"] if s != e.scope]}
-    return {}
-
-
 class WebhookDeliveriesProjection(Projection):
     """Subscriptions, the installations payloads describe, and one row per delivery."""
 
     name = "webhook_deliveries"
+    replay_cost = 1.4  # apply time per event of the bench log, relative (see Projection)
     tables = (subscriptions, installations, deliveries)
     # 2: the installations' scopes follow consent (authorized, granted, revoked).
     version = 2
@@ -117,6 +104,14 @@ class WebhookDeliveriesProjection(Projection):
             on(Delivery.Failed, self._failed),
             on(Delivery.Replayed, self._replayed),
         ]
+
+    def prepare(self, batch: Batch, events: Sequence[Any]) -> None:
+        """The installations and the apps' subscriptions the events need: two round trips."""
+        installed = {e.originator_id for e in events if isinstance(e, Installation.Installed)}
+        ids = {e.originator_id for e in events if isinstance(e, Installation.Event)}
+        apps = {row["app_id"] for row in batch.get_many(installations, ids - installed)}
+        kinds = Installation.Installed | Review.Posted | Webhook.Created
+        self._load_webhooks(batch, apps | {e.app_id for e in events if isinstance(e, kinds)})
 
     # --- subscriptions ------------------------------------------------------------------------
     def _created(self, batch: Batch, e: Webhook.Created, position: int) -> None:
@@ -158,14 +153,20 @@ class WebhookDeliveriesProjection(Projection):
 
     def _webhooks_of(self, batch: Batch, app_id: UUID) -> list[UUID]:
         """The subscription ids of an app (read once per batch, then kept up to date)."""
-        by_app: dict[Any, Any] = batch.extra.setdefault("webhooks_by_app", {})
-        if app_id not in by_app:
-            rows = batch.conn.execute(
-                sa.select(subscriptions.c.id).where(subscriptions.c.app_id == app_id)
-            )
-            by_app[app_id] = [r[0] for r in rows]
-        found: list[UUID] = by_app[app_id]
+        self._load_webhooks(batch, [app_id])
+        found: list[UUID] = batch.extra["webhooks_by_app"][app_id]
         return found
+
+    def _load_webhooks(self, batch: Batch, app_ids: Iterable[UUID]) -> None:
+        by_app: dict[Any, Any] = batch.extra.setdefault("webhooks_by_app", {})
+        wanted = [a for a in app_ids if a not in by_app]
+        for i in range(0, len(wanted), 1000):
+            by_app.update((a, []) for a in wanted[i : i + 1000])
+            query = sa.select(subscriptions).where(
+                batch.among(subscriptions.c.app_id, wanted[i : i + 1000])
+            )
+            for row in batch.prefetch(subscriptions, query):
+                by_app[row["app_id"]].append(row["id"])
 
     # --- deliveries ---------------------------------------------------------------------------
     def _installed(self, batch: Batch, e: Installation.Installed, position: int) -> None:

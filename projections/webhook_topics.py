@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from domain.consent import in_scope_order
 from domain.installation import Installation
 from domain.review import Review
 
@@ -138,6 +139,20 @@ def _review_posted(e: Review.Posted, i: Data | None) -> Data:
         "body": e.body,
         "posted_at": when(e.posted_at),
     }
+
+
+def installation_changes(e: Installation.Event, row: dict[str, Any]) -> dict[str, Any]:
+    """What an event changes in what payloads say about its installation (its duration,
+    the scopes granted now)."""
+    if isinstance(e, Installation.Renewed):
+        return {"duration": str(e.duration)}
+    if isinstance(e, Installation.Authorized) and e.scopes is not None:
+        return {"scopes": list(e.scopes)}
+    if isinstance(e, Installation.ScopesGranted):
+        return {"scopes": in_scope_order([*row["scopes"], *e.scopes])}
+    if isinstance(e, Installation.ScopeRevoked):
+        return {"scopes": [s for s in row["scopes"] if s != e.scope]}
+    return {}
 
 
 TOPIC_EVENTS: tuple[Topic, ...] = (

@@ -1,0 +1,164 @@
+"""What makes catch-up and replay fast stays correct: bulk reads of what earlier steps wrote
+(`Projection.prepare` + `Batch.get_many`), replay steps that do not wait for the disk, and
+`appstore replay` split over processes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from application import installations as install_commands
+from application.store import Store
+from appstore import processes
+from appstore.settings import ProjectorSettings, Settings
+from domain.installation import Installation
+from projections.batch import Batch
+from projections.db import create_read_engine
+from projections.projection import On, Projection, on
+from projections.read_side import build_projector, snapshot
+from projections.runner import Projector
+from projections.webhook_deliveries import installations as webhook_installations
+from tests import factories as f
+
+WATCHED = (
+    "catalog_installations",
+    "catalog_apps",
+    "my_apps_installations",
+    "my_apps_apps",
+    "incidents_installations",
+    "webhook_installations",
+    "webhook_subscriptions",
+)
+
+
+@contextmanager
+def selects(projector: Projector) -> Iterator[Counter[str]]:
+    """Counts the SELECT statements sent per table of WATCHED while the block runs."""
+    seen: Counter[str] = Counter()
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        text = statement.lstrip().upper()
+        if text.startswith("SELECT"):
+            for table in WATCHED:
+                if f"FROM {table.upper()}" in text:
+                    seen[table] += 1
+
+    sa.event.listen(projector.engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(projector.engine, "before_cursor_execute", count)
+
+
+def test_a_step_reads_the_rows_earlier_steps_wrote_in_one_round_trip_per_table(
+    store: Store, database_url: str
+) -> None:
+    developer, seller = f.developer(store), f.seller(store)
+    apps = [f.app(store, developer) for _ in range(12)]
+    pending = [
+        install_commands.install(store, seller, app_id, "30d", "ops@shop.example", "+1415555")
+        for app_id in apps
+    ]
+    projector = build_projector(store, database_url)
+    projector.catch_up()  # apps and installations written by earlier steps
+    for outcome in pending:
+        install_commands.authorize(store, seller, outcome.id)
+    with selects(projector) as seen:
+        applied = sum(projector.step(name).applied for name in projector.projections)
+    assert applied == 12 * len(projector.projections)
+    # One each (not one per installation, per app): 12 authorizations, 12 apps.
+    assert seen and max(seen.values()) == 1, seen
+    before = snapshot(projector)
+    for name in projector.projections:
+        projector.reset(name)
+    projector.catch_up()
+    assert snapshot(projector) == before  # what the bulk reads found is what replay builds
+    projector.engine.dispose()
+
+
+def test_get_many_remembers_missing_rows_and_reads_each_row_once(
+    store: Store, database_url: str
+) -> None:
+    seller = f.seller(store)
+    known = f.active_installation(store, seller, f.app(store))
+    projector = build_projector(store, database_url)
+    projector.catch_up()
+    other = f.active_installation(store, seller, f.app(store))  # not projected yet
+    with projector.engine.begin() as conn:
+        batch = Batch(conn)
+        found = batch.get_many(webhook_installations, [known, other, known])
+        assert [row["installation_id"] for row in found] == [known]
+        with selects(projector) as seen:
+            assert batch.get(webhook_installations, known) is found[0]
+            assert batch.get(webhook_installations, other) is None
+            assert batch.get_many(webhook_installations, [other, known]) == found
+        assert not seen  # all from the batch, no round trip
+    projector.engine.dispose()
+
+
+class _Probe(Projection):
+    """Records the session's synchronous_commit inside each step."""
+
+    name = "probe"
+    seen: list[str] = []
+
+    def handlers(self) -> Sequence[On[Any]]:
+        return [on(Installation.Installed, self._installed)]
+
+    def _installed(self, batch: Batch, e: Installation.Installed, position: int) -> None:
+        self.seen.append(str(batch.conn.exec_driver_sql("SHOW synchronous_commit").scalar()))
+
+
+@pytest.mark.postgres
+def test_only_replay_steps_commit_without_waiting_for_the_disk(postgres_url: str) -> None:
+    from appstore.bootstrap import build_store
+
+    store = build_store(Settings(database_url=postgres_url, fast_password_hashing=True))
+    f.active_installation(store, f.seller(store), f.app(store))
+    probe = _Probe()
+    live = Projector(store, create_read_engine(postgres_url), [probe])
+    live.setup()
+    live.catch_up()
+    replaying = Projector(store, create_read_engine(postgres_url), [probe])
+    replaying.durable = False  # as `appstore replay` sets it
+    replaying.reset("probe")
+    replaying.catch_up()
+    live.catch_up()  # nothing left; and the setting did not leak into other sessions
+    with live.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    assert probe.seen == ["on", "off"]
+    live.engine.dispose()
+    replaying.engine.dispose()
+    store.close()
+
+
+@pytest.mark.postgres
+def test_replay_split_over_two_processes_builds_what_the_live_projector_built(
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from appstore.bootstrap import build_store
+
+    settings = Settings(
+        database_url=postgres_url,
+        fast_password_hashing=True,
+        projector=ProjectorSettings(replay_workers=2, replay_batch_size=7),
+    )
+    store = build_store(settings)
+    developer, sellers = f.developer(store), [f.seller(store) for _ in range(3)]
+    for n in range(8):
+        app_id = f.app(store, developer, categories=[["connectors", "analytics"][n % 2]])
+        f.active_installation(store, sellers[n % 3], app_id)
+    projector = build_projector(store, postgres_url, batch_size=5)
+    projector.catch_up()
+    live = snapshot(projector)
+    processes.replay(settings, None)
+    assert "by 2 processes" in capsys.readouterr().err
+    assert snapshot(projector) == live
+    assert set(projector.positions().values()) == {store.head()}
+    projector.engine.dispose()
+    store.close()
