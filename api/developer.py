@@ -17,7 +17,7 @@ from api.pagination import Page, PageQuery
 from api.routing import Call, Endpoint
 from application import listings
 from domain.app_listing import AppListing
-from projections import catalog_search, my_apps
+from projections import catalog_search, developer_apps
 
 
 class MediaIn(BaseModel):
@@ -202,7 +202,7 @@ async def installations_of_my_apps(call: Call) -> DeveloperInstallationPage:
     session = await current_session(call.request, role="developer")
     p: DeveloperInstallationParams = call.query
     items, total = await call.read(
-        my_apps.developer_installations,
+        developer_apps.developer_installations,
         session.account_id,
         call.state.store.clock.now(),
         app_id=p.app_id,

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from projections.incidents import incidents, item_of
-from projections.my_apps import app_names, effective_status, installations
+from projections.my_apps import accounts, app_names, effective_status, installations, joined
 
 
 def developer_apps(
@@ -107,3 +107,55 @@ def developer_incidents(
     ).all()
     items = [{**item_of(r), "app_name": r.app_name} for r in rows]
     return items, int(total.scalar_one())
+
+
+def developer_installations(
+    conn: Connection,
+    developer_id: UUID,
+    now: datetime,
+    *,
+    app_id: UUID | None = None,
+    page: int = 1,
+    page_size: int = 20,
+) -> tuple[list[dict[str, Any]], int]:
+    """Installations of a developer's apps; cancelled ones carry no seller data."""
+    where = [installations.c.developer_id == developer_id]
+    if app_id is not None:
+        where.append(installations.c.app_id == app_id)
+    total = conn.execute(
+        sa.select(sa.func.count()).select_from(installations).where(*where)
+    ).scalar_one()
+    rows = conn.execute(
+        joined(now)
+        .add_columns(accounts.c.name.label("seller_name"))
+        .outerjoin(accounts, accounts.c.account_id == installations.c.seller_id)
+        .where(*where)
+        .order_by(installations.c.installed_at.desc(), installations.c.id)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    ).all()
+    items = []
+    for r in rows:
+        status = r.effective_status
+        seller = None
+        if status != "cancelled":
+            seller = {
+                "id": r.seller_id,
+                "name": r.seller_name,
+                "contact_email": r.contact_email,
+                "contact_phone": r.contact_phone,
+            }
+        items.append(
+            {
+                "installation_id": r.id,
+                "app": {"id": r.app_id, "slug": r.slug, "name": r.name},
+                "status": "active" if status == "expiring" else status,
+                "duration": r.duration,
+                "scopes": list(r.scopes),
+                "installed_at": r.installed_at,
+                "authorized_at": r.authorized_at,
+                "expires_at": r.expires_at,
+                "seller": seller,
+            }
+        )
+    return items, int(total)

@@ -21,7 +21,7 @@ from application import listings
 from domain import values as v
 from domain.app_listing import AppListing
 from domain.errors import AppNotFound, DomainError, InvalidInput, SlugTaken
-from projections import developer_apps, my_apps
+from projections import developer_apps
 from web import listing_form
 from web.access import for_developers
 from web.forms import Form
@@ -256,7 +256,7 @@ def installations_page(request: Request, developer: Visitor) -> Response:
     now = request.app.state.store.clock.now()
     items, total = read(
         request,
-        lambda conn: my_apps.developer_installations(
+        lambda conn: developer_apps.developer_installations(
             conn, developer.account_id, now, app_id=app_id, page=page, page_size=PAGE_SIZE
         ),
     )

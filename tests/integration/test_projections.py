@@ -398,7 +398,7 @@ def test_developer_view_hides_seller_data_of_cancelled_installations(
     f.active_installation(store, f.seller(store), f.app(store))  # another developer's app
     projector.catch_up()
     with projector.engine.connect() as conn:
-        items, total = my_apps.developer_installations(conn, dev, clock.now())
+        items, total = developer_apps.developer_installations(conn, dev, clock.now())
     assert total == 2
     by_id = {i["installation_id"]: i for i in items}
     assert by_id[gone]["seller"] is None
