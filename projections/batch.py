@@ -35,18 +35,14 @@ class Batch:
 
     @staticmethod
     def _pk(table: sa.Table) -> sa.Column[Any]:
-        column = _PKS.get(table)
-        if column is None:  # looked up once per table: iterating the key costs per row
-            (column,) = table.primary_key.columns
-            _PKS[table] = column
-        return column
+        return _primary_key(table)
 
     def get(self, table: sa.Table, key: Any) -> dict[str, Any] | None:
         """The row with this primary key (from this batch, else the database), or None."""
         cache = self._rows.setdefault(table.name, {})
         if key not in cache:
             self._tables[table.name] = table
-            row = self.conn.execute(sa.select(table).where(self._pk(table) == key)).first()
+            row = self.conn.execute(_by_key(table), {"b_key": key}).first()
             cache[key] = None if row is None else dict(row._mapping)
             if row is not None:
                 self._existing.setdefault(table.name, set()).add(key)
@@ -61,10 +57,11 @@ class Batch:
         pk = self._pk(table)
         asked = list(dict.fromkeys(keys))
         wanted = [k for k in asked if k not in cache]
+        statement = _by_keys(table, self.conn.dialect.name == "postgresql")
         for i in range(0, len(wanted), 1000):
             chunk = wanted[i : i + 1000]
             cache.update(dict.fromkeys(chunk))
-            for read in self.conn.execute(sa.select(table).where(self.among(pk, chunk))):
+            for read in self.conn.execute(statement, {"b_keys": chunk}):
                 found = dict(read._mapping)
                 cache[found[pk.name]] = found
                 self._existing.setdefault(table.name, set()).add(found[pk.name])
@@ -127,7 +124,7 @@ class Batch:
     def _insert(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
         """Many new rows: COPY on PostgreSQL (far fewer round trips), executemany elsewhere."""
         if self.conn.dialect.name != "postgresql":
-            self.conn.execute(table.insert(), rows)
+            self.conn.execute(_statement(("insert", table), table.insert), rows)
             return
         statement, values, json_at = _copy_of(table)
         cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -154,11 +151,7 @@ class Batch:
                 params["b_pk"] = key
                 groups.setdefault(columns, []).append(params)
         for columns, params_list in groups.items():
-            statement = (
-                table.update()
-                .where(pk == sa.bindparam("b_pk"))
-                .values({c: sa.bindparam(c) for c in sorted(columns)})
-            )
+            statement = _update_of(table, columns)
             self.conn.execute(statement, params_list)
 
     def flush(self) -> None:
@@ -175,8 +168,9 @@ class Batch:
         for (name, column), by_parent in self._children.items():
             table = self._child_tables[(name, column)]
             parents = list(by_parent)
+            delete = _delete_of(table, column)
             for i in range(0, len(parents), 500):
-                self.conn.execute(table.delete().where(table.c[column].in_(parents[i : i + 500])))
+                self.conn.execute(delete, {"b_parents": parents[i : i + 500]})
             fresh = [row for children in by_parent.values() for row in children]
             if fresh:
                 self._insert(table, fresh)
@@ -201,6 +195,70 @@ def _copy_of(table: sa.Table) -> tuple[str, Callable[[dict[str, Any]], Any], lis
 
 
 _PKS: dict[sa.Table, sa.Column[Any]] = {}
+
+
+def _primary_key(table: sa.Table) -> sa.Column[Any]:
+    column = _PKS.get(table)
+    if column is None:  # looked up once per table: iterating the key costs per row
+        (column,) = table.primary_key.columns
+        _PKS[table] = column
+    return column
+
+
+# A batch's statements, built once per table (and set of columns) with bound parameters:
+# SQLAlchemy computes a statement's cache key once per object, not once per execution, and
+# a projector builds a batch per projection on every write.
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _statement(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    found = _STATEMENTS.get(key)
+    if found is None:
+        found = _STATEMENTS[key] = build()
+    return found
+
+
+def _by_key(table: sa.Table) -> Any:
+    """SELECT the row whose primary key is `:b_key`."""
+    return _statement(
+        ("get", table), lambda: sa.select(table).where(_primary_key(table) == sa.bindparam("b_key"))
+    )
+
+
+def _update_of(table: sa.Table, columns: frozenset[str]) -> Any:
+    """UPDATE these columns of the row whose primary key is `:b_pk`."""
+    return _statement(
+        ("update", table, columns),
+        lambda: (
+            table.update()
+            .where(_primary_key(table) == sa.bindparam("b_pk"))
+            .values({c: sa.bindparam(c) for c in sorted(columns)})
+        ),
+    )
+
+
+def _delete_of(table: sa.Table, column: str) -> Any:
+    """DELETE the rows whose `column` is in `:b_parents`."""
+    return _statement(
+        ("delete", table, column),
+        lambda: table.delete().where(
+            table.c[column].in_(sa.bindparam("b_parents", expanding=True))
+        ),
+    )
+
+
+def _by_keys(table: sa.Table, postgres: bool) -> Any:
+    """SELECT the rows whose primary keys are in `:b_keys`; on PostgreSQL `= ANY(array)`
+    (one parameter and one plan for any number of keys, as `Batch.among`)."""
+
+    def build() -> Any:
+        pk = _primary_key(table)
+        if postgres:
+            keys = sa.bindparam("b_keys", type_=postgresql.ARRAY(pk.type))
+            return sa.select(table).where(pk == sa.any_(keys))
+        return sa.select(table).where(pk.in_(sa.bindparam("b_keys", expanding=True)))
+
+    return _statement(("get_many", table, postgres), build)
 
 
 def _defaults(table: sa.Table) -> dict[str, Any]:

@@ -115,6 +115,39 @@ class _Probe(Projection):
 
 
 @pytest.mark.postgres
+class CountingStore:
+    """The store, counting its `notifications` reads."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.reads = 0
+
+    def notifications(self, start: int, limit: int, **kwargs: Any) -> Sequence[Any]:
+        self.reads += 1
+        return self.store.notifications(start, limit, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_a_round_reads_the_new_events_once_for_every_projection(
+    store: Store, database_url: str
+) -> None:
+    counting = CountingStore(store)
+    projector = build_projector(counting, database_url)  # type: ignore[arg-type]
+    projector.catch_up()
+    seller = f.seller(store)
+    installation = f.active_installation(store, seller, f.app(store))  # a short page
+    counting.reads = 0
+    assert projector.run_once() > 0
+    assert counting.reads == 1  # not one per projection
+    assert set(projector.positions().values()) == {store.head()}
+    install_commands.cancel(store, seller, installation)  # the next round reads anew
+    assert projector.run_once() == len(projector.projections) and counting.reads == 2
+    assert set(projector.positions().values()) == {store.head()}
+    projector.engine.dispose()
+
+
 def test_only_replay_steps_commit_without_waiting_for_the_disk(postgres_url: str) -> None:
     from appstore.bootstrap import build_store
 
