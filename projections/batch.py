@@ -57,11 +57,11 @@ class Batch:
         pk = self._pk(table)
         asked = list(dict.fromkeys(keys))
         wanted = [k for k in asked if k not in cache]
-        statement = _by_keys(table, self.conn.dialect.name == "postgresql")
+        statement = _among_of(table, pk.name, self.conn.dialect.name == "postgresql")
         for i in range(0, len(wanted), 1000):
             chunk = wanted[i : i + 1000]
             cache.update(dict.fromkeys(chunk))
-            for read in self.conn.execute(statement, {"b_keys": chunk}):
+            for read in self.conn.execute(statement, {"b_values": chunk}):
                 found = dict(read._mapping)
                 cache[found[pk.name]] = found
                 self._existing.setdefault(table.name, set()).add(found[pk.name])
@@ -75,20 +75,30 @@ class Batch:
             return column.in_(values)
         return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
 
-    def prefetch(self, table: sa.Table, query: sa.Select[Any]) -> list[dict[str, Any]]:
+    def prefetch(
+        self, table: sa.Table, query: sa.Select[Any], params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Reads the rows `query` selects from `table` in one round trip (those this batch
         has not read yet), so later `get`s of them need none; returns the rows read."""
         cache = self._rows.setdefault(table.name, {})
         self._tables[table.name] = table
         pk = self._pk(table).name
         read = []
-        for row in self.conn.execute(query):
+        for row in self.conn.execute(query, params):
             found = dict(row._mapping)
             read.append(found)
             if found[pk] not in cache:
                 cache[found[pk]] = found
                 self._existing.setdefault(table.name, set()).add(found[pk])
         return read
+
+    def prefetch_among(
+        self, table: sa.Table, column: str, values: list[Any]
+    ) -> list[dict[str, Any]]:
+        """`prefetch` of the rows whose `column` is among `values` (`among`, in a statement
+        built once per table and column)."""
+        statement = _among_of(table, column, self.conn.dialect.name == "postgresql")
+        return self.prefetch(table, statement, {"b_values": values})
 
     def require(self, table: sa.Table, key: Any) -> dict[str, Any]:
         row = self.get(table, key)
@@ -247,18 +257,18 @@ def _delete_of(table: sa.Table, column: str) -> Any:
     )
 
 
-def _by_keys(table: sa.Table, postgres: bool) -> Any:
-    """SELECT the rows whose primary keys are in `:b_keys`; on PostgreSQL `= ANY(array)`
-    (one parameter and one plan for any number of keys, as `Batch.among`)."""
+def _among_of(table: sa.Table, column: str, postgres: bool) -> Any:
+    """SELECT the rows whose `column` is in `:b_values`; on PostgreSQL `= ANY(array)` (one
+    parameter and one plan for any number of values, as `Batch.among`)."""
 
     def build() -> Any:
-        pk = _primary_key(table)
+        c = table.c[column]
         if postgres:
-            keys = sa.bindparam("b_keys", type_=postgresql.ARRAY(pk.type))
-            return sa.select(table).where(pk == sa.any_(keys))
-        return sa.select(table).where(pk.in_(sa.bindparam("b_keys", expanding=True)))
+            values = sa.bindparam("b_values", type_=postgresql.ARRAY(c.type))
+            return sa.select(table).where(c == sa.any_(values))
+        return sa.select(table).where(c.in_(sa.bindparam("b_values", expanding=True)))
 
-    return _statement(("get_many", table, postgres), build)
+    return _statement(("among", table, column, postgres), build)
 
 
 def _defaults(table: sa.Table) -> dict[str, Any]:
