@@ -148,6 +148,36 @@ def test_a_round_reads_the_new_events_once_for_every_projection(
     projector.engine.dispose()
 
 
+def test_projections_with_nothing_to_apply_move_on_together_in_one_transaction(
+    store: Store, database_url: str
+) -> None:
+    projector = build_projector(store, database_url)
+    seller = f.seller(store)
+    pending = install_commands.install(
+        store, seller, f.app(store), "30d", "ops@shop.example", "+1415555"
+    )
+    projector.catch_up()
+    install_commands.decline(store, seller, pending.id)  # only my_apps takes a decline
+    commits: list[object] = []
+
+    def count(conn: Any) -> None:
+        commits.append(conn)
+
+    sa.event.listen(projector.engine, "commit", count)
+    try:
+        assert projector.run_once() == len(projector.projections)
+    finally:
+        sa.event.remove(projector.engine, "commit", count)
+    assert len(commits) == 2  # the five others together, then my_apps' step
+    assert set(projector.positions().values()) == {store.head()}
+    before = snapshot(projector)
+    for name in projector.projections:
+        projector.reset(name)
+    projector.catch_up()
+    assert snapshot(projector) == before
+    projector.engine.dispose()
+
+
 def test_only_replay_steps_commit_without_waiting_for_the_disk(postgres_url: str) -> None:
     from appstore.bootstrap import build_store
 
