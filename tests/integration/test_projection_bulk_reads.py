@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.sql import cache_key
 
 from application import installations as install_commands
 from application.store import Store
@@ -175,6 +176,44 @@ def test_projections_with_nothing_to_apply_move_on_together_in_one_transaction(
         projector.reset(name)
     projector.catch_up()
     assert snapshot(projector) == before
+    projector.engine.dispose()
+
+
+@contextmanager
+def statements_keyed() -> Iterator[list[object]]:
+    """The statements SQLAlchemy computes a cache key for while the block runs (a
+    statement built once computes it once: its first execution)."""
+    keyed: list[object] = []
+    original = cache_key.MemoizedHasCacheKey._generate_cache_key
+
+    def counting(self: Any) -> Any:
+        keyed.append(self)
+        return original(self)
+
+    cache_key.MemoizedHasCacheKey._generate_cache_key = counting  # type: ignore[method-assign]
+    try:
+        yield keyed
+    finally:
+        cache_key.MemoizedHasCacheKey._generate_cache_key = original  # type: ignore[method-assign]
+
+
+def test_a_warm_projector_builds_no_statement_per_step(store: Store, database_url: str) -> None:
+    projector = build_projector(store, database_url)
+    seller, app_id = f.seller(store), f.app(store)
+
+    def install_then_decline() -> None:
+        pending = install_commands.install(
+            store, seller, app_id, "30d", "ops@shop.example", "+1415555"
+        )
+        assert projector.run_once()
+        install_commands.decline(store, seller, pending.id)
+        assert projector.run_once()
+
+    projector.catch_up()
+    install_then_decline()  # the first steps build (and key) the statements
+    with statements_keyed() as keyed:
+        install_then_decline()
+    assert [str(k) for k in keyed] == []
     projector.engine.dispose()
 
 
