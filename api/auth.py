@@ -51,8 +51,15 @@ async def current_session(request: Request, role: str | None = None) -> Session:
     token = bearer_token(request)
     if token is None:
         raise _unauthorized("an Authorization: Bearer <token> header is required")
-    store: Store = request.app.state.store
-    session = await run_in_threadpool(accounts.session_for, store, token)
+    return await run_in_threadpool(checked_session, request.app.state.store, token, role)
+
+
+def checked_session(store: Store, token: str | None, role: str | None = None) -> Session:
+    """`current_session`, blocking (in a thread that has more to do: one trip to the
+    threadpool, not two): 401 without a valid session, 403 when `role` does not match."""
+    if token is None:
+        raise _unauthorized("an Authorization: Bearer <token> header is required")
+    session = accounts.session_for(store, token)
     if session is None:
         raise _unauthorized("the session token is unknown, expired or ended")
     if role is not None and session.role != role:

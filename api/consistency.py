@@ -15,6 +15,7 @@ from api.problems import Problem
 
 POSITION_HEADER = "X-Appstore-Position"
 MIN_POSITION_HEADER = "X-Appstore-Min-Position"
+_MIN_KEY = MIN_POSITION_HEADER.lower().encode("latin-1")
 DEFAULT_WAIT = 2.0
 # Threads that may sit waiting for the projections at once, apart from the threads that
 # run handlers: a burst of writes waiting (each up to the timeout) once took all 40 of
@@ -41,7 +42,9 @@ async def wait_for_position(
 
 def min_position(request: Request) -> int | None:
     """The X-Appstore-Min-Position a client asked for, or None; 400 when malformed."""
-    raw = request.headers.get(MIN_POSITION_HEADER)
+    # Straight from the ASGI headers (lower-cased names, as Starlette's `Headers` reads
+    # them): asked on every GET, and a missing key costs `Headers.get` an exception.
+    raw = next((v.decode("latin-1") for k, v in request.scope["headers"] if k == _MIN_KEY), None)
     if raw is None or raw == "":
         return None
     try:

@@ -8,12 +8,14 @@ from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.engine import Connection
 
-from api.auth import current_session
+from api.auth import bearer_token, checked_session, current_session
 from api.installations import LIVE, RECORD, InstallationOut, act_on_installation
 from api.pagination import Page, PageQuery
 from api.routing import Call, Endpoint
 from application import installations
+from application.store import Store
 from domain.values import DurationText
 from projections import my_apps
 from projections.authorization_record import authorization_record
@@ -79,16 +81,23 @@ class AuthorizationRecord(BaseModel):
 
 async def list_my_apps(call: Call) -> MyAppPage:
     """My installations, soonest expiry first, with days left and open incidents."""
-    session = await current_session(call.request, role="seller")
     p: MyAppParams = call.query
-    items, total = await call.read(
-        my_apps.my_apps,
-        session.account_id,
-        call.state.store.clock.now(),
-        status=p.status,
-        page=p.page,
-        page_size=p.page_size,
-    )
+    store: Store = call.state.store
+    token = bearer_token(call.request)
+
+    def mine(conn: Connection) -> tuple[list[dict[str, Any]], int]:
+        # The token check and the read in one trip to the threadpool.
+        session = checked_session(store, token, role="seller")
+        return my_apps.my_apps(
+            conn,
+            session.account_id,
+            store.clock.now(),
+            status=p.status,
+            page=p.page,
+            page_size=p.page_size,
+        )
+
+    items, total = await call.read(mine)
     return MyAppPage.of(items, total, p)
 
 

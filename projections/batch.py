@@ -35,18 +35,14 @@ class Batch:
 
     @staticmethod
     def _pk(table: sa.Table) -> sa.Column[Any]:
-        column = _PKS.get(table)
-        if column is None:  # looked up once per table: iterating the key costs per row
-            (column,) = table.primary_key.columns
-            _PKS[table] = column
-        return column
+        return _primary_key(table)
 
     def get(self, table: sa.Table, key: Any) -> dict[str, Any] | None:
         """The row with this primary key (from this batch, else the database), or None."""
         cache = self._rows.setdefault(table.name, {})
         if key not in cache:
             self._tables[table.name] = table
-            row = self.conn.execute(sa.select(table).where(self._pk(table) == key)).first()
+            row = self.conn.execute(_by_key(table), {"b_key": key}).first()
             cache[key] = None if row is None else dict(row._mapping)
             if row is not None:
                 self._existing.setdefault(table.name, set()).add(key)
@@ -61,10 +57,11 @@ class Batch:
         pk = self._pk(table)
         asked = list(dict.fromkeys(keys))
         wanted = [k for k in asked if k not in cache]
+        statement = _among_of(table, pk.name, self.conn.dialect.name == "postgresql")
         for i in range(0, len(wanted), 1000):
             chunk = wanted[i : i + 1000]
             cache.update(dict.fromkeys(chunk))
-            for read in self.conn.execute(sa.select(table).where(self.among(pk, chunk))):
+            for read in self.conn.execute(statement, {"b_values": chunk}):
                 found = dict(read._mapping)
                 cache[found[pk.name]] = found
                 self._existing.setdefault(table.name, set()).add(found[pk.name])
@@ -78,20 +75,30 @@ class Batch:
             return column.in_(values)
         return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
 
-    def prefetch(self, table: sa.Table, query: sa.Select[Any]) -> list[dict[str, Any]]:
+    def prefetch(
+        self, table: sa.Table, query: sa.Select[Any], params: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Reads the rows `query` selects from `table` in one round trip (those this batch
         has not read yet), so later `get`s of them need none; returns the rows read."""
         cache = self._rows.setdefault(table.name, {})
         self._tables[table.name] = table
         pk = self._pk(table).name
         read = []
-        for row in self.conn.execute(query):
+        for row in self.conn.execute(query, params):
             found = dict(row._mapping)
             read.append(found)
             if found[pk] not in cache:
                 cache[found[pk]] = found
                 self._existing.setdefault(table.name, set()).add(found[pk])
         return read
+
+    def prefetch_among(
+        self, table: sa.Table, column: str, values: list[Any]
+    ) -> list[dict[str, Any]]:
+        """`prefetch` of the rows whose `column` is among `values` (`among`, in a statement
+        built once per table and column)."""
+        statement = _among_of(table, column, self.conn.dialect.name == "postgresql")
+        return self.prefetch(table, statement, {"b_values": values})
 
     def require(self, table: sa.Table, key: Any) -> dict[str, Any]:
         row = self.get(table, key)
@@ -127,7 +134,7 @@ class Batch:
     def _insert(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
         """Many new rows: COPY on PostgreSQL (far fewer round trips), executemany elsewhere."""
         if self.conn.dialect.name != "postgresql":
-            self.conn.execute(table.insert(), rows)
+            self.conn.execute(_statement(("insert", table), table.insert), rows)
             return
         statement, values, json_at = _copy_of(table)
         cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -154,11 +161,7 @@ class Batch:
                 params["b_pk"] = key
                 groups.setdefault(columns, []).append(params)
         for columns, params_list in groups.items():
-            statement = (
-                table.update()
-                .where(pk == sa.bindparam("b_pk"))
-                .values({c: sa.bindparam(c) for c in sorted(columns)})
-            )
+            statement = _update_of(table, columns)
             self.conn.execute(statement, params_list)
 
     def flush(self) -> None:
@@ -175,8 +178,9 @@ class Batch:
         for (name, column), by_parent in self._children.items():
             table = self._child_tables[(name, column)]
             parents = list(by_parent)
+            delete = _delete_of(table, column)
             for i in range(0, len(parents), 500):
-                self.conn.execute(table.delete().where(table.c[column].in_(parents[i : i + 500])))
+                self.conn.execute(delete, {"b_parents": parents[i : i + 500]})
             fresh = [row for children in by_parent.values() for row in children]
             if fresh:
                 self._insert(table, fresh)
@@ -201,6 +205,70 @@ def _copy_of(table: sa.Table) -> tuple[str, Callable[[dict[str, Any]], Any], lis
 
 
 _PKS: dict[sa.Table, sa.Column[Any]] = {}
+
+
+def _primary_key(table: sa.Table) -> sa.Column[Any]:
+    column = _PKS.get(table)
+    if column is None:  # looked up once per table: iterating the key costs per row
+        (column,) = table.primary_key.columns
+        _PKS[table] = column
+    return column
+
+
+# A batch's statements, built once per table (and set of columns) with bound parameters:
+# SQLAlchemy computes a statement's cache key once per object, not once per execution, and
+# a projector builds a batch per projection on every write.
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _statement(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+    found = _STATEMENTS.get(key)
+    if found is None:
+        found = _STATEMENTS[key] = build()
+    return found
+
+
+def _by_key(table: sa.Table) -> Any:
+    """SELECT the row whose primary key is `:b_key`."""
+    return _statement(
+        ("get", table), lambda: sa.select(table).where(_primary_key(table) == sa.bindparam("b_key"))
+    )
+
+
+def _update_of(table: sa.Table, columns: frozenset[str]) -> Any:
+    """UPDATE these columns of the row whose primary key is `:b_pk`."""
+    return _statement(
+        ("update", table, columns),
+        lambda: (
+            table.update()
+            .where(_primary_key(table) == sa.bindparam("b_pk"))
+            .values({c: sa.bindparam(c) for c in sorted(columns)})
+        ),
+    )
+
+
+def _delete_of(table: sa.Table, column: str) -> Any:
+    """DELETE the rows whose `column` is in `:b_parents`."""
+    return _statement(
+        ("delete", table, column),
+        lambda: table.delete().where(
+            table.c[column].in_(sa.bindparam("b_parents", expanding=True))
+        ),
+    )
+
+
+def _among_of(table: sa.Table, column: str, postgres: bool) -> Any:
+    """SELECT the rows whose `column` is in `:b_values`; on PostgreSQL `= ANY(array)` (one
+    parameter and one plan for any number of values, as `Batch.among`)."""
+
+    def build() -> Any:
+        c = table.c[column]
+        if postgres:
+            values = sa.bindparam("b_values", type_=postgresql.ARRAY(c.type))
+            return sa.select(table).where(c == sa.any_(values))
+        return sa.select(table).where(c.in_(sa.bindparam("b_values", expanding=True)))
+
+    return _statement(("among", table, column, postgres), build)
 
 
 def _defaults(table: sa.Table) -> dict[str, Any]:

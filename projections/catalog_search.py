@@ -12,17 +12,24 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from projections.catalog import CATEGORY_BIT, PLATFORM_BIT, apps, bits, facet_counts, pg_search
+from projections.catalog_detail import ITEM_COLUMNS, has_bits
+
+# Re-exported: the detail queries live in catalog_detail (this module kept to searching).
+from projections.catalog_detail import RELATED_LIMIT as RELATED_LIMIT
+from projections.catalog_detail import detail_of as detail_of
+from projections.catalog_detail import find_any_app as find_any_app
+from projections.catalog_detail import find_app as find_app
+from projections.catalog_detail import item_of as item_of
+from projections.catalog_detail import related as related
 
 # bm25 weights of the FTS5 columns: name, tagline, description, benefits, tags.
 _FTS_WEIGHTS = "10.0, 5.0, 1.0, 2.0, 4.0"
 _MAX_TERMS = 12
-RELATED_LIMIT = 6
 
 
 @dataclass(frozen=True)
@@ -105,38 +112,15 @@ def _fts_matches(terms: list[str], *, ranked: bool) -> sa.Subquery:
     )
 
 
-def item_of(row: Any) -> dict[str, Any]:
-    """A catalog list item from an `apps` row."""
-    return {
-        "id": row.id,
-        "slug": row.slug,
-        "name": row.name,
-        "tagline": row.tagline,
-        "categories": list(row.categories),
-        "platforms": list(row.platforms),
-        "installs": row.installs,
-        "listed_at": row.listed_at,
-        "rating": {"average": row.rating_average, "count": row.rating_count},
-    }
-
-
-# The columns of a list item (not the large `details`).
-_ITEM_COLUMNS = [
-    apps.c[name]
-    for name in ("id", "slug", "name", "tagline", "categories", "platforms", "installs")
-] + [apps.c.listed_at, apps.c.rating_average, apps.c.rating_count]
-
-
-def _has(
-    column: sa.ColumnElement[int], mask: int | sa.BindParameter[int]
-) -> sa.ColumnElement[bool]:
-    return column.op("&")(mask) != 0
-
-
-def _filtered(source: sa.FromClause, wanted: Mapping[str, int], *, but: str = "") -> list[Any]:
-    """The facet filters of a query on `source` (all but the facet named `but`)."""
+def _filtered(source: sa.FromClause, wanted: Mapping[str, Any], *, but: str = "") -> list[Any]:
+    """The facet filters of a query on `source` (all but the facet named `but`); a mask is
+    a bit set (0: no filter) or a bound parameter."""
     return [
-        _has(source.c[f.column], wanted[f.name]) for f in FACETS if wanted[f.name] and f.name != but
+        has_bits(source.c[f.column], mask)
+        for f in FACETS
+        if (mask := wanted[f.name]) is not None
+        and (isinstance(mask, sa.BindParameter) or mask)
+        and f.name != but
     ]
 
 
@@ -211,7 +195,7 @@ def _sources(conn: Connection, query: CatalogQuery, keys: list[str]) -> _Sources
 
 
 def _facet_part(
-    part: int, facet: _Facet, sources: _Sources, wanted: Mapping[str, int]
+    part: int, facet: _Facet, sources: _Sources, wanted: Mapping[str, Any]
 ) -> sa.Select[Any]:
     """(part, bit set, apps) for one facet, under every filter but its own."""
     column = sources.counted.c[facet.column]
@@ -228,16 +212,28 @@ def _facet_part(
 
 
 def _page_part(
-    paged: sa.FromClause, conditions: list[Any], wanted: Mapping[str, int], query: CatalogQuery
+    paged: sa.FromClause,
+    conditions: list[Any],
+    wanted: Mapping[str, Any],
+    query: CatalogQuery,
+    *,
+    bound: bool = False,
 ) -> sa.Select[Any]:
-    """(part, seq, 0, place) for the apps of the query's page, under every filter."""
+    """(part, seq, 0, place) for the apps of the query's page, under every filter (the
+    page's limit and offset bound as `b_limit`, `b_offset` if `bound`)."""
     sort = SORTS[query.effective_sort]
+    limit: Any = sa.bindparam("b_limit", type_=sa.Integer()) if bound else query.page_size
+    offset: Any = (
+        sa.bindparam("b_offset", type_=sa.Integer())
+        if bound
+        else (query.page - 1) * query.page_size
+    )
     page = (
         sa.select(*(paged.c[k] for k in dict.fromkeys(["seq", *(k for k, _ in sort)])))
         .where(*conditions, *_filtered(paged, wanted))
         .order_by(*(paged.c[k].desc() if desc else paged.c[k] for k, desc in sort))
-        .limit(query.page_size)
-        .offset((query.page - 1) * query.page_size)
+        .limit(limit)
+        .offset(offset)
         .subquery("page")
     )
     # A union keeps no order: each row carries its place, in the database's own ordering.
@@ -252,6 +248,44 @@ def _page_part(
     )
 
 
+# Searches without text, by shape: (sort, which facets filter, a minimum rating or not).
+_BROWSES: dict[tuple[str, tuple[bool, ...], bool], sa.CompoundSelect[Any]] = {}
+
+
+def _browse(
+    query: CatalogQuery, wanted: Mapping[str, int]
+) -> tuple[sa.CompoundSelect[Any], dict[str, Any]]:
+    """The statement of a search without text and its parameters: built once per shape
+    with bound parameters (SQLAlchemy computes a statement's cache key once per object,
+    and building and keying it was most of a search's CPU)."""
+    rated = query.min_rating is not None
+    shape = (query.effective_sort, tuple(bool(wanted[f.name]) for f in FACETS), rated)
+    statement = _BROWSES.get(shape)
+    if statement is None:
+        masks = {
+            f.name: sa.bindparam(f"b_{f.name}", type_=sa.BigInteger()) if wanted[f.name] else 0
+            for f in FACETS
+        }
+        listed: list[Any] = [apps.c.delisted_at.is_(None)]
+        if rated:
+            # The running counts know no rating: count the listed apps rated high enough
+            # (a range of the catalog_apps_rated index).
+            listed.append(apps.c.rating_average >= sa.bindparam("b_min_rating", type_=sa.Float()))
+            sources = _Sources(apps, sa.func.count(), listed, apps, listed)
+        else:
+            # The facets add up the projection's running counts; the page walks the index
+            # of its sort.
+            sources = _Sources(facet_counts, sa.func.sum(facet_counts.c.apps), [], apps, listed)
+        parts = [_facet_part(i, f, sources, masks) for i, f in enumerate(FACETS)]
+        parts.append(_page_part(apps, listed, masks, query, bound=True))
+        statement = _BROWSES.setdefault(shape, sa.union_all(*parts))
+    params: dict[str, Any] = {f"b_{f.name}": wanted[f.name] for f in FACETS if wanted[f.name]}
+    params.update(b_limit=query.page_size, b_offset=(query.page - 1) * query.page_size)
+    if rated:
+        params["b_min_rating"] = query.min_rating
+    return statement, params
+
+
 def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
     """One page of listed apps matching the query, with its total and facet counts.
 
@@ -261,13 +295,17 @@ def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
     (bit set, count) and a part with the page's keys in order.
     """
     wanted = {f.name: f.wanted(query) for f in FACETS}
-    keys = [k for k, _ in SORTS[query.effective_sort]]
-    sources = _sources(conn, query, keys)
-    parts = [_facet_part(i, f, sources, wanted) for i, f in enumerate(FACETS)]
-    parts.append(_page_part(sources.paged, sources.paged_if, wanted, query))
+    if query.terms:
+        keys = [k for k, _ in SORTS[query.effective_sort]]
+        sources = _sources(conn, query, keys)
+        parts = [_facet_part(i, f, sources, wanted) for i, f in enumerate(FACETS)]
+        parts.append(_page_part(sources.paged, sources.paged_if, wanted, query))
+        statement, params = sa.union_all(*parts), dict[str, Any]()
+    else:
+        statement, params = _browse(query, wanted)
     counts: dict[int, list[tuple[int, int]]] = {part: [] for part in range(len(FACETS))}
     placed: list[tuple[int, int]] = []
-    for part, key, n, place in conn.execute(sa.union_all(*parts)).all():
+    for part, key, n, place in conn.execute(statement, params).all():
         if part == _PAGE_PART:
             placed.append((place, key))
         else:
@@ -285,7 +323,7 @@ def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
     total = sum(n for b, n in counts[0] if not wanted[first.name] or b & wanted[first.name])
     rows = {}
     if seqs:
-        found = conn.execute(sa.select(*_ITEM_COLUMNS, apps.c.seq).where(apps.c.seq.in_(seqs)))
+        found = conn.execute(_ITEMS_BY_SEQ, {"b_seqs": seqs})
         rows = {r.seq: r for r in found}
     return CatalogPage(
         items=[item_of(rows[seq]) for seq in seqs],
@@ -296,99 +334,7 @@ def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
     )
 
 
-# The detail page's statements, built once with bound parameters: SQLAlchemy computes a
-# statement's cache key once per object, not on every request.
-_LISTED_BY_ID = sa.select(apps).where(
-    apps.c.id == sa.bindparam("key", type_=sa.Uuid()), apps.c.delisted_at.is_(None)
+# A page's items by seq, built once (as the statements below, and `_browse`'s).
+_ITEMS_BY_SEQ = sa.select(*ITEM_COLUMNS, apps.c.seq).where(
+    apps.c.seq.in_(sa.bindparam("b_seqs", expanding=True))
 )
-_LISTED_BY_SLUG = sa.select(apps).where(
-    apps.c.slug == sa.bindparam("key", type_=sa.String()), apps.c.delisted_at.is_(None)
-)
-
-
-def find_app(conn: Connection, id_or_slug: str) -> Any | None:
-    """The listed app with this id or slug (a row), or None."""
-    key: UUID | str
-    try:
-        statement, key = _LISTED_BY_ID, UUID(id_or_slug)
-    except ValueError:
-        statement, key = _LISTED_BY_SLUG, id_or_slug
-    return conn.execute(statement, {"key": key}).first()
-
-
-def find_any_app(conn: Connection, app_id: UUID) -> Any | None:
-    """The app with this id, listed or not (a row), or None."""
-    return conn.execute(sa.select(apps).where(apps.c.id == app_id)).first()
-
-
-def _related_tiers() -> tuple[sa.Select[Any], ...]:
-    """Best score first (both 3, category 2, platform 1), then most installed: one walk of
-    the popular index per score that stops at the limit, rather than scoring and sorting
-    every listed app (2.7 ms per detail at 2k apps, linear in the catalog)."""
-    same_category = _has(apps.c.category_bits, sa.bindparam("categories", type_=sa.BigInteger()))
-    same_platform = _has(apps.c.platform_bits, sa.bindparam("platforms", type_=sa.BigInteger()))
-    return tuple(
-        sa.select(*_ITEM_COLUMNS)
-        .where(
-            apps.c.delisted_at.is_(None),
-            apps.c.id != sa.bindparam("app_id", type_=sa.Uuid()),
-            tier,
-        )
-        .order_by(apps.c.installs.desc(), apps.c.name_key, apps.c.id)
-        .limit(sa.bindparam("limit", type_=sa.Integer()))
-        for tier in (
-            sa.and_(same_category, same_platform),
-            sa.and_(same_category, sa.not_(same_platform)),
-            sa.and_(sa.not_(same_category), same_platform),
-        )
-    )
-
-
-_RELATED_TIERS = _related_tiers()
-_BITS_OF = sa.select(apps.c.category_bits, apps.c.platform_bits).where(
-    apps.c.id == sa.bindparam("app_id", type_=sa.Uuid())
-)
-
-
-def related(conn: Connection, app_id: UUID, limit: int = RELATED_LIMIT) -> list[dict[str, Any]]:
-    """Listed apps sharing a category (worth 2) and/or a platform (worth 1) with this one."""
-    me = conn.execute(_BITS_OF, {"app_id": app_id}).first()
-    if me is None:
-        return []
-    rows: list[Any] = []
-    for tier in _RELATED_TIERS:
-        if len(rows) >= limit:
-            break
-        params = {
-            "app_id": app_id,
-            "categories": me.category_bits,
-            "platforms": me.platform_bits,
-            "limit": limit - len(rows),
-        }
-        rows += conn.execute(tier, params).all()
-    return [item_of(r) for r in rows]
-
-
-def detail_of(row: Any) -> dict[str, Any]:
-    """The public detail of an app row (without `related`)."""
-    d = row.details
-    contact = d["contact"]
-    return {
-        **item_of(row),
-        "description": d["description"],
-        "benefits": list(d.get("benefits", [])),
-        "compatibility": list(d.get("compatibility", [])),
-        "media": list(d.get("media", [])),
-        "partner_url": d["partner_url"],
-        "faqs": list(d.get("faqs", [])),
-        "contact": {
-            "email": contact["email"],
-            "phone": contact["phone"],
-            "mailto": f"mailto:{contact['email']}",
-        },
-        "scopes": list(d["scopes"]),
-        "optional_scopes": list(d.get("optional_scopes", [])),
-        "durations": list(d["durations"]),
-        "developer_id": row.developer_id,
-        "updated_at": row.updated_at,
-    }

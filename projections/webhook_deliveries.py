@@ -162,10 +162,7 @@ class WebhookDeliveriesProjection(Projection):
         wanted = [a for a in app_ids if a not in by_app]
         for i in range(0, len(wanted), 1000):
             by_app.update((a, []) for a in wanted[i : i + 1000])
-            query = sa.select(subscriptions).where(
-                batch.among(subscriptions.c.app_id, wanted[i : i + 1000])
-            )
-            for row in batch.prefetch(subscriptions, query):
+            for row in batch.prefetch_among(subscriptions, "app_id", wanted[i : i + 1000]):
                 by_app[row["app_id"]].append(row["id"])
 
     # --- deliveries ---------------------------------------------------------------------------

@@ -200,6 +200,27 @@ def test_search_answers_equal_the_plain_reference(projector: Projector) -> None:
         same_answer()
 
 
+def test_searches_without_text_share_a_statement_per_shape(projector: Projector) -> None:
+    """Built once with bound parameters: another filter value, page or minimum rating of
+    the same shape reuses the statement and still answers for its own parameters."""
+    shape = [
+        CatalogQuery(categories=(CATEGORIES[0],), sort="new", min_rating=1),
+        CatalogQuery(categories=(CATEGORIES[1],), sort="new", min_rating=4, page=2, page_size=3),
+        CatalogQuery(categories=tuple(CATEGORIES[:3]), sort="new", min_rating=1, page_size=5),
+    ]
+    catalog_search._BROWSES.clear()
+    with projector.engine.connect() as conn:
+        pages = [catalog_search.search(conn, query) for query in shape]
+        assert pages == [reference_search(conn, query) for query in shape]
+        assert len({page.total for page in pages}) > 1  # answers differ with the parameters
+        built = dict(catalog_search._BROWSES)
+        assert len(built) == 1
+        other = CatalogQuery(platforms=(PLATFORMS[0],), sort="name")
+        assert catalog_search.search(conn, other) == reference_search(conn, other)
+        assert len(catalog_search._BROWSES) == 2
+        assert all(catalog_search._BROWSES[k] is v for k, v in built.items())
+
+
 def test_the_generated_catalog_has_ratings_worth_ranking(projector: Projector) -> None:
     with projector.engine.connect() as conn:
         rated = conn.execute(

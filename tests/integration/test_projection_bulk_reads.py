@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.sql import cache_key
 
 from application import installations as install_commands
 from application.store import Store
@@ -115,6 +116,107 @@ class _Probe(Projection):
 
 
 @pytest.mark.postgres
+class CountingStore:
+    """The store, counting its `notifications` reads."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.reads = 0
+
+    def notifications(self, start: int, limit: int, **kwargs: Any) -> Sequence[Any]:
+        self.reads += 1
+        return self.store.notifications(start, limit, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_a_round_reads_the_new_events_once_for_every_projection(
+    store: Store, database_url: str
+) -> None:
+    counting = CountingStore(store)
+    projector = build_projector(counting, database_url)  # type: ignore[arg-type]
+    projector.catch_up()
+    seller = f.seller(store)
+    installation = f.active_installation(store, seller, f.app(store))  # a short page
+    counting.reads = 0
+    assert projector.run_once() > 0
+    assert counting.reads == 1  # not one per projection
+    assert set(projector.positions().values()) == {store.head()}
+    install_commands.cancel(store, seller, installation)  # the next round reads anew
+    assert projector.run_once() == len(projector.projections) and counting.reads == 2
+    assert set(projector.positions().values()) == {store.head()}
+    projector.engine.dispose()
+
+
+def test_projections_with_nothing_to_apply_move_on_together_in_one_transaction(
+    store: Store, database_url: str
+) -> None:
+    projector = build_projector(store, database_url)
+    seller = f.seller(store)
+    pending = install_commands.install(
+        store, seller, f.app(store), "30d", "ops@shop.example", "+1415555"
+    )
+    projector.catch_up()
+    install_commands.decline(store, seller, pending.id)  # only my_apps takes a decline
+    commits: list[object] = []
+
+    def count(conn: Any) -> None:
+        commits.append(conn)
+
+    sa.event.listen(projector.engine, "commit", count)
+    try:
+        assert projector.run_once() == len(projector.projections)
+    finally:
+        sa.event.remove(projector.engine, "commit", count)
+    assert len(commits) == 2  # the five others together, then my_apps' step
+    assert set(projector.positions().values()) == {store.head()}
+    before = snapshot(projector)
+    for name in projector.projections:
+        projector.reset(name)
+    projector.catch_up()
+    assert snapshot(projector) == before
+    projector.engine.dispose()
+
+
+@contextmanager
+def statements_keyed() -> Iterator[list[object]]:
+    """The statements SQLAlchemy computes a cache key for while the block runs (a
+    statement built once computes it once: its first execution)."""
+    keyed: list[object] = []
+    original = cache_key.MemoizedHasCacheKey._generate_cache_key
+
+    def counting(self: Any) -> Any:
+        keyed.append(self)
+        return original(self)
+
+    cache_key.MemoizedHasCacheKey._generate_cache_key = counting  # type: ignore[method-assign]
+    try:
+        yield keyed
+    finally:
+        cache_key.MemoizedHasCacheKey._generate_cache_key = original  # type: ignore[method-assign]
+
+
+def test_a_warm_projector_builds_no_statement_per_step(store: Store, database_url: str) -> None:
+    projector = build_projector(store, database_url)
+    seller, app_id = f.seller(store), f.app(store)
+
+    def install_then_decline() -> None:
+        pending = install_commands.install(
+            store, seller, app_id, "30d", "ops@shop.example", "+1415555"
+        )
+        assert projector.run_once()
+        install_commands.decline(store, seller, pending.id)
+        assert projector.run_once()
+
+    projector.catch_up()
+    install_then_decline()  # the first steps build (and key) the statements
+    with statements_keyed() as keyed:
+        install_then_decline()
+    assert [str(k) for k in keyed] == []
+    projector.engine.dispose()
+
+
 def test_only_replay_steps_commit_without_waiting_for_the_disk(postgres_url: str) -> None:
     from appstore.bootstrap import build_store
 
