@@ -6,7 +6,8 @@ that many groups of about equal cost (`Projection.replay_cost`), each rebuilt by
 process: the groups apply in parallel. Each step is still one transaction writing its rows
 with its tracking position, so a worker that dies leaves a read model that resumes (or is
 replayed again) cleanly. Steps do not wait for their COMMIT to reach the disk
-(`Projector.durable`): a replay is rebuilt from the log if it dies.
+(`Projector.durable`): a replay is rebuilt from the log if it dies. The secondary indexes
+are dropped before and built once after (`Projector.defer_indexes`).
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def _rebuild(settings: Settings, names: list[str], on_step: Callable[[str, int],
     """Rebuilds these (already reset) read models to the head, round robin, calling
     `on_step(projection, position)` after each step."""
     store = build_store(settings)
-    projector = read_side(
-        store, settings, names=names, batch_size=settings.projector.replay_batch_size
+    projector = read_side(  # set up by `replay`, which defers the indexes: keep them so
+        store, settings, names=names, batch_size=settings.projector.replay_batch_size, setup=False
     )
     projector.durable = False  # see Projector.durable: a replay that dies is run again
 
@@ -99,10 +100,11 @@ def replay(settings: Settings, projection_name: str | None) -> None:
     projector = read_side(store, settings, names=names)
     head = projector.head()
     started = time.perf_counter()
+    deferred = {}
     for name in names:
         projector.reset(name)
+        deferred[name] = projector.defer_indexes(name)
     projector.engine.dispose()
-    store.close()
     parallel = settings.database_url.startswith("postgres")
     shares = groups(chosen, settings.projector.replay_workers if parallel else 1)
     with Progress(
@@ -126,6 +128,12 @@ def replay(settings: Settings, projection_name: str | None) -> None:
             _in_processes(settings, shares, advance)
         for task in tasks.values():
             progress.update(task, completed=head or 1)
+        indexes = progress.add_task("indexes", total=len(names), rate="")
+        for name in names:
+            projector.build_indexes(name, deferred[name])
+            progress.advance(indexes)
+    projector.engine.dispose()
+    store.close()
     console.print(
         f"[green]rebuilt[/green] {', '.join(names)}: {head} events "
         f"in {time.perf_counter() - started:.2f}s"

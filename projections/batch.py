@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
-from psycopg.types.json import Json
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
@@ -144,7 +144,7 @@ class Batch:
                 if json_at:
                     cells = list(cells)
                     for i in json_at:
-                        cells[i] = Json(cells[i])
+                        cells[i] = _json_text(cells[i])
                 copy.write_row(cells)
 
     def _update(self, table: sa.Table, rows: list[tuple[Any, dict[str, Any] | None]]) -> None:
@@ -187,6 +187,9 @@ class Batch:
 
 
 _DEFAULTS: dict[str, dict[str, Any]] = {}
+# A JSON cell as the text COPY sends: what psycopg's `Json` wrapper would send (json.dumps
+# with its defaults), without a wrapper object and a Python dumper call per cell.
+_json_text = json.JSONEncoder().encode
 _COPIES: dict[sa.Table, tuple[str, Callable[[dict[str, Any]], Any], list[int]]] = {}
 
 

@@ -174,6 +174,47 @@ class Projector:
             conn.execute(tracking.update().where(tracking.c.name == name).values(position=0))
         self._seen.pop(name, None)
 
+    def defer_indexes(self, name: str) -> list[str]:
+        """Before a rebuild from position 0 on PostgreSQL: drops the read model's secondary
+        indexes (those enforcing nothing: no primary key, no unique one) and returns the
+        statements that create them again (`build_indexes`). Building an index once over
+        all the rows costs the server far less than updating it row by row. The model's
+        fingerprint is forgotten meanwhile, so one whose rebuild dies (without its indexes)
+        is rebuilt from the log, indexes and all, by the next `setup`."""
+        if not self._is_postgres:
+            return []
+        tables = [t.name for t in self.projections[name].tables]
+        with self._begin() as conn:
+            self._lock(conn, name, wait=True)
+            found = conn.execute(
+                sa.text(
+                    "SELECT i.indexname, i.indexdef FROM pg_indexes i"
+                    " JOIN pg_class c ON c.relname = i.indexname"
+                    " AND c.relnamespace = to_regnamespace(i.schemaname)"
+                    " JOIN pg_index x ON x.indexrelid = c.oid"
+                    " WHERE i.schemaname = current_schema() AND i.tablename = ANY(:tables)"
+                    " AND NOT x.indisunique AND NOT x.indisprimary ORDER BY i.indexname"
+                ),
+                {"tables": tables},
+            ).all()
+            conn.execute(built_as.delete().where(built_as.c.name == name))
+            for index, _ in found:
+                conn.exec_driver_sql(f'DROP INDEX "{index}"')
+        return [definition for _, definition in found]
+
+    def build_indexes(self, name: str, statements: Sequence[str]) -> None:
+        """Creates the indexes `defer_indexes` dropped and remembers the model as built."""
+        if not self._is_postgres:
+            return
+        projection = self.projections[name]
+        with self._begin() as conn:
+            self._lock(conn, name, wait=True)
+            for statement in statements:
+                conn.exec_driver_sql(statement)
+            wanted = projection.fingerprint(conn)
+            conn.execute(built_as.delete().where(built_as.c.name == name))
+            conn.execute(built_as.insert().values(name=name, fingerprint=wanted))
+
     # --- positions ----------------------------------------------------------------------
     def head(self) -> int:
         """The position of the newest event in the log (0 when empty)."""
