@@ -22,6 +22,7 @@ from domain.app_listing import AppListing
 from domain.installation import Installation
 from projections import catalog_ratings as ratings
 from projections.batch import Batch
+from projections.catalog_documents import document
 from projections.db import UTCDateTime, metadata
 from projections.projection import On, Projection, on
 
@@ -54,6 +55,8 @@ apps = sa.Table(
     sa.Column("platforms", sa.JSON, nullable=False),
     sa.Column("category_bits", sa.Integer, nullable=False),
     sa.Column("platform_bits", sa.Integer, nullable=False),
+    # The position of the row's last change: text search (catalog_text) reads what changed.
+    sa.Column("revision", sa.BigInteger, nullable=False, default=0, index=True),
 )
 
 CATEGORY_BIT = {slug: 1 << i for i, slug in enumerate(v.CATEGORIES)}
@@ -116,8 +119,8 @@ class CatalogProjection(Projection):
     replay_cost = 4.0  # apply time per event of the bench log, relative (see Projection)
     tables = (apps, app_installations, facet_counts, ratings.counted_reviews)
     # 2: the search tables (FTS5 prefix indexes, PostgreSQL search columns) changed.
-    # 3: ratings, and the sort indexes cover `rating_average`.
-    version = 3
+    # 3: ratings, and the sort indexes cover `rating_average`. 4: `revision`.
+    version = 4
 
     def handlers(self) -> Sequence[On[Any]]:
         return [
@@ -198,12 +201,13 @@ class CatalogProjection(Projection):
                 "updated_at": e.listed_at,
                 "delisted_at": None,
                 "installs": 0,
+                "revision": position,
                 **ratings.rating_columns(0, 0),
                 **_columns(details),
             },
         )
         _count(batch, row, +1)
-        batch.extra.setdefault("search", {})[position] = _document(position, details)
+        batch.extra.setdefault("search", {})[position] = document(position, details)
         _touch(batch, position)
 
     def _updated(self, batch: Batch, e: AppListing.Updated, position: int) -> None:
@@ -213,18 +217,23 @@ class CatalogProjection(Projection):
             _count(batch, row, -1)
         details = {**row["details"], **e.changes}
         batch.update(
-            apps, e.originator_id, details=details, updated_at=e.updated_at, **_columns(details)
+            apps,
+            e.originator_id,
+            details=details,
+            updated_at=e.updated_at,
+            revision=position,
+            **_columns(details),
         )
         if listed:
             _count(batch, row, +1)
-        batch.extra.setdefault("search", {})[row["seq"]] = _document(row["seq"], details)
+        batch.extra.setdefault("search", {})[row["seq"]] = document(row["seq"], details)
         _touch(batch, row["seq"])
 
     def _delisted(self, batch: Batch, e: AppListing.Delisted, position: int) -> None:
         row = batch.require(apps, e.originator_id)
         if row["delisted_at"] is None:
             _count(batch, row, -1)
-        batch.update(apps, e.originator_id, delisted_at=e.delisted_at)
+        batch.update(apps, e.originator_id, delisted_at=e.delisted_at, revision=position)
         _touch(batch, row["seq"])
 
     def _installed(self, batch: Batch, e: Installation.Installed, position: int) -> None:
@@ -236,20 +245,21 @@ class CatalogProjection(Projection):
     def _activated(
         self, batch: Batch, e: Installation.Authorized | Installation.Renewed, position: int
     ) -> None:
-        self._set_active(batch, e.originator_id, True)
+        self._set_active(batch, e.originator_id, True, position)
 
     def _deactivated(
         self, batch: Batch, e: Installation.Cancelled | Installation.Expired, position: int
     ) -> None:
-        self._set_active(batch, e.originator_id, False)
+        self._set_active(batch, e.originator_id, False, position)
 
-    def _set_active(self, batch: Batch, installation_id: UUID, active: bool) -> None:
+    def _set_active(self, batch: Batch, installation_id: UUID, active: bool, position: int) -> None:
         installation = batch.require(app_installations, installation_id)
         if installation["active"] == active:
             return
         batch.update(app_installations, installation_id, active=active)
         app = batch.require(apps, installation["app_id"])
-        batch.update(apps, app["id"], installs=app["installs"] + (1 if active else -1))
+        installs = app["installs"] + (1 if active else -1)
+        batch.update(apps, app["id"], installs=installs, revision=position)
         _touch(batch, app["seq"])
 
     def _reviewed(self, batch: Batch, e: ratings.ReviewEvent, position: int) -> None:
@@ -259,7 +269,7 @@ class CatalogProjection(Projection):
         app_id, stars, reviews = change
         app = batch.require(apps, app_id)
         total, count = app["rating_sum"] + stars, app["rating_count"] + reviews
-        batch.update(apps, app_id, **ratings.rating_columns(total, count))
+        batch.update(apps, app_id, revision=position, **ratings.rating_columns(total, count))
         _touch(batch, app["seq"])
 
     def finish(self, batch: Batch) -> None:
@@ -346,25 +356,6 @@ def bits(slugs: Iterable[str], vocabulary: Mapping[str, int]) -> int:
     for slug in slugs:
         out |= vocabulary.get(slug, 0)
     return out
-
-
-def _tags(details: Mapping[str, Any]) -> str:
-    words = [*details["categories"], *details["platforms"]]
-    words += [v.CATEGORIES.get(c, c) for c in details["categories"]]
-    words += [v.PLATFORMS.get(p, p) for p in details["platforms"]]
-    return " ".join(words)
-
-
-def _document(seq: int, details: Mapping[str, Any]) -> dict[str, Any]:
-    """An app's search document: name, tagline, description, benefits, tags."""
-    return {
-        "seq": seq,
-        "name": details["name"],
-        "tagline": details["tagline"],
-        "description": details["description"],
-        "benefits": " ".join(details.get("benefits", [])),
-        "tags": _tags(details),
-    }
 
 
 def _index(conn: Connection, documents: list[dict[str, Any]]) -> None:

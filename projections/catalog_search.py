@@ -17,10 +17,9 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections.catalog import CATEGORY_BIT, PLATFORM_BIT, apps, bits, facet_counts, pg_search
+from projections import catalog_text
+from projections.catalog import CATEGORY_BIT, PLATFORM_BIT, apps, bits, facet_counts
 
-# bm25 weights of the FTS5 columns: name, tagline, description, benefits, tags.
-_FTS_WEIGHTS = "10.0, 5.0, 1.0, 2.0, 4.0"
 _MAX_TERMS = 12
 RELATED_LIMIT = 6
 
@@ -89,22 +88,6 @@ SORTS: dict[str, tuple[tuple[str, bool], ...]] = {
 _PAGE_PART = len(FACETS)  # the part of the search statement that holds the page
 
 
-def _fts_matches(terms: list[str], *, ranked: bool) -> sa.Subquery:
-    """SQLite: (seq, rank) of the apps whose search document has every term (as a prefix).
-
-    Unranked (rank 0) unless asked: ranking every match is the expensive part.
-    """
-    rank = f"-bm25(catalog_fts, {_FTS_WEIGHTS})" if ranked else "0.0"
-    return (
-        sa.text(
-            f"SELECT rowid AS seq, {rank} AS rank FROM catalog_fts WHERE catalog_fts MATCH :match"
-        )
-        .bindparams(match=" ".join(f'"{t}"*' for t in terms))
-        .columns(sa.column("seq", sa.BigInteger), sa.column("rank", sa.Float))
-        .subquery("matches")
-    )
-
-
 def item_of(row: Any) -> dict[str, Any]:
     """A catalog list item from an `apps` row."""
     return {
@@ -147,43 +130,6 @@ def _rated(source: sa.FromClause, query: CatalogQuery) -> list[Any]:
     return [source.c.rating_average >= query.min_rating]
 
 
-def _candidates(conn: Connection, query: CatalogQuery, keys: list[str]) -> sa.CTE:
-    """The listed apps whose search document has every term (as a prefix), with their
-    facet bit sets and sort keys (`rank` only when sorting by it: ranking every match is
-    the expensive part).
-
-    Materialized: the full-text match runs once, and the facet counts and the page all
-    read it.
-    """
-    ranked = "rank" in keys
-    rating = ["rating_average"] if query.min_rating is not None else []
-    names = list(dict.fromkeys(["seq", *(f.column for f in FACETS), *rating, *keys]))
-    if ranked:
-        names.remove("rank")
-    columns: list[sa.ColumnElement[Any]]
-    if conn.dialect.name == "postgresql":
-        match = sa.func.to_tsquery(
-            sa.literal_column("'simple'"), " & ".join(f"{t}:*" for t in query.terms)
-        )
-        columns = [pg_search.c[name] for name in names]
-        if ranked:
-            columns.append(sa.func.ts_rank(pg_search.c.document, match).label("rank"))
-        rows = sa.select(*columns).where(
-            pg_search.c.document.op("@@")(match), pg_search.c.delisted_at.is_(None)
-        )
-    else:
-        matches = _fts_matches(query.terms, ranked=ranked)
-        columns = [apps.c[name] for name in names]
-        if ranked:
-            columns.append(matches.c.rank)
-        rows = (
-            sa.select(*columns)
-            .select_from(apps.join(matches, matches.c.seq == apps.c.seq))
-            .where(apps.c.delisted_at.is_(None))
-        )
-    return rows.cte("candidates").prefix_with("MATERIALIZED")
-
-
 @dataclass(frozen=True)
 class _Sources:
     """Where a search counts (rows, the weight of a row, conditions) and pages."""
@@ -196,10 +142,6 @@ class _Sources:
 
 
 def _sources(conn: Connection, query: CatalogQuery, keys: list[str]) -> _Sources:
-    if query.terms:
-        candidates = _candidates(conn, query, keys)
-        rated = _rated(candidates, query)
-        return _Sources(candidates, sa.func.count(), rated, candidates, rated)
     listed = [apps.c.delisted_at.is_(None), *_rated(apps, query)]
     if query.min_rating is not None:
         # The running counts know no rating: count the listed apps rated high enough
@@ -260,6 +202,8 @@ def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
     the other way round for platforms. One statement answers it all: a part per facet
     (bit set, count) and a part with the page's keys in order.
     """
+    if query.terms:
+        return _page_of(conn, query, *catalog_text.search(conn, query))
     wanted = {f.name: f.wanted(query) for f in FACETS}
     keys = [k for k, _ in SORTS[query.effective_sort]]
     sources = _sources(conn, query, keys)
@@ -283,6 +227,13 @@ def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
     # filter add up to the total.
     first = FACETS[0]
     total = sum(n for b, n in counts[0] if not wanted[first.name] or b & wanted[first.name])
+    return _page_of(conn, query, seqs, total, facets)
+
+
+def _page_of(
+    conn: Connection, query: CatalogQuery, seqs: list[int], total: int, facets: Any
+) -> CatalogPage:
+    """The page of these apps (by seq, in order), with the total and facet counts."""
     rows = {}
     if seqs:
         found = conn.execute(sa.select(*_ITEM_COLUMNS, apps.c.seq).where(apps.c.seq.in_(seqs)))
