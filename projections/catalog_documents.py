@@ -36,18 +36,6 @@ def _tags(details: Mapping[str, Any]) -> str:
     return " ".join(words)
 
 
-def document(seq: int, details: Mapping[str, Any]) -> dict[str, Any]:
-    """An app's search document: name, tagline, description, benefits, tags."""
-    return {
-        "seq": seq,
-        "name": details["name"],
-        "tagline": details["tagline"],
-        "description": details["description"],
-        "benefits": " ".join(details.get("benefits", [])),
-        "tags": _tags(details),
-    }
-
-
 def document_words(
     name: str,
     tagline: str,

@@ -1,9 +1,9 @@
 """Catalog queries: search with filters, sorts and facet counts; an app's detail; related apps.
 
 Facet counts of queries without text come from `catalog_facet_counts`, which the catalog
-projection keeps exact; with text they are counted over the matches, computed once per
-query (one statement: the match set feeds the facet counts and the page). A minimum
-rating is a filter the running counts do not know: under one, the apps are counted.
+projection keeps exact. A minimum rating is a filter the running counts do not know: under
+one, the apps are counted. Queries with text are answered by projections/catalog_text.py
+(results, total and facet counts); this module reads their page's rows.
 """
 
 from __future__ import annotations
