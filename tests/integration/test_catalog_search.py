@@ -291,3 +291,19 @@ def test_text_search_follows_changes_made_after_its_index_was_built(
             assert _as_seqs(kept, kept.facets[facet][slug]) == _as_seqs(fresh, bits)
     for sort, order in fresh.orders.items():
         assert [e[:-1] for e in kept.orders[sort]] == [e[:-1] for e in order]
+
+
+def test_text_search_rebuilds_its_index_when_the_catalog_is_rebuilt(
+    projector: Projector,
+) -> None:
+    """A smaller largest revision (a replay from 0 under way) builds the index again."""
+    query = CatalogQuery(q="label", page_size=50)
+    with projector.engine.connect() as conn:
+        assert catalog_search.search(conn, query).total > 0
+    projector.reset("catalog")
+    with projector.engine.connect() as conn:
+        assert catalog_search.search(conn, query).total == 0
+    projector.catch_up()
+    with projector.engine.connect() as conn:
+        assert catalog_search.search(conn, query) == reference_search(conn, query)
+        assert catalog_search.search(conn, query).total > 0
