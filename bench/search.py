@@ -1,4 +1,4 @@
-"""Benchmark: catalog search latency (p50/p99) on SQLite FTS5 and PostgreSQL tsvector + GIN.
+"""Benchmark: catalog search latency (p50/p99) on SQLite and PostgreSQL (text: catalog_text).
 
 Builds a catalog of --apps listed apps (each installed once) through the projections, then
 times six kinds of query, each answer being a page of results with its total and facet
@@ -369,10 +369,10 @@ def run(args: argparse.Namespace) -> list[Row]:
             backends = []
             with tempfile.TemporaryDirectory() as tmp:
                 if "sqlite" in args.backends:
-                    backends.append(("SQLite FTS5", f"sqlite:///{tmp}/bench.db"))
+                    backends.append(("SQLite", f"sqlite:///{tmp}/bench.db"))
                 if "postgresql" in args.backends and args.database_url:
                     url = fresh_database(args.database_url, "search")
-                    backends.append(("PostgreSQL GIN", url))
+                    backends.append(("PostgreSQL", url))
                 elif "postgresql" in args.backends:
                     console.print("[yellow]no PostgreSQL URL: SQLite only[/yellow]")
                 for label, url in backends:

@@ -24,7 +24,7 @@ import bisect
 import heapq
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -88,13 +88,13 @@ class TextIndex:
         if head == self.head:
             return
         if head < self.head or self.head < 0:
-            self.build(conn.execute(listed(conn.dialect.name)).all())
+            self.build(conn.execute(listed(conn.dialect.name)))
         else:
             for row in conn.execute(changed(conn.dialect.name), {"since": self.head}):
                 self.apply(row)
         self.head = head
 
-    def build(self, rows: Sequence[Any]) -> None:
+    def build(self, rows: Iterable[Any]) -> None:
         """Every listed app at once (bitmaps of the frequent prefixes from the word lists)."""
         self._clear()
         built = [text_app(r) for r in rows]

@@ -3,6 +3,7 @@ the columns it keeps, each sort's key, and the statements that read them."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,8 +27,9 @@ class TextApp:
     rating_score: float
     category_bits: int
     platform_bits: int
-    words: frozenset[str]
-    name_words: frozenset[str]
+    # Distinct words, each string shared by every app that has it (memory).
+    words: tuple[str, ...]
+    name_words: tuple[str, ...]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -94,7 +96,12 @@ def changed(dialect: str) -> sa.Select[Any]:
 
 
 def listed(dialect: str) -> sa.Select[Any]:
-    return sa.select(*_COLUMNS, *_text_columns(dialect)).where(apps.c.delisted_at.is_(None))
+    """Every listed app, read in parts (the rows are not all held at once)."""
+    return (
+        sa.select(*_COLUMNS, *_text_columns(dialect))
+        .where(apps.c.delisted_at.is_(None))
+        .execution_options(yield_per=2000)
+    )
 
 
 def text_app(row: Any) -> TextApp:
@@ -112,13 +119,19 @@ def text_app(row: Any) -> TextApp:
         rating_score=row.rating_score,
         category_bits=row.category_bits,
         platform_bits=row.platform_bits,
-        words=document_words(
-            row.name,
-            row.tagline,
-            row.description,
-            row.benefits or "",
-            row.categories,
-            row.platforms,
+        words=_shared(
+            document_words(
+                row.name,
+                row.tagline,
+                row.description,
+                row.benefits or "",
+                row.categories,
+                row.platforms,
+            )
         ),
-        name_words=name_words(row.name),
+        name_words=_shared(name_words(row.name)),
     )
+
+
+def _shared(words: frozenset[str]) -> tuple[str, ...]:
+    return tuple(map(sys.intern, words))
