@@ -1,10 +1,10 @@
-"""The public catalog: listed apps, their full-text index, filters, sorts and facets.
+"""The public catalog: listed apps, filters, sorts and facets.
 
-Search uses SQLite FTS5 on the embedded store and a tsvector + GIN index on PostgreSQL.
-`installs` counts the app's active installations; the rating columns come from its
-reviews (projections/catalog_ratings.py). Facet counts of queries without text come from
-`catalog_facet_counts`, which the projection keeps exact; with text (or a minimum rating)
-they are counted over the matches, computed once per query.
+Text search is answered by an in-memory index of each serving process
+(projections/catalog_text.py), which reads the rows changed since it last looked by their
+`revision`. `installs` counts the app's active installations; the rating columns come
+from its reviews (projections/catalog_ratings.py). Facet counts of queries without text
+come from `catalog_facet_counts`, which the projection keeps exact.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ apps = sa.Table(
     sa.Column("platforms", sa.JSON, nullable=False),
     sa.Column("category_bits", sa.Integer, nullable=False),
     sa.Column("platform_bits", sa.Integer, nullable=False),
+    # The position of the row's last change: text search (catalog_text) reads what changed.
+    sa.Column("revision", sa.BigInteger, nullable=False, default=0, index=True),
 )
 
 CATEGORY_BIT = {slug: 1 << i for i, slug in enumerate(v.CATEGORIES)}
@@ -81,33 +83,6 @@ facet_counts = sa.Table(
     sqlite_with_rowid=False,
 )
 
-# The app columns a text search filters, counts and sorts on.
-SEARCH_COLUMNS = (
-    "delisted_at",
-    "category_bits",
-    "platform_bits",
-    "installs",
-    "name_key",
-    "id",
-    "listed_at",
-    "rating_average",
-    "rating_count",
-    "rating_score",
-)
-
-# PostgreSQL only: the search document (on SQLite the FTS5 table `catalog_fts` instead),
-# and a copy of the app's SEARCH_COLUMNS, so a text search reads this table alone: joining
-# its matches to catalog_apps cost as much as matching.
-_pg_metadata = sa.MetaData()
-pg_search = sa.Table(
-    "catalog_search",
-    _pg_metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("document", postgresql.TSVECTOR, nullable=False),
-    *(sa.Column(c, apps.c[c].type, nullable=True) for c in SEARCH_COLUMNS),
-    sa.Index("catalog_search_document", "document", postgresql_using="gin"),
-)
-
 
 class CatalogProjection(Projection):
     """Builds the catalog from AppListing events and installation activity."""
@@ -116,8 +91,9 @@ class CatalogProjection(Projection):
     replay_cost = 4.0  # apply time per event of the bench log, relative (see Projection)
     tables = (apps, app_installations, facet_counts, ratings.counted_reviews)
     # 2: the search tables (FTS5 prefix indexes, PostgreSQL search columns) changed.
-    # 3: ratings, and the sort indexes cover `rating_average`.
-    version = 3
+    # 3: ratings, and the sort indexes cover `rating_average`. 4: `revision`, no full-text
+    # tables (text search: projections/catalog_text.py).
+    version = 4
 
     def handlers(self) -> Sequence[On[Any]]:
         return [
@@ -161,26 +137,12 @@ class CatalogProjection(Projection):
             "CREATE INDEX IF NOT EXISTS catalog_apps_rated ON catalog_apps"
             " (rating_average, delisted_at, category_bits, platform_bits)"
         )
-        # Every column a text search reads from the apps it matched (looked up by seq).
-        conn.exec_driver_sql(
-            "CREATE INDEX IF NOT EXISTS catalog_apps_scan ON catalog_apps"
-            f" (seq, {', '.join(SEARCH_COLUMNS)})"
-        )
-        if conn.dialect.name == "postgresql":
-            pg_search.create(conn, checkfirst=True)
-        else:
-            # Prefix indexes for the lengths people type: every term is matched as a
-            # prefix, and a short prefix otherwise merges the lists of all its terms.
-            conn.exec_driver_sql(
-                "CREATE VIRTUAL TABLE IF NOT EXISTS catalog_fts USING fts5("
-                "name, tagline, description, benefits, tags, tokenize='unicode61',"
-                " prefix='2 3 4 5 6 7')"
-            )
 
     def drop(self, conn: Connection) -> None:
         super().drop(conn)
+        # The full-text tables of releases before the text index (projections/catalog_text).
         if conn.dialect.name == "postgresql":
-            pg_search.drop(conn, checkfirst=True)
+            conn.exec_driver_sql("DROP TABLE IF EXISTS catalog_search")
         else:
             conn.exec_driver_sql("DROP TABLE IF EXISTS catalog_fts")
 
@@ -198,13 +160,12 @@ class CatalogProjection(Projection):
                 "updated_at": e.listed_at,
                 "delisted_at": None,
                 "installs": 0,
+                "revision": position,
                 **ratings.rating_columns(0, 0),
                 **_columns(details),
             },
         )
         _count(batch, row, +1)
-        batch.extra.setdefault("search", {})[position] = _document(position, details)
-        _touch(batch, position)
 
     def _updated(self, batch: Batch, e: AppListing.Updated, position: int) -> None:
         row = batch.require(apps, e.originator_id)
@@ -213,19 +174,21 @@ class CatalogProjection(Projection):
             _count(batch, row, -1)
         details = {**row["details"], **e.changes}
         batch.update(
-            apps, e.originator_id, details=details, updated_at=e.updated_at, **_columns(details)
+            apps,
+            e.originator_id,
+            details=details,
+            updated_at=e.updated_at,
+            revision=position,
+            **_columns(details),
         )
         if listed:
             _count(batch, row, +1)
-        batch.extra.setdefault("search", {})[row["seq"]] = _document(row["seq"], details)
-        _touch(batch, row["seq"])
 
     def _delisted(self, batch: Batch, e: AppListing.Delisted, position: int) -> None:
         row = batch.require(apps, e.originator_id)
         if row["delisted_at"] is None:
             _count(batch, row, -1)
-        batch.update(apps, e.originator_id, delisted_at=e.delisted_at)
-        _touch(batch, row["seq"])
+        batch.update(apps, e.originator_id, delisted_at=e.delisted_at, revision=position)
 
     def _installed(self, batch: Batch, e: Installation.Installed, position: int) -> None:
         batch.add(
@@ -236,21 +199,21 @@ class CatalogProjection(Projection):
     def _activated(
         self, batch: Batch, e: Installation.Authorized | Installation.Renewed, position: int
     ) -> None:
-        self._set_active(batch, e.originator_id, True)
+        self._set_active(batch, e.originator_id, True, position)
 
     def _deactivated(
         self, batch: Batch, e: Installation.Cancelled | Installation.Expired, position: int
     ) -> None:
-        self._set_active(batch, e.originator_id, False)
+        self._set_active(batch, e.originator_id, False, position)
 
-    def _set_active(self, batch: Batch, installation_id: UUID, active: bool) -> None:
+    def _set_active(self, batch: Batch, installation_id: UUID, active: bool, position: int) -> None:
         installation = batch.require(app_installations, installation_id)
         if installation["active"] == active:
             return
         batch.update(app_installations, installation_id, active=active)
         app = batch.require(apps, installation["app_id"])
-        batch.update(apps, app["id"], installs=app["installs"] + (1 if active else -1))
-        _touch(batch, app["seq"])
+        installs = app["installs"] + (1 if active else -1)
+        batch.update(apps, app["id"], installs=installs, revision=position)
 
     def _reviewed(self, batch: Batch, e: ratings.ReviewEvent, position: int) -> None:
         change = ratings.rating_change(batch, e)
@@ -259,18 +222,9 @@ class CatalogProjection(Projection):
         app_id, stars, reviews = change
         app = batch.require(apps, app_id)
         total, count = app["rating_sum"] + stars, app["rating_count"] + reviews
-        batch.update(apps, app_id, **ratings.rating_columns(total, count))
-        _touch(batch, app["seq"])
+        batch.update(apps, app_id, revision=position, **ratings.rating_columns(total, count))
 
     def finish(self, batch: Batch) -> None:
-        documents = list(batch.extra.get("search", {}).values())
-        if documents:
-            _index(batch.conn, documents)
-        if batch.conn.dialect.name == "postgresql":
-            # Search rows written above carry their columns already.
-            touched = set(batch.extra.get("touched", {})) - set(batch.extra.get("search", {}))
-            if touched:
-                _copy_search_columns(batch.conn, sorted(touched))
         changes = batch.extra.get("facet_counts", {})
         _add_facet_counts(batch.conn, {key: n for key, n in changes.items() if n})
 
@@ -280,23 +234,6 @@ _ACTIVITY = Installation.Authorized | Installation.Renewed | Installation.Cancel
 _ACTIVITY |= Installation.Expired
 _MADE = Installation.Installed | AppListing.Listed  # events creating their row
 _CHANGED = AppListing.Updated | AppListing.Delisted
-
-
-def _touch(batch: Batch, seq: int) -> None:
-    """Notes an app whose search columns may have changed in this batch."""
-    batch.extra.setdefault("touched", {})[seq] = True
-
-
-def _copy_search_columns(conn: Connection, seqs: list[int]) -> None:
-    """Copies the SEARCH_COLUMNS of these apps (already written) to their search rows."""
-    assignments = ", ".join(f"{c} = a.{c}" for c in SEARCH_COLUMNS)
-    conn.execute(
-        sa.text(
-            f"UPDATE catalog_search AS s SET {assignments} FROM catalog_apps AS a"
-            " WHERE a.seq = s.seq AND a.seq = ANY(:seqs)"
-        ),
-        {"seqs": seqs},
-    )
 
 
 def _count(batch: Batch, row: Mapping[str, Any], n: int) -> None:
@@ -346,53 +283,3 @@ def bits(slugs: Iterable[str], vocabulary: Mapping[str, int]) -> int:
     for slug in slugs:
         out |= vocabulary.get(slug, 0)
     return out
-
-
-def _tags(details: Mapping[str, Any]) -> str:
-    words = [*details["categories"], *details["platforms"]]
-    words += [v.CATEGORIES.get(c, c) for c in details["categories"]]
-    words += [v.PLATFORMS.get(p, p) for p in details["platforms"]]
-    return " ".join(words)
-
-
-def _document(seq: int, details: Mapping[str, Any]) -> dict[str, Any]:
-    """An app's search document: name, tagline, description, benefits, tags."""
-    return {
-        "seq": seq,
-        "name": details["name"],
-        "tagline": details["tagline"],
-        "description": details["description"],
-        "benefits": " ".join(details.get("benefits", [])),
-        "tags": _tags(details),
-    }
-
-
-def _index(conn: Connection, documents: list[dict[str, Any]]) -> None:
-    """Writes (or rewrites) search documents in bulk."""
-    if conn.dialect.name == "postgresql":
-        # With the app's search columns (its row is written already): one row version.
-        copied = ", ".join(SEARCH_COLUMNS)
-        conn.execute(
-            sa.text(
-                f"INSERT INTO catalog_search (seq, document, {copied}) SELECT a.seq,"
-                " setweight(to_tsvector('simple', :name), 'A')"
-                " || setweight(to_tsvector('simple', :tagline), 'B')"
-                " || setweight(to_tsvector('simple', :tags), 'B')"
-                " || setweight(to_tsvector('simple', :benefits), 'C')"
-                " || setweight(to_tsvector('simple', :description), 'D'),"
-                f" {', '.join(f'a.{c}' for c in SEARCH_COLUMNS)}"
-                " FROM catalog_apps AS a WHERE a.seq = :seq"
-                " ON CONFLICT (seq) DO UPDATE SET document = excluded.document,"
-                f" {', '.join(f'{c} = excluded.{c}' for c in SEARCH_COLUMNS)}"
-            ),
-            documents,
-        )
-    else:
-        conn.execute(sa.text("DELETE FROM catalog_fts WHERE rowid = :seq"), documents)
-        conn.execute(
-            sa.text(
-                "INSERT INTO catalog_fts (rowid, name, tagline, description, benefits, tags)"
-                " VALUES (:seq, :name, :tagline, :description, :benefits, :tags)"
-            ),
-            documents,
-        )

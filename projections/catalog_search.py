@@ -1,9 +1,9 @@
 """Catalog queries: search with filters, sorts and facet counts; an app's detail; related apps.
 
 Facet counts of queries without text come from `catalog_facet_counts`, which the catalog
-projection keeps exact; with text they are counted over the matches, computed once per
-query (one statement: the match set feeds the facet counts and the page). A minimum
-rating is a filter the running counts do not know: under one, the apps are counted.
+projection keeps exact. A minimum rating is a filter the running counts do not know: under
+one, the apps are counted. Queries with text are answered by projections/catalog_text.py
+(results, total and facet counts); this module reads their page's rows.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from projections.catalog import CATEGORY_BIT, PLATFORM_BIT, apps, bits, facet_counts, pg_search
+from projections import catalog_text
+from projections.catalog import CATEGORY_BIT, PLATFORM_BIT, apps, bits, facet_counts
 from projections.catalog_detail import ITEM_COLUMNS, has_bits
 
 # Re-exported: the detail queries live in catalog_detail (this module kept to searching).
@@ -27,8 +28,6 @@ from projections.catalog_detail import find_app as find_app
 from projections.catalog_detail import item_of as item_of
 from projections.catalog_detail import related as related
 
-# bm25 weights of the FTS5 columns: name, tagline, description, benefits, tags.
-_FTS_WEIGHTS = "10.0, 5.0, 1.0, 2.0, 4.0"
 _MAX_TERMS = 12
 
 
@@ -84,9 +83,9 @@ FACETS = (
     _Facet("platforms", "platform_bits", PLATFORM_BIT),
 )
 
-# Each sort's keys (column, descending), the last one unique so pages never overlap.
+# Each sort's keys (column, descending), the last one unique so pages never overlap. Text
+# queries (`relevant`) are ordered by projections/catalog_text.py.
 SORTS: dict[str, tuple[tuple[str, bool], ...]] = {
-    "relevant": (("rank", True), ("installs", True), ("name_key", False), ("id", False)),
     "popular": (("installs", True), ("name_key", False), ("id", False)),
     "new": (("listed_at", True), ("seq", True)),
     "name": (("name_key", False), ("id", False)),
@@ -94,22 +93,6 @@ SORTS: dict[str, tuple[tuple[str, bool], ...]] = {
 }
 
 _PAGE_PART = len(FACETS)  # the part of the search statement that holds the page
-
-
-def _fts_matches(terms: list[str], *, ranked: bool) -> sa.Subquery:
-    """SQLite: (seq, rank) of the apps whose search document has every term (as a prefix).
-
-    Unranked (rank 0) unless asked: ranking every match is the expensive part.
-    """
-    rank = f"-bm25(catalog_fts, {_FTS_WEIGHTS})" if ranked else "0.0"
-    return (
-        sa.text(
-            f"SELECT rowid AS seq, {rank} AS rank FROM catalog_fts WHERE catalog_fts MATCH :match"
-        )
-        .bindparams(match=" ".join(f'"{t}"*' for t in terms))
-        .columns(sa.column("seq", sa.BigInteger), sa.column("rank", sa.Float))
-        .subquery("matches")
-    )
 
 
 def _filtered(source: sa.FromClause, wanted: Mapping[str, Any], *, but: str = "") -> list[Any]:
@@ -124,50 +107,6 @@ def _filtered(source: sa.FromClause, wanted: Mapping[str, Any], *, but: str = ""
     ]
 
 
-def _rated(source: sa.FromClause, query: CatalogQuery) -> list[Any]:
-    """The minimum-rating filter on `source` (apps without reviews have no average)."""
-    if query.min_rating is None:
-        return []
-    return [source.c.rating_average >= query.min_rating]
-
-
-def _candidates(conn: Connection, query: CatalogQuery, keys: list[str]) -> sa.CTE:
-    """The listed apps whose search document has every term (as a prefix), with their
-    facet bit sets and sort keys (`rank` only when sorting by it: ranking every match is
-    the expensive part).
-
-    Materialized: the full-text match runs once, and the facet counts and the page all
-    read it.
-    """
-    ranked = "rank" in keys
-    rating = ["rating_average"] if query.min_rating is not None else []
-    names = list(dict.fromkeys(["seq", *(f.column for f in FACETS), *rating, *keys]))
-    if ranked:
-        names.remove("rank")
-    columns: list[sa.ColumnElement[Any]]
-    if conn.dialect.name == "postgresql":
-        match = sa.func.to_tsquery(
-            sa.literal_column("'simple'"), " & ".join(f"{t}:*" for t in query.terms)
-        )
-        columns = [pg_search.c[name] for name in names]
-        if ranked:
-            columns.append(sa.func.ts_rank(pg_search.c.document, match).label("rank"))
-        rows = sa.select(*columns).where(
-            pg_search.c.document.op("@@")(match), pg_search.c.delisted_at.is_(None)
-        )
-    else:
-        matches = _fts_matches(query.terms, ranked=ranked)
-        columns = [apps.c[name] for name in names]
-        if ranked:
-            columns.append(matches.c.rank)
-        rows = (
-            sa.select(*columns)
-            .select_from(apps.join(matches, matches.c.seq == apps.c.seq))
-            .where(apps.c.delisted_at.is_(None))
-        )
-    return rows.cte("candidates").prefix_with("MATERIALIZED")
-
-
 @dataclass(frozen=True)
 class _Sources:
     """Where a search counts (rows, the weight of a row, conditions) and pages."""
@@ -177,21 +116,6 @@ class _Sources:
     counted_if: list[Any]
     paged: sa.FromClause
     paged_if: list[Any]
-
-
-def _sources(conn: Connection, query: CatalogQuery, keys: list[str]) -> _Sources:
-    if query.terms:
-        candidates = _candidates(conn, query, keys)
-        rated = _rated(candidates, query)
-        return _Sources(candidates, sa.func.count(), rated, candidates, rated)
-    listed = [apps.c.delisted_at.is_(None), *_rated(apps, query)]
-    if query.min_rating is not None:
-        # The running counts know no rating: count the listed apps rated high enough
-        # (a range of the catalog_apps_rated index).
-        return _Sources(apps, sa.func.count(), listed, apps, listed)
-    # No text: the facets add up the projection's running counts; the page walks the
-    # index of its sort.
-    return _Sources(facet_counts, sa.func.sum(facet_counts.c.apps), [], apps, listed)
 
 
 def _facet_part(
@@ -294,15 +218,10 @@ def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
     the other way round for platforms. One statement answers it all: a part per facet
     (bit set, count) and a part with the page's keys in order.
     """
-    wanted = {f.name: f.wanted(query) for f in FACETS}
     if query.terms:
-        keys = [k for k, _ in SORTS[query.effective_sort]]
-        sources = _sources(conn, query, keys)
-        parts = [_facet_part(i, f, sources, wanted) for i, f in enumerate(FACETS)]
-        parts.append(_page_part(sources.paged, sources.paged_if, wanted, query))
-        statement, params = sa.union_all(*parts), dict[str, Any]()
-    else:
-        statement, params = _browse(query, wanted)
+        return _page_of(conn, query, *catalog_text.search(conn, query))
+    wanted = {f.name: f.wanted(query) for f in FACETS}
+    statement, params = _browse(query, wanted)
     counts: dict[int, list[tuple[int, int]]] = {part: [] for part in range(len(FACETS))}
     placed: list[tuple[int, int]] = []
     for part, key, n, place in conn.execute(statement, params).all():
@@ -321,6 +240,13 @@ def search(conn: Connection, query: CatalogQuery) -> CatalogPage:
     # filter add up to the total.
     first = FACETS[0]
     total = sum(n for b, n in counts[0] if not wanted[first.name] or b & wanted[first.name])
+    return _page_of(conn, query, seqs, total, facets)
+
+
+def _page_of(
+    conn: Connection, query: CatalogQuery, seqs: list[int], total: int, facets: Any
+) -> CatalogPage:
+    """The page of these apps (by seq, in order), with the total and facet counts."""
     rows = {}
     if seqs:
         found = conn.execute(_ITEMS_BY_SEQ, {"b_seqs": seqs})

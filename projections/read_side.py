@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from application.store import Store
 from projections import recently_viewed
-from projections.catalog import SEARCH_COLUMNS, CatalogProjection
+from projections.catalog import CatalogProjection
 from projections.db import create_read_engine
 from projections.incidents import IncidentsProjection
 from projections.my_apps import MyAppsProjection
@@ -63,15 +63,4 @@ def snapshot(projector: Projector) -> dict[str, list[tuple[object, ...]]]:
             for table in projection.tables:
                 rows = conn.execute(sa.select(table)).all()
                 out[table.name] = sorted((tuple(r) for r in rows), key=repr)
-            if projection.name == "catalog":
-                if conn.dialect.name == "postgresql":
-                    copied = ", ".join(SEARCH_COLUMNS)
-                    query = f"SELECT seq, document::text, {copied} FROM catalog_search"
-                else:
-                    query = (
-                        "SELECT rowid, name, tagline, description, benefits, tags FROM catalog_fts"
-                    )
-                out["search"] = sorted(
-                    (tuple(r) for r in conn.exec_driver_sql(query).all()), key=repr
-                )
     return out

@@ -6,6 +6,7 @@ updates, delistings and replays."""
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -19,8 +20,9 @@ from application import installations, listings, reviews
 from application.store import Store
 from appstore.settings import Settings
 from domain import values as v
-from projections import catalog_search
+from projections import catalog_search, catalog_text
 from projections.catalog import apps, facet_counts
+from projections.catalog_prefixes import slots_of
 from projections.catalog_search import CatalogPage, CatalogQuery
 from projections.read_side import build_projector, snapshot
 from projections.runner import Projector
@@ -90,40 +92,35 @@ def projector(store: Store, settings: Settings) -> Iterator[Projector]:
 
 
 # --- the reference: the plain way ----------------------------------------------------------
-def _ranked_matches(conn: sa.Connection, terms: list[str]) -> sa.Subquery:
-    """(seq, rank) of every app whose document has every term as a prefix."""
-    if conn.dialect.name == "postgresql":
-        match = " & ".join(f"{t}:*" for t in terms)
-        sql = (
-            "SELECT seq, ts_rank(document, q) AS rank FROM catalog_search,"
-            " to_tsquery('simple', :match) AS q WHERE document @@ q"
-        )
-    else:
-        match = " ".join(f'"{t}"*' for t in terms)
-        sql = (
-            "SELECT rowid AS seq, -bm25(catalog_fts, 10.0, 5.0, 1.0, 2.0, 4.0) AS rank"
-            " FROM catalog_fts WHERE catalog_fts MATCH :match"
-        )
-    return (
-        sa.text(sql)
-        .bindparams(match=match)
-        .columns(sa.column("seq", sa.BigInteger), sa.column("rank", sa.Float))
-        .subquery("matches")
-    )
+def _words(text: str) -> list[str]:
+    return re.findall(r"[^\W_]+", text.casefold())
+
+
+def _has_every_term(row: Any, terms: list[str]) -> bool:
+    """Every term is a prefix of a word of the app's document (name, tagline,
+    description, benefits, categories and platforms as slugs and labels)."""
+    d = row.details
+    text = [d["name"], d["tagline"], d["description"], *d.get("benefits", [])]
+    text += [*d["categories"], *d["platforms"]]
+    text += [v.CATEGORIES[c] for c in d["categories"]] + [v.PLATFORMS[p] for p in d["platforms"]]
+    words = _words(" ".join(text))
+    return all(any(w.startswith(t) for w in words) for t in terms)
+
+
+def _relevance(row: Any, terms: list[str]) -> tuple[Any, ...]:
+    """Most query terms found in the name first, then most installed, name, id."""
+    named = _words(row.details["name"])
+    found = sum(any(w.startswith(t) for w in named) for t in terms)
+    return (-found, -row.installs, row.name_key, row.id)
 
 
 def reference_search(conn: sa.Connection, query: CatalogQuery) -> CatalogPage:
-    """The same answer the plain way: every listed match read, facets counted in Python
-    from the apps' category and platform lists, the page by one ORDER BY."""
-    source: sa.FromClause = apps
-    rank: Any = sa.literal(0.0)
-    if query.terms:
-        matches = _ranked_matches(conn, query.terms)
-        source = apps.join(matches, matches.c.seq == apps.c.seq)
-        rank = matches.c.rank
-    rows = conn.execute(
-        sa.select(apps).select_from(source).where(apps.c.delisted_at.is_(None))
-    ).all()
+    """The same answer the plain way: every listed app read, the text matched and facets
+    counted in Python, the page by one ORDER BY (relevance: sorted in Python)."""
+    rows = conn.execute(sa.select(apps).where(apps.c.delisted_at.is_(None))).all()
+    terms = query.terms
+    if terms:
+        rows = [r for r in rows if _has_every_term(r, terms)]
     if query.min_rating is not None:
         minimum = query.min_rating
         rows = [r for r in rows if r.rating_average is not None and r.rating_average >= minimum]
@@ -143,8 +140,18 @@ def reference_search(conn: sa.Connection, query: CatalogQuery) -> CatalogPage:
         },
     }
     chosen = [r.seq for r in rows if in_categories(r) and in_platforms(r)]
+    start = (query.page - 1) * query.page_size
+    if query.effective_sort == "relevant":
+        ranked = sorted((r for r in rows if r.seq in chosen), key=lambda r: _relevance(r, terms))
+        page = ranked[start : start + query.page_size]
+        return CatalogPage(
+            items=[catalog_search.item_of(r) for r in page],
+            total=len(chosen),
+            page=query.page,
+            page_size=query.page_size,
+            facets=facets,
+        )
     order = {
-        "relevant": [rank.desc(), apps.c.installs.desc(), apps.c.name_key, apps.c.id],
         "popular": [apps.c.installs.desc(), apps.c.name_key, apps.c.id],
         "new": [apps.c.listed_at.desc(), apps.c.seq.desc()],
         "name": [apps.c.name_key, apps.c.id],
@@ -157,7 +164,6 @@ def reference_search(conn: sa.Connection, query: CatalogQuery) -> CatalogPage:
     }[query.effective_sort]
     page = conn.execute(
         sa.select(apps)
-        .select_from(source)
         .where(apps.c.seq.in_(chosen))
         .order_by(*order)
         .limit(query.page_size)
@@ -267,3 +273,58 @@ def test_a_catalog_without_facet_counts_is_rebuilt_by_replay(
     upgraded.catch_up()
     assert snapshot(upgraded) == live
     upgraded.engine.dispose()
+
+
+def _as_seqs(index: catalog_text.TextIndex, bits: int) -> set[int]:
+    return {index.apps[s].seq for s in slots_of(bits)}  # type: ignore[union-attr]
+
+
+def test_text_search_follows_changes_made_after_its_index_was_built(
+    projector: Projector, store: Store
+) -> None:
+    """The kept index applies the rows changed since it looked (new apps, renames,
+    delistings, installs, reviews): answers equal the reference, and the index equals
+    one built afresh."""
+    with projector.engine.connect() as conn:
+        catalog_search.search(conn, CatalogQuery(q="label"))  # builds the index
+        kept = catalog_text.index_of(conn)
+        built_at = kept.head
+    generate_catalog(store, seed=11)
+    projector.catch_up()
+    with projector.engine.connect() as conn:
+
+        @hypothesis.settings(max_examples=60, deadline=None, database=None)
+        @hypothesis.given(queries.filter(lambda q: bool(q.terms)))
+        def same_answer(query: CatalogQuery) -> None:
+            assert catalog_search.search(conn, query) == reference_search(conn, query)
+
+        same_answer()
+        assert catalog_text.index_of(conn) is kept and kept.head > built_at
+        fresh = catalog_text.TextIndex()
+        fresh.refresh(conn)
+    for term in {w[:n] for w in [*WORDS, "renamed", "zzz"] for n in (2, 3, len(w))}:
+        assert _as_seqs(kept, kept.documents.match(term)) == _as_seqs(
+            fresh, fresh.documents.match(term)
+        )
+        assert _as_seqs(kept, kept.names.match(term)) == _as_seqs(fresh, fresh.names.match(term))
+    for facet, maps in fresh.facets.items():
+        for slug, bits in maps.items():
+            assert _as_seqs(kept, kept.facets[facet][slug]) == _as_seqs(fresh, bits)
+    for sort, order in fresh.orders.items():
+        assert [e[:-1] for e in kept.orders[sort]] == [e[:-1] for e in order]
+
+
+def test_text_search_rebuilds_its_index_when_the_catalog_is_rebuilt(
+    projector: Projector,
+) -> None:
+    """A smaller largest revision (a replay from 0 under way) builds the index again."""
+    query = CatalogQuery(q="label", page_size=50)
+    with projector.engine.connect() as conn:
+        assert catalog_search.search(conn, query).total > 0
+    projector.reset("catalog")
+    with projector.engine.connect() as conn:
+        assert catalog_search.search(conn, query).total == 0
+    projector.catch_up()
+    with projector.engine.connect() as conn:
+        assert catalog_search.search(conn, query) == reference_search(conn, query)
+        assert catalog_search.search(conn, query).total > 0
