@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError, InternalError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -38,6 +39,7 @@ from consumers.config import WorkerConfig
 from consumers.health import ConsumerHealth
 from domain.clock import Clock
 from domain.credentials import Passwords
+from projections import catalog_text
 from projections.due_installations import DueInstallations
 from projections.read_side import build_projector
 from projections.runner import Projector
@@ -189,6 +191,9 @@ def create_app(
         # Fresh per start-up, so an app can be started again (tests, reloads).
         stop = threading.Event()
         threads = [loop.start(stop) for loop in supervised]
+        threading.Thread(
+            target=_warm_text_index, args=(projector.engine,), name="text-index", daemon=True
+        ).start()
         try:
             yield
         finally:
@@ -267,3 +272,12 @@ def _sweeper(
         return False
 
     return SupervisedLoop("sweeper", sweep_once, interval=every, health=health)
+
+
+def _warm_text_index(engine: sa.Engine) -> None:
+    """The catalog's text index built before the first text search asks for it."""
+    try:
+        with engine.connect() as conn:
+            catalog_text.warm(conn)
+    except Exception as error:  # the first text search builds it then
+        log.info("text index not built at start-up: %s", error)

@@ -293,3 +293,11 @@ def search(conn: Connection, query: TextQuery) -> tuple[list[int], int, dict[str
     with index.lock:
         index.refresh(conn)
         return index.answer(query)
+
+
+def warm(conn: Connection) -> None:
+    """Builds this database's text index now (a serving process at start-up), so the first
+    text search does not wait for it (seconds at 100,000 apps)."""
+    index = index_of(conn)
+    with index.lock:
+        index.refresh(conn)

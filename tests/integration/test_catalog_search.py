@@ -328,3 +328,29 @@ def test_text_search_rebuilds_its_index_when_the_catalog_is_rebuilt(
     with projector.engine.connect() as conn:
         assert catalog_search.search(conn, query) == reference_search(conn, query)
         assert catalog_search.search(conn, query).total > 0
+
+
+def test_a_serving_process_builds_the_text_index_at_start_up(
+    store: Store, settings: Settings
+) -> None:
+    """The first text search of a process does not pay for building the index (seconds at
+    100,000 apps): serve builds it in the background as it starts."""
+    import time
+    import warnings
+
+    from appstore.bootstrap import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    f.app(store)
+    app = create_app(settings, store=store)
+    engine = app.state.projector.engine
+    with TestClient(app), engine.connect() as conn:
+        index = catalog_text.index_of(conn)
+        deadline = time.monotonic() + 20
+        while index.head < 0 and time.monotonic() < deadline:  # no search was made
+            time.sleep(0.02)
+        assert index.head >= 0
+    engine.dispose()
