@@ -164,7 +164,7 @@ class Store:
                 aggregate = app.repository.get(aggregate_id, version=LATEST)
             except AggregateNotFoundError:
                 return None
-        elif kind in app.snapshotting_intervals or app.repository.cache is not None:
+        elif kind in app.snapshotting_intervals:
             try:
                 aggregate = app.repository.get(aggregate_id)
             except AggregateNotFoundError:

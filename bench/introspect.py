@@ -9,8 +9,8 @@ Measurements in the same run, on the same database:
   1 aggregate one `repository.get` of a token aggregate (read + decode + replay)
   introspect what POST /oauth/introspect does: client authentication (the app's
              aggregate) + check_token
-  …+cache    the same through the library's aggregate cache (AGGREGATE_CACHE_MAXSIZE):
-             each read still fetches newer events (fast-forward), so it stays exact
+  …+cache    the same through the store's aggregate cache (as serve has it): each load
+             still fetches newer events (fast-forward), so it stays exact
   busy       check of a token whose installation has thousands of incident events
   uncached   check with the store's token cache off (`Store.remembered`/`current` keep
              nothing): every check reads the token record, grant and installation from
@@ -171,11 +171,9 @@ def run(args: argparse.Namespace) -> list[Row]:
         sys.exit("need --database-url postgresql://... (or APPSTORE_TEST_POSTGRES_URL)")
     url = fresh_database(args.database_url)
     store = build_store(Settings(database_url=url, fast_password_hashing=True))
-    # The same database through the library's aggregate cache: every read still asks the
-    # database for newer events (fast-forward), so a cancel elsewhere is seen at once.
-    cached = Store(
-        {**event_store_env(url), "AGGREGATE_CACHE_MAXSIZE": "20000"}, passwords=Passwords.fast()
-    )
+    # The same database through the store's aggregate cache (as serve has it): every load
+    # still asks the database for newer events (fast-forward), so a cancel elsewhere is seen.
+    cached = Store(event_store_env(url), passwords=Passwords.fast(), aggregate_cache=20_000)
     console.print(f"issuing {args.tokens} tokens (one installation each)…")
     issued, client_id, secret = issue_tokens(store, args.tokens)
     busy_token = issued.pop()

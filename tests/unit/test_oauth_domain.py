@@ -319,9 +319,14 @@ def test_code_only_for_the_sellers_own_live_installation(world: World) -> None:
 def test_with_the_aggregate_cache_a_cancel_elsewhere_is_seen_at_once(
     store: Store, settings: Settings, clock: FixedClock
 ) -> None:
-    """Safety of AGGREGATE_CACHE_MAXSIZE for token checks: reads fast-forward every time."""
-    env = {**event_store_env(settings.database_url), "AGGREGATE_CACHE_MAXSIZE": "1000"}
-    cached = Store(env, clock=clock, passwords=Passwords.fast())
+    """Safety of the store's aggregate cache (as serve has it) for token checks: loads
+    fast-forward every time."""
+    cached = Store(
+        event_store_env(settings.database_url),
+        clock=clock,
+        passwords=Passwords.fast(),
+        aggregate_cache=1000,
+    )
     try:
         world = World(store)
         issued = world.token_set()
