@@ -26,31 +26,43 @@ _POSITION = sa.select(tracking.c.position).where(
 
 
 class AnswerCache:
-    """Least-recently-used answers by (key, position of one projection)."""
+    """Least-recently-used answers at the newest position of one projection.
+
+    Positions only move forward, so an answer kept for an older position would never be
+    asked for again: when the position moves, the older answers are dropped at once (kept,
+    4,096 answers of ~100 objects each made every full garbage collection of a serving
+    process walk ~400,000 dead objects — 100-200 ms stalls under load)."""
 
     def __init__(self, projection: str, size: int = 4096) -> None:
         self.projection = projection
         self.size = size
-        self._answers: OrderedDict[tuple[Hashable, int], Any] = OrderedDict()
+        self._position = -1
+        self._answers: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
+    def __len__(self) -> int:
+        return len(self._answers)
+
     def answer(self, conn: Connection, key: Hashable, compute: Callable[[Connection], Any]) -> Any:
         """The cached answer at the projection's current position, or `compute(conn)`."""
-        position = conn.execute(_POSITION, {"projection": self.projection}).scalar()
-        slot = (key, int(position or 0))
+        position = int(conn.execute(_POSITION, {"projection": self.projection}).scalar() or 0)
         with self._lock:
-            if slot in self._answers:
+            if position > self._position:
+                self._answers.clear()
+                self._position = position
+            elif position == self._position and key in self._answers:
                 self.hits += 1
-                self._answers.move_to_end(slot)
-                return self._answers[slot]
+                self._answers.move_to_end(key)
+                return self._answers[key]
             self.misses += 1
         value = compute(conn)
         with self._lock:
-            self._answers[slot] = value
-            while len(self._answers) > self.size:
-                self._answers.popitem(last=False)
+            if position == self._position:  # a read that saw an older position: not kept
+                self._answers[key] = value
+                while len(self._answers) > self.size:
+                    self._answers.popitem(last=False)
         return value
 
     def collector(self) -> Collector:
