@@ -9,6 +9,7 @@ app: the JSON API, the web pages, and the background loops of an embedded store)
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import random
 import threading
@@ -159,6 +160,7 @@ def create_app(
     batch_size: int | None = None,
     consumer_health: ConsumerHealth | None = None,
     dispatch: bool = False,
+    freeze_heap: bool = False,
 ) -> Starlette:
     """The HTTP app for these settings: the JSON API and the web pages.
 
@@ -167,7 +169,9 @@ def create_app(
     `sweep_interval`, expired/lapsed installations are swept periodically.
     `consumer_health` is an in-process Kafka consumer's state: its lag and stalled
     partitions then show on /readyz and /metrics. With `dispatch`, background threads send
-    webhook deliveries (and e-mails, with APPSTORE_SMTP_URL).
+    webhook deliveries (and e-mails, with APPSTORE_SMTP_URL). With `freeze_heap` (`serve`),
+    what start-up built (modules, the text index) is moved out of the garbage collector's
+    sight once the text index is built (see `_start_up_done`).
     """
     store = store or build_store(settings, clock=clock, aggregate_cache=API_AGGREGATE_CACHE)
     projector = read_side(store, settings, batch_size=batch_size or settings.projector.batch_size)
@@ -192,7 +196,10 @@ def create_app(
         stop = threading.Event()
         threads = [loop.start(stop) for loop in supervised]
         threading.Thread(
-            target=_warm_text_index, args=(projector.engine,), name="text-index", daemon=True
+            target=_start_up_done,
+            args=(projector.engine, freeze_heap),
+            name="text-index",
+            daemon=True,
         ).start()
         try:
             yield
@@ -247,6 +254,7 @@ def app_from_environment(
         sweep_interval=settings.projector.sweep_interval,
         consumer_health=consumer_health,
         dispatch=settings.serve.dispatch,
+        freeze_heap=True,
     )
 
 
@@ -274,10 +282,17 @@ def _sweeper(
     return SupervisedLoop("sweeper", sweep_once, interval=every, health=health)
 
 
-def _warm_text_index(engine: sa.Engine) -> None:
-    """The catalog's text index built before the first text search asks for it."""
+def _start_up_done(engine: sa.Engine, freeze_heap: bool) -> None:
+    """The catalog's text index built before the first text search asks for it; then, with
+    `freeze_heap`, everything alive so far moved to the collector's permanent generation
+    (`gc.freeze`): a full collection otherwise walks the ~200,000 objects of start-up
+    (modules, the index) for nothing, a 60-80 ms stall of every request every few seconds
+    at 200 req/s."""
     try:
         with engine.connect() as conn:
             catalog_text.warm(conn)
     except Exception as error:  # the first text search builds it then
         log.info("text index not built at start-up: %s", error)
+    if freeze_heap:
+        gc.collect()
+        gc.freeze()

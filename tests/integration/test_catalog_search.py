@@ -354,3 +354,34 @@ def test_a_serving_process_builds_the_text_index_at_start_up(
             time.sleep(0.02)
         assert index.head >= 0
     engine.dispose()
+
+
+def test_serve_freezes_its_start_up_heap_once_the_text_index_is_built(
+    store: Store, settings: Settings
+) -> None:
+    """What start-up built is moved out of the garbage collector's sight (`gc.freeze`), or
+    each full collection walks it again: 60-80 ms stalls every few seconds under load."""
+    import gc
+    import time
+    import warnings
+
+    from appstore.bootstrap import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    f.app(store)
+    gc.unfreeze()
+    app = create_app(settings, store=store, freeze_heap=True)
+    engine = app.state.projector.engine
+    try:
+        with TestClient(app), engine.connect() as conn:
+            deadline = time.monotonic() + 20
+            while gc.get_freeze_count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert gc.get_freeze_count() > 0
+            assert catalog_text.index_of(conn).head >= 0  # frozen after the index was built
+    finally:
+        gc.unfreeze()
+        engine.dispose()
