@@ -31,10 +31,13 @@ class AnswerCache:
     Positions only move forward, so an answer kept for an older position would never be
     asked for again: when the position moves, the older answers are dropped at once (kept,
     4,096 answers of ~100 objects each made every full garbage collection of a serving
-    process walk ~400,000 dead objects — 100-200 ms stalls under load)."""
+    process walk ~400,000 dead objects — 100-200 ms stalls under load). For the same reason
+    the API keeps its answers as the JSON it sends (bytes: nothing for the collector to walk),
+    and object answers (the web pages') go in a small cache of their own."""
 
-    def __init__(self, projection: str, size: int = 4096) -> None:
+    def __init__(self, projection: str, size: int = 4096, name: str | None = None) -> None:
         self.projection = projection
+        self.name = name or projection  # the `cache` label on /metrics
         self.size = size
         self._position = -1
         self._answers: OrderedDict[Hashable, Any] = OrderedDict()
@@ -80,6 +83,6 @@ class _AnswerCacheCollector(Collector):
             "read answers served from the answer cache (hit) or computed (miss)",
             labels=["cache", "outcome"],
         )
-        family.add_metric([self.cache.projection, "hit"], self.cache.hits)
-        family.add_metric([self.cache.projection, "miss"], self.cache.misses)
+        family.add_metric([self.cache.name, "hit"], self.cache.hits)
+        family.add_metric([self.cache.name, "miss"], self.cache.misses)
         yield family

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
+from starlette.responses import Response
 
 from api.auth import current_session, optional_session
 from api.pagination import Page, PageQuery
@@ -107,8 +108,9 @@ class ViewedPage(Page[ViewedItem]):
     pass
 
 
-async def search_apps(call: Call) -> AppPage:
-    """Searches listed apps (full text over name, tagline, description, benefits, tags)."""
+async def search_apps(call: Call) -> Response:
+    """Searches listed apps (full text over name, tagline, description, benefits, tags); the
+    answer is kept as the JSON sent (see AnswerCache)."""
     p: CatalogParams = call.query
     query = catalog_search.CatalogQuery(
         q=p.q,
@@ -121,40 +123,43 @@ async def search_apps(call: Call) -> AppPage:
     )
     cache = call.state.catalog_answers
 
-    def answer(conn: Any) -> AppPage:
-        return AppPage.model_validate(catalog_search.search(conn, query), from_attributes=True)
+    def answer(conn: Any) -> bytes:
+        found = catalog_search.search(conn, query)
+        return AppPage.model_validate(found, from_attributes=True).model_dump_json().encode()
 
-    result: AppPage = await call.read(cache.answer, ("search", query), answer)
-    return result
+    body: bytes = await call.read(cache.answer, ("search", query), answer)
+    return Response(body, media_type="application/json")
 
 
-async def app_detail(call: Call) -> AppDetail:
+async def app_detail(call: Call) -> Response:
     """One listed app by id or slug, with related apps; a seller's view is remembered."""
 
-    def load(conn: Any) -> AppDetail | None:
+    def load(conn: Any) -> tuple[UUID, bytes] | None:
         row = catalog_search.find_app(conn, call.path["id_or_slug"])
         if row is None:
             return None
-        return AppDetail.model_validate(
+        detail = AppDetail.model_validate(
             {**catalog_search.detail_of(row), "related": catalog_search.related(conn, row.id)}
         )
+        return detail.id, detail.model_dump_json().encode()
 
     cache = call.state.catalog_answers
-    detail: AppDetail | None = await call.read(
+    found: tuple[UUID, bytes] | None = await call.read(
         cache.answer, ("detail", call.path["id_or_slug"]), load
     )
-    if detail is None:
+    if found is None:
         raise Problem(404, "App not found", f"no listed app {call.path['id_or_slug']!r}")
+    app_id, body = found
     session = await optional_session(call.request)
     if session is not None and session.role == v.Role.SELLER.value:
         await call.run(
             recently_viewed.remember,
             call.state.projector.engine,
             session.account_id,
-            detail.id,
+            app_id,
             call.state.store.clock.now(),
         )
-    return detail
+    return Response(body, media_type="application/json")
 
 
 async def my_recently_viewed(call: Call) -> ViewedPage:

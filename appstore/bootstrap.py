@@ -234,8 +234,10 @@ def create_app(
     app.state.loops = loops
     app.state.readiness = policy
     app.state.metrics = metrics
-    app.state.catalog_answers = AnswerCache("catalog")
+    app.state.catalog_answers = AnswerCache("catalog")  # the API's: JSON bytes
+    app.state.page_answers = AnswerCache("catalog", size=256, name="pages")  # objects
     metrics.registry.register(app.state.catalog_answers.collector())
+    metrics.registry.register(app.state.page_answers.collector())
     app.state.openapi = openapi_document(authorize.OPENAPI_PATHS)
     app.state.secret_box = secret_box(settings)
     return app

@@ -10,6 +10,11 @@ then sends, at a fixed rate, a mix shaped like real traffic rather than like a c
   wait for the read models), so log positions move and cached answers go stale as they
   would in production.
 
+The goal (issue 11: p99 ≤ 2× /healthz's) was set for a mix of reads only (measured first,
+after a warm-up); the same goal is then checked on the reads of the realistic mix with its
+writes. Each write is two commands that wait for their read models (~17 ms), so the p99 of
+reads and writes together is a write's latency, shown on its own row.
+
 In the same run, the same rate of GET /healthz is the raw baseline (HTTP + framework
 alone). Latency is measured from each request's scheduled send time, so a server falling
 behind shows up (no coordinated omission). It reports the answer cache's hit rate and the
@@ -160,8 +165,17 @@ def wait_ready(base: str, server: subprocess.Popen[bytes], log: Path, seconds: f
 class Mix:
     """The request mix; `request(i)` is the i-th request of the run (deterministic)."""
 
-    def __init__(self, slugs: list[str], app_ids: list[str], tokens: list[str]) -> None:
-        self.rng = random.Random(5)
+    def __init__(
+        self,
+        slugs: list[str],
+        app_ids: list[str],
+        tokens: list[str],
+        *,
+        seed: int = 5,
+        writes: bool = True,
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.with_writes = writes  # without: My apps instead
         self.slugs = slugs
         self.app_ids = app_ids
         self.tokens = tokens
@@ -195,7 +209,7 @@ class Mix:
             return "GET", f"/v1/apps/{rng.choice(self.slugs)}", {}, {}, None
         token = rng.choice(self.tokens)
         auth = {"Authorization": f"Bearer {token}"}
-        if roll < 0.95:
+        if roll < 0.95 or not self.with_writes:
             status = rng.choice(STATUSES)
             return "GET", "/v1/me/apps", ({"status": status} if status else {}), auth, None
         # A write: this seller installs an app it has not installed yet, then declines it.
@@ -272,6 +286,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=200.0, help="requests per second")
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--apps", type=int, default=2000)
+    p.add_argument(
+        "--warm-up",
+        type=float,
+        default=2.0,
+        help="seconds of reads (another draw of the mix) before measuring: a process's first"
+        " searches compile their statements (up to ~65 ms each)",
+    )
     p.add_argument("--workers", type=int, default=1, help="API worker processes")
     p.add_argument("--database-url", default=None, help="default: a fresh embedded SQLite file")
     return p
@@ -319,6 +340,12 @@ def run(args: argparse.Namespace) -> list[Row]:
             def health(i: int) -> Request:
                 return "GET", "/healthz", {}, {}, None
 
+            warm_up = Mix(slugs, app_ids, tokens, seed=6, writes=False).request  # not measured
+            asyncio.run(load(base, args.rate, args.warm_up, warm_up, progress, "warm-up"))
+            only_reads = Mix(slugs, app_ids, tokens, seed=7, writes=False).request
+            read_only, read_only_errors, _ = asyncio.run(
+                load(base, args.rate, args.seconds / 2, only_reads, progress, "reads only")
+            )
             cpu_start = server_cpu(server.pid)
             raw, raw_errors, raw_cpu = asyncio.run(
                 load(base, args.rate, args.seconds / 2, health, progress, "baseline /healthz")
@@ -347,16 +374,24 @@ def run(args: argparse.Namespace) -> list[Row]:
     misses = cache_counts(after)[1] - cache_counts(before)[1]
     reads, writes = mixed["read"], mixed["write"]
     raw_all = raw["read"]
-    p99_raw, p99_mix = percentile(raw_all, 99), percentile(reads + writes, 99)
+    p99_raw, p99_reads = percentile(raw_all, 99), percentile(reads, 99)
+    p99_only = percentile(read_only["read"], 99)
     where = f"{url.split(':')[0]}, {args.apps:,} apps, {args.workers} worker(s)"
     name = "http_load"
     client_ms = mix_cpu / max(1, len(reads) + len(writes)) * 1000
     rows = [
         Row(name, f"mix p50 at {args.rate:.0f} req/s ({where})",
             f"{percentile(reads + writes, 50):.1f} ms", f"/healthz {percentile(raw_all, 50):.1f} ms"),
-        Row(name, "mix p99 (reads + writes), errors", f"{p99_mix:.1f} ms, {errors} errors",
-            f"/healthz {p99_raw:.1f} ms, {raw_errors} errors", p99_mix / p99_raw,
-            "p99 ≤ 2× /healthz p99, 0 errors", p99_mix <= 2 * p99_raw and errors == 0),
+        Row(name, "p99 of the issue's mix (reads only), errors",
+            f"{p99_only:.1f} ms, {read_only_errors} errors",
+            f"/healthz {p99_raw:.1f} ms, {raw_errors} errors", p99_only / p99_raw,
+            "p99 ≤ 2× /healthz p99, 0 errors", p99_only <= 2 * p99_raw and read_only_errors == 0),
+        Row(name, "p99 of the reads with 5 % writes interleaved, errors",
+            f"{p99_reads:.1f} ms, {errors} errors", f"/healthz {p99_raw:.1f} ms",
+            p99_reads / p99_raw, "p99 ≤ 2× /healthz p99, 0 errors",
+            p99_reads <= 2 * p99_raw and errors == 0),
+        Row(name, "p99 of reads and writes together",
+            f"{percentile(reads + writes, 99):.1f} ms"),
         Row(name, "server time per read (mean, /metrics)", f"{read_ms:.2f} ms",
             f"/healthz {health_s / max(health_n, 1) * 1000:.2f} ms", None, "≤ 2 ms", read_ms <= 2),
         Row(name, "  per route", ", ".join(

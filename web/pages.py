@@ -176,8 +176,8 @@ def read(request: Request, query: Callable[[Connection], T]) -> T:
 
 
 def cached(request: Request, key: Hashable, compute: Callable[[Connection], T]) -> T:
-    """`compute(conn)`, remembered at the catalog's position (the API's answer cache)."""
-    answers = request.app.state.catalog_answers
+    """`compute(conn)`, remembered at the catalog's position (the pages' answer cache)."""
+    answers = request.app.state.page_answers
 
     def answer(conn: Connection) -> T:
         result: T = answers.answer(conn, ("page", key), compute)
