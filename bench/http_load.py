@@ -29,10 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -47,7 +44,8 @@ from application import accounts
 from appstore.bootstrap import build_store
 from appstore.processes import expire
 from appstore.settings import Settings
-from bench.support import Row, free_port, fresh_database, percentile, rows_table
+from bench.processes import cpu_seconds, scrape, serving, wait_ready
+from bench.support import Row, fresh_database, percentile, rows_table
 from bench.wire import Pool, WireError
 from bench.workload import ADJECTIVES, NOUNS, VERBS, append_catalog
 from domain import values as v
@@ -58,16 +56,6 @@ READS = ("/v1/apps", "/v1/apps/{id_or_slug}", "/v1/me/apps")
 Request = tuple[str, str, dict[str, object], dict[str, str], object]
 ERRORS: dict[str, dict[str, int]] = {}
 STATUSES = (None, "active", "expiring", "cancelled", "pending_authorization")
-
-
-def scrape(base: str) -> dict[str, float]:
-    """Every sample of /metrics as {'name{labels}': value}."""
-    found: dict[str, float] = {}
-    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            found[key] = float(value)
-    return found
 
 
 def route_totals(samples: dict[str, float]) -> dict[str, tuple[float, float]]:
@@ -114,52 +102,6 @@ def seed(url: str, apps: int, progress: Progress) -> list[str]:
     while sum(astuple(expire(settings))):
         progress.advance(task)
     return tokens
-
-
-def server_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of the server process and its worker processes so far
-    (Linux /proc; 0.0 elsewhere). Robust where latency is not: on a shared machine."""
-    total = 0.0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            pending += [
-                int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split()
-            ]
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
-
-
-def wait_ready(base: str, server: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
-    """Until /readyz says ok with every projection caught up and the log's head still
-    (the seeded store has installations the sweeper expires at start); else exits with
-    the server's log."""
-    deadline = time.monotonic() + seconds
-    last = "no answer"
-    settled = None
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            break
-        try:
-            ready = httpx.get(f"{base}/readyz", timeout=2).json()
-            last = str(ready.get("status"))
-            caught_up = all(p["lag"] == 0 for p in ready["projections"].values())
-            if last == "ok" and caught_up and ready.get("head") == settled:
-                return  # caught up, and the expiry sweep wrote nothing for a second
-            settled = ready.get("head") if caught_up else None
-            time.sleep(0.8)
-        except (httpx.HTTPError, ValueError) as error:
-            last = repr(error)
-        time.sleep(0.2)
-    server.kill()
-    raise SystemExit(
-        f"the server never became ready ({last}; exit code {server.poll()}):\n"
-        + log.read_text()[-4000:]
-    )
 
 
 class Mix:
@@ -304,25 +246,11 @@ def run(args: argparse.Namespace) -> list[Row]:
         url = fresh_database(args.database_url, "http")
     else:
         url = args.database_url or f"sqlite:///{tmp}/store.db"
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     log = Path(tmp) / "serve.log"
     with Progress(console=console) as progress:
         tokens = seed(url, args.apps, progress)
-        env = {
-            **os.environ,
-            "APPSTORE_DATABASE_URL": url,
-            "APPSTORE_FAST_PASSWORD_HASHING": "1",
-            "APPSTORE_SERVE_WORKERS": str(args.workers),
-        }
-        with log.open("wb") as out:
-            server = subprocess.Popen(
-                [str(Path(sys.executable).parent / "appstore"), "serve", "--port", str(port)],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
+        env = {"APPSTORE_FAST_PASSWORD_HASHING": "1", "APPSTORE_SERVE_WORKERS": str(args.workers)}
+        with serving(url, log, **env) as (server, base):
             task = progress.add_task("server catch-up", total=None)
             wait_ready(base, server, log, 180)
             progress.update(task, total=1, completed=1)
@@ -346,20 +274,17 @@ def run(args: argparse.Namespace) -> list[Row]:
             read_only, read_only_errors, _ = asyncio.run(
                 load(base, args.rate, args.seconds / 2, only_reads, progress, "reads only")
             )
-            cpu_start = server_cpu(server.pid)
+            cpu_start = cpu_seconds(server.pid)
             raw, raw_errors, raw_cpu = asyncio.run(
                 load(base, args.rate, args.seconds / 2, health, progress, "baseline /healthz")
             )
             before = scrape(base)
-            cpu_raw = server_cpu(server.pid) - cpu_start
+            cpu_raw = cpu_seconds(server.pid) - cpu_start
             mixed, errors, mix_cpu = asyncio.run(
                 load(base, args.rate, args.seconds, mix.request, progress, "realistic mix")
             )
-            cpu_mix = server_cpu(server.pid) - cpu_start - cpu_raw
+            cpu_mix = cpu_seconds(server.pid) - cpu_start - cpu_raw
             after = scrape(base)
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
 
     spent_before, spent_after = route_totals(before), route_totals(after)
     per_route = {}

@@ -24,15 +24,10 @@ import json
 import os
 import queue
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 from kafka.consumer import KafkaConsumer
 from kafka.producer import KafkaProducer
@@ -43,6 +38,7 @@ from rich.progress import Progress
 from application.store import Store
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
+from bench.processes import projector_process
 from bench.support import Row, fresh_database, percentile, progress_bar, rows_table
 from consumers.config import AGGREGATE_CACHE, WorkerConfig, ensure_topics
 from consumers.worker import BatchOutcome, SyncEventWorker
@@ -185,30 +181,6 @@ def worker_throughput(
             progress.update(task, completed=done, rate=f"{done / max(last - first, 1e-9):,.0f}/s")
     assert first is not None
     return count / (last - first), first - started
-
-
-@contextlib.contextmanager
-def projector_process(database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    """`appstore project` in its own process, as deployed; stopped on exit. Yields its log."""
-    env = dict(os.environ, APPSTORE_DATABASE_URL=database_url)
-    env["APPSTORE_PROJECTOR_POLL_INTERVAL"] = "0.01"
-    log = Path(tempfile.mkdtemp(prefix="bench-projector-")) / "projector.log"
-    with log.open("wb") as out:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from appstore.cli import main; main()", "project"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process, log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def latency(

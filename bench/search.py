@@ -26,8 +26,6 @@ import argparse
 import itertools
 import os
 import random
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +40,8 @@ from rich.table import Table
 
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
-from bench.support import Row, free_port, fresh_database, percentile, rows_table
+from bench.processes import rss_mb, serving, wait_healthy
+from bench.support import Row, fresh_database, percentile, rows_table
 from bench.workload import ADJECTIVES, NOUNS, VERBS, append_catalog
 from domain import values as v
 from projections import catalog, catalog_search
@@ -200,51 +199,26 @@ def params(q: catalog_search.CatalogQuery) -> dict[str, Any]:
     }
 
 
-def peak_rss_mb(pid: int) -> tuple[float, float]:
-    """(current, peak) resident set of a process in MB, from /proc (Linux)."""
-    fields = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-    )
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
 def time_serve(
     url: str, per_kind: int, progress: Progress, label: str, exclude: frozenset[Any]
 ) -> dict[str, Any]:
     """HTTP latencies of distinct queries against `appstore serve`, and its RSS (peak:
     the kernel's high-water mark of the process over the whole run)."""
-    port = free_port()
-    env = {**os.environ, "APPSTORE_DATABASE_URL": url}
-    command = [str(Path(sys.executable).with_name("appstore")), "serve", "--port", str(port)]
-    server = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("appstore serve did not start")
-                time.sleep(0.2)
-            started_rss, _ = peak_rss_mb(server.pid)
-            warm_up, timed = mix(random.Random(12), per_kind, exclude)
-            for q in warm_up:
-                client.get("/v1/apps", params=params(q)).raise_for_status()
-            latencies: list[float] = []
-            task = progress.add_task(f"{label}: HTTP", total=len(timed))
-            for _, q in timed:
-                started = time.perf_counter()
-                client.get("/v1/apps", params=params(q)).raise_for_status()
-                latencies.append((time.perf_counter() - started) * 1000)
-                progress.advance(task)
-            rss, peak = peak_rss_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    log = Path(tempfile.mkdtemp(prefix="bench-search-serve-")) / "serve.log"
+    with serving(url, log) as (server, base), httpx.Client(base_url=base, timeout=30) as client:
+        wait_healthy(base, server, log, 120)
+        started_rss, _ = rss_mb(server.pid)
+        warm_up, timed = mix(random.Random(12), per_kind, exclude)
+        for q in warm_up:
+            client.get("/v1/apps", params=params(q)).raise_for_status()
+        latencies: list[float] = []
+        task = progress.add_task(f"{label}: HTTP", total=len(timed))
+        for _, q in timed:
+            started = time.perf_counter()
+            client.get("/v1/apps", params=params(q)).raise_for_status()
+            latencies.append((time.perf_counter() - started) * 1000)
+            progress.advance(task)
+        rss, peak = rss_mb(server.pid)
     return {"http": latencies, "rss_start": started_rss, "rss": rss, "rss_peak": peak}
 
 

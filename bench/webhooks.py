@@ -44,6 +44,7 @@ from application import webhooks
 from appstore.bootstrap import build_store
 from appstore.outbound import build_dispatchers, secret_box
 from appstore.settings import Settings, WebhookSettings
+from bench.processes import command
 from bench.support import Row, free_port, fresh_database, percentile, progress_bar, rows_table
 from domain.webhook import message_id
 from projections.read_side import build_projector
@@ -277,9 +278,8 @@ def processes_rate(
         APPSTORE_WEBHOOKS_ALLOW_LOOPBACK="true",
         APPSTORE_WEBHOOKS_SECRET_KEY="bench",
     )
-    command = [sys.executable, "-c", "from appstore.cli import main; main()"]
     started = [
-        subprocess.Popen([*command, name], env=env, stderr=subprocess.DEVNULL)
+        subprocess.Popen(command(name), env=env, stderr=subprocess.DEVNULL)
         for name in ("project", "dispatch")
     ]
     try:

@@ -133,6 +133,12 @@ def test_no_module_holds_two_ideas(module: str) -> None:
     assert lines <= MAX_LINES, f"{module} has {lines} lines: split it along its ideas"
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "bench").glob("*.py")), ids=lambda p: p.name)
+def test_no_bench_holds_two_ideas(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"bench/{path.name} has {lines} lines: split it along its ideas"
+
+
 def test_the_checks_find_what_they_look_for() -> None:
     planted: Sources = {
         "domain.values": "import application.store\n",
