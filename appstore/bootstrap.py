@@ -9,7 +9,6 @@ app: the JSON API, the web pages, and the background loops of an embedded store)
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import random
 import threading
@@ -34,6 +33,7 @@ from api.problems import EXCEPTION_HANDLERS
 from application.expiry import sweep
 from application.loops import LoopHealth, Loops, ReadinessPolicy, SupervisedLoop
 from application.store import Store
+from appstore.collector import freeze_start_up
 from appstore.outbound import build_dispatchers, dispatcher_loops, secret_box
 from appstore.settings import Settings
 from consumers.config import WorkerConfig
@@ -286,15 +286,12 @@ def _sweeper(
 
 def _start_up_done(engine: sa.Engine, freeze_heap: bool) -> None:
     """The catalog's text index built before the first text search asks for it; then, with
-    `freeze_heap`, everything alive so far moved to the collector's permanent generation
-    (`gc.freeze`): a full collection otherwise walks the ~200,000 objects of start-up
-    (modules, the index) for nothing, a 60-80 ms stall of every request every few seconds
-    at 200 req/s."""
+    `freeze_heap`, what start-up made is out of the garbage collector's sight
+    (appstore/collector.py)."""
     try:
         with engine.connect() as conn:
             catalog_text.warm(conn)
     except Exception as error:  # the first text search builds it then
         log.info("text index not built at start-up: %s", error)
     if freeze_heap:
-        gc.collect()
-        gc.freeze()
+        freeze_start_up()

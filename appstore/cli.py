@@ -80,6 +80,7 @@ def consume(
     reason: Annotated[str | None, typer.Option(help="why (required with --skip-to)")] = None,
 ) -> None:
     """Run the Kafka consumer of connector sync events (or, with --skip-to, move it on)."""
+    from appstore.collector import fewer_collections
     from appstore.processes import consume as run
     from appstore.processes import skip_partition
 
@@ -90,14 +91,15 @@ def consume(
             console.print("[red]--skip-to needs --reason: the audit history keeps it[/red]")
             raise typer.Exit(2)
         raise typer.Exit(skip_partition(settings, skip_to, reason, group_id=group_id))
-    run(
-        settings,
-        metrics_port=metrics_port,
-        metrics_host=metrics_host,
-        batch_size=batch_size,
-        partitions=partitions,
-        group_id=group_id,
-    )
+    with fewer_collections():
+        run(
+            settings,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            batch_size=batch_size,
+            partitions=partitions,
+            group_id=group_id,
+        )
 
 
 @cli.command()

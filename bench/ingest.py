@@ -37,6 +37,7 @@ from rich.progress import Progress
 
 from application.store import Store
 from appstore.bootstrap import build_store
+from appstore.collector import fewer_collections
 from appstore.settings import Settings
 from bench.processes import projector_process
 from bench.support import Row, fresh_database, percentile, progress_bar, rows_table
@@ -170,7 +171,7 @@ def worker_throughput(
     started = time.time()
     first: float | None = None
     done = 0
-    with WorkerRun(store, config) as run:
+    with fewer_collections(), WorkerRun(store, config) as run:  # as `appstore consume` runs
         while done < count:
             outcome = run.batches.get(timeout=120)
             first = first if first is not None else outcome.started_at
