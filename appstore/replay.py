@@ -12,18 +12,17 @@ are dropped before and built once after (`Projector.defer_indexes`).
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import queue
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from appstore.bootstrap import build_store, read_side
+from appstore.collector import fewer_collections
 from appstore.settings import Settings
 from projections.projection import Projection
 from projections.read_side import all_projections
@@ -42,21 +41,6 @@ def groups(projections: Sequence[Projection], workers: int) -> list[list[str]]:
         shares[cheapest] = (cost + projection.replay_cost, [*names, projection.name])
     order = [p.name for p in projections]
     return [sorted(names, key=order.index) for _, names in shares if names]
-
-
-@contextmanager
-def fewer_collections() -> Iterator[None]:
-    """The garbage collector runs every 50,000 allocations (not 700) and skips what exists
-    already: applying an event allocates dicts by the dozen, and collecting them that often
-    cost a fifth of a replay's CPU. The previous settings come back afterwards."""
-    before = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
 
 
 def _rebuild(settings: Settings, names: list[str], on_step: Callable[[str, int], None]) -> None:

@@ -1,4 +1,5 @@
-"""How long-running processes use the garbage collector (appstore/collector.py)."""
+"""How long-running processes use the garbage collector (appstore/collector.py; the
+settings themselves: tests/unit/test_replay_groups.py)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,6 @@ from typer.testing import CliRunner
 
 from appstore import processes
 from appstore.cli import cli
-from appstore.collector import fewer_collections
-
-
-def test_fewer_collections_raises_the_threshold_and_restores_it() -> None:
-    before = gc.get_threshold()
-    with fewer_collections():
-        assert gc.get_threshold()[0] == 50_000
-        assert gc.get_freeze_count() > 0  # what existed before is not walked again
-    assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
 
 
 def test_appstore_consume_runs_the_worker_with_fewer_collections(

@@ -8,7 +8,8 @@ import gc
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appstore.replay import fewer_collections, groups
+from appstore.collector import fewer_collections
+from appstore.replay import groups
 from projections.projection import Projection
 from projections.read_side import all_projections
 
