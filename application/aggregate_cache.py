@@ -27,6 +27,8 @@ from eventsourcing.application import AggregateNotFoundError, Application, proje
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import StoredEvent
 
+from application.attempts import Reads
+
 # Stored events after a version, for several (aggregate id, version) pairs at once.
 EventsAfter = Callable[[Sequence[tuple[UUID, int]]], Sequence[StoredEvent]]
 
@@ -48,17 +50,35 @@ class AggregateCache:
         # One round trip for all on PostgreSQL (application/postgres_log.py); else one each.
         self._events_after: EventsAfter = getattr(recorder, "select_events_after", self._one_by_one)
 
-    def load(self, wanted: Sequence[tuple[UUID, type[Aggregate]]]) -> list[Aggregate | None]:
+    def load(
+        self,
+        wanted: Sequence[tuple[UUID, type[Aggregate]]],
+        reads: Reads | None = None,
+        new: frozenset[UUID] = frozenset(),
+    ) -> list[Aggregate | None]:
         """The latest state of each wanted aggregate (an object of the caller's own), None
-        where there is none or it is not of the kind wanted."""
+        where there is none or it is not of the kind wanted.
+
+        In an attempt that may trust copies (application/attempts.py), a kept copy is
+        answered as it is, and an unknown aggregate the caller expects to be `new` as
+        absent (version 0), each version noted in `reads`; the log is asked for the rest."""
         app = self.application
         with self._lock:
             known = {i: self._copies.get(i) for i, _ in wanted}
         found: dict[UUID, Aggregate | None] = {}
         after: list[tuple[UUID, int]] = []
+        trusting = reads is not None and reads.trusting
         for aggregate_id, kind in wanted:
             copy = known[aggregate_id]
-            if copy is None and kind in app.snapshotting_intervals:
+            if trusting and copy is not None:
+                assert reads is not None
+                found[aggregate_id] = pickle.loads(copy.pickled)
+                reads.trust(aggregate_id, copy.version)
+            elif trusting and aggregate_id in new:
+                assert reads is not None
+                found[aggregate_id] = None
+                reads.trust(aggregate_id, 0)
+            elif copy is None and kind in app.snapshotting_intervals:
                 # Not known yet: the repository starts from the latest snapshot.
                 try:
                     found[aggregate_id] = app.repository.get(aggregate_id)
