@@ -73,6 +73,23 @@ class EventLog(Application[UUID]):
     # and each partition of their topic one progress event per batch.
     snapshotting_intervals = {Installation: 100, PartitionProgress: 100}
 
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """As eventsourcing's, but an aggregate is known by its class: its ProcessingEvent
+        asks two runtime-checkable Protocols of each object (~5% of a command's time)."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            elif obj is not None:
+                processing_event.collect_events(obj)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # deprecated in eventsourcing: kept as it was
+        return recordings
+
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
         """Snapshots a just-saved aggregate whose events passed a multiple of its interval,
         as it is in memory (its state at its last event: a snapshot is good at any version).
