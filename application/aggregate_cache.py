@@ -31,6 +31,11 @@ from application.attempts import Reads
 
 # Stored events after a version, for several (aggregate id, version) pairs at once.
 EventsAfter = Callable[[Sequence[tuple[UUID, int]]], Sequence[StoredEvent]]
+# The same, with the newest snapshot of some and their events after it (in a snapshots table).
+Newest = Callable[
+    [Sequence[tuple[UUID, int]], Sequence[UUID], str],
+    tuple[Sequence[StoredEvent], Sequence[StoredEvent]],
+]
 
 
 class _Copy(NamedTuple):
@@ -49,6 +54,12 @@ class AggregateCache:
         recorder: Any = application.recorder
         # One round trip for all on PostgreSQL (application/postgres_log.py); else one each.
         self._events_after: EventsAfter = getattr(recorder, "select_events_after", self._one_by_one)
+        # With it, a snapshotted aggregate not known yet comes in the same round trip.
+        self._newest: Newest | None = getattr(recorder, "select_newest", None)
+        snapshots: Any = application.snapshots
+        self._snapshots_table: str = getattr(
+            snapshots and snapshots.recorder, "events_table_name", ""
+        )
 
     def load(
         self,
@@ -67,6 +78,7 @@ class AggregateCache:
             known = {i: self._copies.get(i) for i, _ in wanted}
         found: dict[UUID, Aggregate | None] = {}
         after: list[tuple[UUID, int]] = []
+        snapshotted: list[UUID] = []
         trusting = reads is not None and reads.trusting
         for aggregate_id, kind in wanted:
             copy = known[aggregate_id]
@@ -79,15 +91,25 @@ class AggregateCache:
                 found[aggregate_id] = None
                 reads.trust(aggregate_id, 0)
             elif copy is None and kind in app.snapshotting_intervals:
-                # Not known yet: the repository starts from the latest snapshot.
+                # Not known yet: from the latest snapshot on (read with the rest when the
+                # recorder can, else by the repository).
+                if self._newest is not None and self._snapshots_table:
+                    snapshotted.append(aggregate_id)
+                    continue
                 try:
                     found[aggregate_id] = app.repository.get(aggregate_id)
                 except AggregateNotFoundError:
                     found[aggregate_id] = None
             else:
                 after.append((aggregate_id, copy.version if copy is not None else 0))
-        newer: dict[UUID, list[Any]] = {i: [] for i, _ in after}
-        for stored in self._events_after(after) if after else ():
+        newer: dict[UUID, list[Any]] = {i: [] for i in [*(i for i, _ in after), *snapshotted]}
+        stored_events: Sequence[StoredEvent] = ()
+        snapshots: Sequence[StoredEvent] = ()
+        if snapshotted and self._newest is not None:
+            stored_events, snapshots = self._newest(after, snapshotted, self._snapshots_table)
+        elif after:
+            stored_events = self._events_after(after)
+        for stored in [*snapshots, *stored_events]:  # a snapshot sorts before what follows it
             newer[_uuid(stored.originator_id)].append(app.mapper.to_domain_event(stored))
         for aggregate_id, events in newer.items():
             copy = known[aggregate_id]

@@ -16,8 +16,9 @@ COMMIT; the transaction is rolled back before the connection goes back to the po
 Given the versions of the copies an attempt trusted (`unchanged`), the INSERT appends only
 if none of those aggregates has a newer event (application/attempts.py).
 
-`select_events_after` reads several aggregates' newest events in one statement
-(application/aggregate_cache.py).
+`select_events_after` reads several aggregates' newest events in one statement, and
+`select_newest` with them the newest snapshot and what follows of snapshotted ones the
+process does not know yet (application/aggregate_cache.py).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._after_statements: dict[int, Composed] = {}
+        self._after_statements: dict[tuple[int, int], Composed] = {}
         self._topics: dict[str, bytes] = {}
 
     @property
@@ -147,31 +148,74 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
     def select_events_after(self, after: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
         """The stored events of several aggregates, each after a version, in ONE round trip:
         one indexed range scan per aggregate, in no particular order."""
-        if not after:
-            return []
-        statement = self._after_statements.get(len(after))
+        return self._select_newest(after)[0]
+
+    def select_newest(
+        self,
+        after: Sequence[tuple[UUID, int]],
+        snapshotted: Sequence[UUID] = (),
+        snapshots_table: str = "",
+    ) -> tuple[list[StoredEvent], list[StoredEvent]]:
+        """(events, snapshots) in ONE round trip: the events of each `after` aggregate past
+        its version; for each `snapshotted` one, its newest snapshot in `snapshots_table`
+        (if any) and its events past that snapshot — what eventsourcing's repository reads
+        in two round trips (the snapshot, then the events)."""
+        return self._select_newest(after, snapshotted, snapshots_table)
+
+    def _select_newest(
+        self,
+        after: Sequence[tuple[UUID, int]],
+        snapshotted: Sequence[UUID] = (),
+        snapshots_table: str = "",
+    ) -> tuple[list[StoredEvent], list[StoredEvent]]:
+        if not after and not snapshotted:
+            return [], []
+        key = (len(after), len(snapshotted))
+        statement = self._after_statements.get(key)
         if statement is None:
-            one = SQL(
-                "SELECT originator_id, originator_version, topic, state FROM {0}.{1} "
-                "WHERE originator_id = %s AND originator_version > %s"
-            ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
-            statement = self._after_statements[len(after)] = SQL(" UNION ALL ").join(
-                [one] * len(after)
-            )
+            statement = self._after_statements[key] = self._newest_statement(*key, snapshots_table)
+        params = [p for pair in after for p in pair] + [i for i in snapshotted for _ in range(3)]
         with (
             self.datastore.get_connection() as conn,
             conn.cursor(row_factory=tuple_row) as curs,
         ):
-            curs.execute(statement, [p for pair in after for p in pair], prepare=True)
-            return [
+            curs.execute(statement, params, prepare=True)
+            rows = curs.fetchall()
+        found: tuple[list[StoredEvent], list[StoredEvent]] = ([], [])
+        for snapshot, originator_id, version, topic, state in rows:
+            found[1 if snapshot else 0].append(
                 StoredEvent(
                     originator_id=originator_id,
                     originator_version=version,
                     topic=topic,
                     state=bytes(state),
                 )
-                for originator_id, version, topic, state in curs.fetchall()
-            ]
+            )
+        return found
+
+    def _newest_statement(self, after: int, snapshotted: int, snapshots_table: str) -> Composed:
+        events = SQL("{0}.{1}").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        )
+        columns = SQL("originator_id, originator_version, topic, state")
+        one = SQL(
+            "SELECT false, {0} FROM {1} WHERE originator_id = %s AND originator_version > %s"
+        ).format(columns, events)
+        parts = [one] * after
+        if snapshotted:
+            snapshots = SQL("{0}.{1}").format(
+                Identifier(self.datastore.schema), Identifier(snapshots_table)
+            )
+            newest = SQL(
+                "(SELECT true, {0} FROM {1} WHERE originator_id = %s"
+                " ORDER BY originator_version DESC LIMIT 1)"
+            ).format(columns, snapshots)
+            since = SQL(
+                "SELECT false, {0} FROM {1} WHERE originator_id = %s AND originator_version >"
+                " COALESCE((SELECT max(originator_version) FROM {2} WHERE originator_id = %s), 0)"
+            ).format(columns, events, snapshots)
+            parts += [newest, since] * snapshotted
+        return SQL(" UNION ALL ").join(parts)
 
 
 def _appended(conn: psycopg.Connection[Any], statement: bytes) -> list[int]:

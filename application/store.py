@@ -242,20 +242,20 @@ class Store:
             if isinstance(copy, kind)
         }
         stale = self.changed({i: a.version for i, a in kept.items()})
-        answers: list[Any] = []
-        for aggregate_id, kind in wanted:
-            if aggregate_id in kept and aggregate_id not in stale:
-                answers.append(kept[aggregate_id])
-                continue
-            found = self.load(aggregate_id, kind)
-            if found is not None:
-                with self._facts_lock:
+        wanted_now = [(i, kind) for i, kind in wanted if i not in kept or i in stale]
+        if self._cache is not None:  # all in one read
+            loaded = self._cache.load(wanted_now, self._attempts.current())
+        else:
+            loaded = [self.load(i, kind) for i, kind in wanted_now]
+        fresh = {i: found for (i, _), found in zip(wanted_now, loaded, strict=True)}
+        with self._facts_lock:
+            for aggregate_id, found in fresh.items():
+                if found is not None:
                     self._current[aggregate_id] = found
                     self._current.move_to_end(aggregate_id)
-                    while len(self._current) > REMEMBER:
-                        self._current.popitem(last=False)
-            answers.append(found)
-        return answers
+            while len(self._current) > REMEMBER:
+                self._current.popitem(last=False)
+        return [fresh[i] if i in fresh else kept[i] for i, _ in wanted]
 
     def forget(self) -> None:
         """Drops every remembered fact and kept copy (a cold process, for benches)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +16,22 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from application import installations
+from application import installations, sync_events, tokens
 from application.store import Store
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
 from domain.claims import InstallationSlot
+from domain.incident import SyncEvent
 from domain.installation import Installation
 from domain.values import InstallationStatus
 from tests import factories as f
+from tests.unit.test_oauth_domain import World
 
 pytestmark = pytest.mark.postgres
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 @pytest.fixture
@@ -83,6 +90,34 @@ def test_install_and_authorize_are_one_round_trip_each(
         with syncs(cached, monkeypatch, tmp_path / "authorize.trace") as authorizing:
             installations.authorize(cached, seller, installed.id)
         assert installing == [1] and authorizing == [1]
+
+
+def test_a_cold_token_check_is_two_round_trips_from_a_snapshot_on(
+    cached: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The token record, then its installation (newest snapshot and the events after it)
+    and its grant together — eventsourcing's repository reads a snapshot and its events in
+    two, and the installation and grant were read one after the other."""
+    world = World(cached)
+    issued = world.token_set()
+    for n in range(105):  # past the snapshot interval (100), then a few more
+        report = SyncEvent(f"e{n}", world.installation, "failure", "orders", _now(), f"E{n % 4}")
+        sync_events.record_sync_event(cached, report)
+    assert cached.application.snapshots is not None
+    assert [s.originator_version for s in cached.application.snapshots.get(world.installation)]
+    expected = tokens.check_access_token(cached, issued.access_token)
+    replayed = cached.load_version(world.installation)
+    for _ in range(6):  # every pooled connection has prepared its statements
+        cached.forget()
+        tokens.check_access_token(cached, issued.access_token)
+    cached.forget()  # a cold process: nothing kept
+    with syncs(cached, monkeypatch, tmp_path / "check.trace") as checking:
+        checked = tokens.check_access_token(cached, issued.access_token)
+    assert checking == [2]
+    assert checked == expected and checked.active
+    loaded = cached.load(world.installation, Installation)
+    assert loaded is not None and replayed is not None
+    assert loaded.__dict__ == replayed.__dict__ and loaded.version > 100
 
 
 def test_an_append_returns_the_positions_it_stored(cached: Store) -> None:
