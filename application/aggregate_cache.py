@@ -19,11 +19,11 @@ from __future__ import annotations
 import pickle
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import StoredEvent
 
@@ -115,7 +115,7 @@ class AggregateCache:
             copy = known[aggregate_id]
             aggregate = pickle.loads(copy.pickled) if copy is not None else None
             events.sort(key=lambda e: e.originator_version)
-            found[aggregate_id] = project_aggregate(aggregate, events)
+            found[aggregate_id] = replay(aggregate, events)
         for aggregate_id, aggregate in found.items():
             copy = known[aggregate_id]
             if aggregate is not None and (copy is None or aggregate.version != copy.version):
@@ -150,6 +150,15 @@ class AggregateCache:
     def _one_by_one(self, after: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
         recorder = self.application.recorder
         return [e for i, v in after for e in recorder.select_events(i, gt=v)]
+
+
+def replay(aggregate: Any, events: Iterable[Any]) -> Any:
+    """eventsourcing's `project_aggregate` without its assertion that each event satisfies
+    a runtime-checkable Protocol (a tenth of a cold token check's time): the events come
+    from its mapper, typed by their topics."""
+    for domain_event in events:
+        aggregate = domain_event.mutate(aggregate)
+    return aggregate
 
 
 def _uuid(value: UUID | str) -> UUID:

@@ -47,7 +47,7 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._after_statements: dict[tuple[int, int], Composed] = {}
+        self._after_statements: dict[tuple[int, int], bytes] = {}
         self._topics: dict[str, bytes] = {}
 
     @property
@@ -171,14 +171,15 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
         if not after and not snapshotted:
             return [], []
         key = (len(after), len(snapshotted))
-        statement = self._after_statements.get(key)
-        if statement is None:
-            statement = self._after_statements[key] = self._newest_statement(*key, snapshots_table)
         params = [p for pair in after for p in pair] + [i for i in snapshotted for _ in range(3)]
         with (
             self.datastore.get_connection() as conn,
             conn.cursor(row_factory=tuple_row) as curs,
         ):
+            statement = self._after_statements.get(key)
+            if statement is None:  # composed once (psycopg would compose it on each call)
+                composed = self._newest_statement(*key, snapshots_table)
+                statement = self._after_statements[key] = composed.as_bytes(conn)
             curs.execute(statement, params, prepare=True)
             rows = curs.fetchall()
         found: tuple[list[StoredEvent], list[StoredEvent]] = ([], [])

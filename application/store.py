@@ -21,7 +21,6 @@ from eventsourcing.application import (
     AggregateNotFoundError,
     Application,
     ProcessingEvent,
-    project_aggregate,
 )
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import (
@@ -32,7 +31,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from application import log_reads
-from application.aggregate_cache import AggregateCache
+from application.aggregate_cache import AggregateCache, replay
 from application.attempts import Attempts
 from application.log_reads import StoredEvent
 from application.probes import Probes, connect_like
@@ -176,7 +175,7 @@ class Store:
         else:
             # Only installations are snapshotted: other kinds skip the repository's
             # snapshot lookup, a database round trip that cost a third of a command.
-            aggregate = project_aggregate(None, app.events.get(aggregate_id))
+            aggregate = replay(None, app.events.get(aggregate_id))
         return aggregate if isinstance(aggregate, kind) else None
 
     def load_pair(
@@ -243,6 +242,8 @@ class Store:
         }
         stale = self.changed({i: a.version for i, a in kept.items()})
         wanted_now = [(i, kind) for i, kind in wanted if i not in kept or i in stale]
+        if not wanted_now:
+            return [kept[i] for i, _ in wanted]
         if self._cache is not None:  # all in one read
             loaded = self._cache.load(wanted_now, self._attempts.current())
         else:
