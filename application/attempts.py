@@ -8,7 +8,7 @@ none of them has an event after the version read:
 
 - an attempt that appends: the append itself checks, in the same statement, under the
   table lock every append takes (application/postgres_log.py), and stores nothing when one
-  has — `StaleReads`, an IntegrityError like a lost race;
+  has — `StaleReads`, which runs the attempt again, like a lost race;
 - an attempt that ends without appending (nothing to do, or an error such as "not active"):
   one probe of the log (`stale`) after it; a decision taken on a stale copy is dropped.
 
@@ -39,8 +39,12 @@ R = TypeVar("R")
 MAX_ATTEMPTS = 12
 
 
-class StaleReads(IntegrityError):
-    """An append refused because an aggregate the attempt trusted has a newer event."""
+class StaleReads(Exception):
+    """An append refused because an aggregate the attempt trusted has a newer event.
+
+    Not an IntegrityError: code that takes one for a taken name or a duplicate (a slug
+    claim, a notification marked twice) must not take this for one; it goes up to the
+    attempt that trusted the copy, which runs again."""
 
 
 class Reads:

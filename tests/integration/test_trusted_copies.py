@@ -146,3 +146,20 @@ def test_an_error_decided_on_a_stale_copy_is_decided_again(ours: Store, theirs: 
     assert installations.acknowledge_incident(ours, seller, installation_id, incident_id).position
     found = theirs.load(installation_id, Installation)
     assert found is not None and found.incidents[incident_id].acknowledged_at is not None
+
+
+def test_a_stale_read_is_not_taken_for_a_taken_name(ours: Store, theirs: Store) -> None:
+    """list_app reads an IntegrityError of its append as a taken slug; the refusal of a
+    stale copy trusted by the attempt around it reaches that attempt, which runs again."""
+    developer = f.developer(ours)
+    app = f.app(ours, developer)
+    assert _listed(ours, app)  # kept
+    listings.delist_app(theirs, developer, app)
+    seen: list[bool] = []
+
+    def attempt() -> object:
+        seen.append(_listed(ours, app))
+        return listings.list_app(ours, developer, f.listing())
+
+    ours.retrying(attempt)
+    assert seen == [True, False]
