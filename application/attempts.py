@@ -8,7 +8,9 @@ none of them has an event after the version read:
 
 - an attempt that appends: the append itself checks, in the same statement, under the
   table lock every append takes (application/postgres_log.py), and stores nothing when one
-  has — `StaleReads`, which runs the attempt again, like a lost race;
+  has — `StaleReads`, which runs the attempt again, like a lost race. (A copy the attempt
+  appends to from the version trusted needs no check: the unique (id, version) key
+  refuses the append if anything came after that version — an IntegrityError, retried.)
 - an attempt that ends without appending (nothing to do, or an error such as "not active"):
   one probe of the log (`stale`) after it; a decision taken on a stale copy is dropped.
 
@@ -82,8 +84,10 @@ class Attempts:
                 except StaleReads:
                     continue  # at once: the next attempt reads from the log
                 except IntegrityError:
-                    # Jittered backoff so hot writers stop colliding in lock-step.
-                    time.sleep(random.uniform(0, 0.005 * tries))
+                    # Jittered backoff so hot writers stop colliding in lock-step (none
+                    # after trusting a copy: the refusal may only say that it was stale).
+                    if not reads.trusting:
+                        time.sleep(random.uniform(0, 0.005 * tries))
                     continue
                 except Exception:
                     # Decided on an outdated copy? (A log that cannot say raises its error.)

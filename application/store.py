@@ -276,11 +276,13 @@ class Store:
         Raises eventsourcing's IntegrityError when another writer got there first.
         """
         reads = self._attempts.current()
-        confirm = {"unchanged": dict(reads.trusted)} if reads and reads.trusted else {}
+        confirm = {}
+        if reads is not None and reads.trusted:
+            confirm["unchanged"] = _unwritten(reads.trusted, aggregates)
         with self._one_writer:
             recordings: list[Recording[UUID]] = self.application.save(*aggregates, **confirm)
-        if confirm and recordings:
-            reads.trusted.clear()  # type: ignore[union-attr]  # confirmed by the append
+        if reads is not None and recordings:
+            reads.trusted.clear()  # confirmed by the append
         if self._cache is not None:
             self._cache.saved([a for a in aggregates if a is not None])
         return recordings[-1].notification.id if recordings else None
@@ -336,3 +338,15 @@ class Store:
         if self._probes is not None:
             self._probes.close()
         self.application.close()
+
+
+def _unwritten(trusted: dict[UUID, int], aggregates: Sequence[Aggregate | None]) -> dict[UUID, int]:
+    """The trusted versions the append must check. An aggregate appended from the very
+    version trusted needs no check: versions follow one another, so any newer event holds
+    the version its first new event takes, and the unique key refuses the append."""
+    first = {
+        a.id: a.pending_events[0].originator_version
+        for a in aggregates
+        if a is not None and a.pending_events
+    }
+    return {i: v for i, v in trusted.items() if first.get(i) != v + 1}

@@ -90,6 +90,10 @@ def test_install_and_authorize_are_one_round_trip_each(
         with syncs(cached, monkeypatch, tmp_path / "authorize.trace") as authorizing:
             installations.authorize(cached, seller, installed.id)
         assert installing == [1] and authorizing == [1]
+    # The install's append checks the listing it only read; the authorize's appends to the
+    # installation from the version it trusted: the unique key is check enough.
+    assert "NOT EXISTS" in (tmp_path / "install.trace").read_text(errors="replace")
+    assert "NOT EXISTS" not in (tmp_path / "authorize.trace").read_text(errors="replace")
 
 
 def test_a_cold_token_check_is_two_round_trips_from_a_snapshot_on(
