@@ -122,6 +122,7 @@ class FailFastApplicationRecorder(OneTripApplicationRecorder):
     select_notifications = _twice(PostgresApplicationRecorder.select_notifications.__wrapped__)
     max_notification_id = _twice(PostgresApplicationRecorder.max_notification_id.__wrapped__)
     select_events_after = _twice(OneTripApplicationRecorder.select_events_after)
+    select_newest = _twice(OneTripApplicationRecorder.select_newest)
 
 
 class FailFastPostgresFactory(PostgresFactory):

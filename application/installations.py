@@ -75,9 +75,14 @@ def install(
     require_role(store, seller_id, v.Role.SELLER)
 
     def attempt() -> Outcome:
-        # The listing and the seller's slot for it, read together (one round trip).
+        # The listing and the seller's slot for it, read together (one round trip; none
+        # when the listing is kept and the slot new: the append confirms both).
         listing, slot = store.load_pair(
-            app_id, AppListing, installation_slot_id(seller_id, app_id), InstallationSlot
+            app_id,
+            AppListing,
+            installation_slot_id(seller_id, app_id),
+            InstallationSlot,
+            second_new=True,
         )
         granted = _granted(app_id, listing, parsed, asked, scopes)
         now = store.clock.now()

@@ -5,15 +5,20 @@ server and then the client). `PostgresApplicationRecorder.insert_events` takes F
 append: psycopg syncs after BEGIN, after the INSERT, on leaving its nested pipeline, after
 COMMIT and on leaving the outer one. `insert_events` here sends the same statements — BEGIN,
 the lock timeout, LOCK TABLE … IN EXCLUSIVE MODE, NOTIFY, the INSERT … RETURNING, COMMIT —
-as ONE simple query (the rows bound client-side by psycopg's ClientCursor, as VALUES instead
-of an unnest of composites; cheaper for the client than six pipelined statements): one
+as ONE simple query (the rows written in as VALUES literals — uuid, integer, a kept topic
+literal, the state as hex bytea — and sent on the connection's libpq handle: psycopg's
+ClientCursor spent more client time adapting parameters and keeping its prepared-statement
+bookkeeping of a statement never repeated than the server spent on the append): one
 round trip, the same transaction, the same table lock (insert order = commit order, so
 positions stay gapless for readers), the same durability (COMMIT answers once the WAL is
 flushed). A refused INSERT (another writer took the version: IntegrityError) skips the
 COMMIT; the transaction is rolled back before the connection goes back to the pool.
+Given the versions of the copies an attempt trusted (`unchanged`), the INSERT appends only
+if none of those aggregates has a newer event (application/attempts.py).
 
-`select_events_after` reads several aggregates' newest events in one statement
-(application/aggregate_cache.py).
+`select_events_after` reads several aggregates' newest events in one statement, and
+`select_newest` with them the newest snapshot and what follows of snapshotted ones the
+process does not know yet (application/aggregate_cache.py).
 """
 
 from __future__ import annotations
@@ -26,50 +31,95 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
-from psycopg import ClientCursor
-from psycopg.pq import TransactionStatus
+from psycopg import generators
+from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
+
+from application.attempts import StaleReads
 
 
 class OneTripApplicationRecorder(PostgresApplicationRecorder):
     """The event log's recorder: an append in one round trip, batched reads."""
 
     _statements: tuple[bytes, bytes, bytes] | None = None
+    _table = b""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._after_statements: dict[int, Composed] = {}
+        self._after_statements: dict[tuple[int, int], bytes] = {}
+        self._topics: dict[str, bytes] = {}
+
+    @property
+    def confirms_reads(self) -> bool:
+        """Whether appends can confirm the versions an attempt trusted (attempts.py)."""
+        return not self.datastore.enable_db_functions
 
     def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+        self,
+        stored_events: Sequence[StoredEvent],
+        *,
+        unchanged: dict[UUID, int] | None = None,
+        **kwargs: Any,
     ) -> Sequence[int] | None:
+        """Appends in one round trip; with `unchanged` ({aggregate id: version}), only if
+        none of those aggregates has an event after that version (else StaleReads)."""
         if not stored_events or self.datastore.enable_db_functions:
             # Nothing to append, or the database function: as eventsourcing writes it.
+            assert not (stored_events and unchanged)
             return PostgresApplicationRecorder.insert_events.__wrapped__(  # type: ignore[no-any-return]
                 self, stored_events, **kwargs
             )
         begin, insert, commit = self._rendered()
-        statement = b"".join(
-            [begin, b",".join([b"(%s, %s, %s, %s)"] * len(stored_events)), insert, commit]
+        rows = b",".join(
+            [
+                b"('%s'::uuid,%d,%s,E'\\\\x%s'::bytea)"
+                % (
+                    str(e.originator_id).encode(),
+                    e.originator_version,
+                    self._topic_literal(e.topic),
+                    e.state.hex().encode(),
+                )
+                for e in stored_events
+            ]
         )
-        params = [
-            v
-            for e in stored_events
-            for v in (e.originator_id, e.originator_version, e.topic, e.state)
-        ]
-        with self.datastore.get_connection() as conn, ClientCursor(conn) as curs:
+        if unchanged:
+            # Under the table lock taken just before (every append takes it), this
+            # statement's snapshot holds every event committed: none can come in between.
+            # One primary-key probe per aggregate, each evaluated once (an InitPlan).
+            table = self._table_bytes()
+            newer = b" AND ".join(
+                [
+                    b"NOT EXISTS (SELECT FROM %s WHERE originator_id = '%s'::uuid"
+                    b" AND originator_version > %d)" % (table, str(i).encode(), v)
+                    for i, v in unchanged.items()
+                ]
+            )
+            rows = b"SELECT * FROM (VALUES " + rows + b") AS v WHERE " + newer
+        else:
+            rows = b"VALUES " + rows
+        statement = b"".join([begin, rows, insert, commit])
+        with self.datastore.get_connection() as conn:
             assert conn.autocommit
             try:
-                curs.execute(statement, params)  # one Query message, one answer
-                while curs.description is None and curs.nextset():
-                    pass  # BEGIN, SET LOCAL, LOCK TABLE, NOTIFY: then the INSERT's rows
-                return [row["notification_id"] for row in curs.fetchall()]
+                ids = _appended(conn, statement)
             except BaseException:
                 if conn.info.transaction_status != TransactionStatus.IDLE:
                     with contextlib.suppress(psycopg.Error):
                         conn.rollback()
                 raise
+        if len(ids) != len(stored_events):
+            # Nothing inserted (an empty transaction committed): a copy was stale.
+            raise StaleReads("an aggregate read has changed since")
+        return ids
+
+    def _topic_literal(self, topic: str) -> bytes:
+        """A topic as an SQL string literal (there are few topics: kept)."""
+        literal = self._topics.get(topic)
+        if literal is None:
+            quoted = topic.replace("'", "''")
+            literal = self._topics[topic] = f"'{quoted}'".encode()
+        return literal
 
     def _rendered(self) -> tuple[bytes, bytes, bytes]:
         """eventsourcing's statements of an append around the rows' VALUES, as bytes."""
@@ -81,8 +131,9 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
                     Identifier(self.datastore.schema), Identifier(self.events_table_name)
                 )
                 into = SQL(
-                    "INSERT INTO {0} (originator_id, originator_version, topic, state) VALUES "
+                    "INSERT INTO {0} (originator_id, originator_version, topic, state) "
                 ).format(table)
+                self._table = table.as_bytes(conn)
                 self._statements = (
                     b"BEGIN; " + lock + b"; " + notify + b"; " + into.as_bytes(conn),
                     b" RETURNING notification_id",
@@ -90,31 +141,94 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
                 )
         return self._statements
 
+    def _table_bytes(self) -> bytes:
+        self._rendered()
+        return self._table
+
     def select_events_after(self, after: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
         """The stored events of several aggregates, each after a version, in ONE round trip:
         one indexed range scan per aggregate, in no particular order."""
-        if not after:
-            return []
-        statement = self._after_statements.get(len(after))
-        if statement is None:
-            one = SQL(
-                "SELECT originator_id, originator_version, topic, state FROM {0}.{1} "
-                "WHERE originator_id = %s AND originator_version > %s"
-            ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
-            statement = self._after_statements[len(after)] = SQL(" UNION ALL ").join(
-                [one] * len(after)
-            )
+        return self._select_newest(after)[0]
+
+    def select_newest(
+        self,
+        after: Sequence[tuple[UUID, int]],
+        snapshotted: Sequence[UUID] = (),
+        snapshots_table: str = "",
+    ) -> tuple[list[StoredEvent], list[StoredEvent]]:
+        """(events, snapshots) in ONE round trip: the events of each `after` aggregate past
+        its version; for each `snapshotted` one, its newest snapshot in `snapshots_table`
+        (if any) and its events past that snapshot — what eventsourcing's repository reads
+        in two round trips (the snapshot, then the events)."""
+        return self._select_newest(after, snapshotted, snapshots_table)
+
+    def _select_newest(
+        self,
+        after: Sequence[tuple[UUID, int]],
+        snapshotted: Sequence[UUID] = (),
+        snapshots_table: str = "",
+    ) -> tuple[list[StoredEvent], list[StoredEvent]]:
+        if not after and not snapshotted:
+            return [], []
+        key = (len(after), len(snapshotted))
+        params = [p for pair in after for p in pair] + [i for i in snapshotted for _ in range(3)]
         with (
             self.datastore.get_connection() as conn,
             conn.cursor(row_factory=tuple_row) as curs,
         ):
-            curs.execute(statement, [p for pair in after for p in pair], prepare=True)
-            return [
+            statement = self._after_statements.get(key)
+            if statement is None:  # composed once (psycopg would compose it on each call)
+                composed = self._newest_statement(*key, snapshots_table)
+                statement = self._after_statements[key] = composed.as_bytes(conn)
+            curs.execute(statement, params, prepare=True)
+            rows = curs.fetchall()
+        found: tuple[list[StoredEvent], list[StoredEvent]] = ([], [])
+        for snapshot, originator_id, version, topic, state in rows:
+            found[1 if snapshot else 0].append(
                 StoredEvent(
                     originator_id=originator_id,
                     originator_version=version,
                     topic=topic,
                     state=bytes(state),
                 )
-                for originator_id, version, topic, state in curs.fetchall()
-            ]
+            )
+        return found
+
+    def _newest_statement(self, after: int, snapshotted: int, snapshots_table: str) -> Composed:
+        events = SQL("{0}.{1}").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        )
+        columns = SQL("originator_id, originator_version, topic, state")
+        one = SQL(
+            "SELECT false, {0} FROM {1} WHERE originator_id = %s AND originator_version > %s"
+        ).format(columns, events)
+        parts = [one] * after
+        if snapshotted:
+            snapshots = SQL("{0}.{1}").format(
+                Identifier(self.datastore.schema), Identifier(snapshots_table)
+            )
+            newest = SQL(
+                "(SELECT true, {0} FROM {1} WHERE originator_id = %s"
+                " ORDER BY originator_version DESC LIMIT 1)"
+            ).format(columns, snapshots)
+            since = SQL(
+                "SELECT false, {0} FROM {1} WHERE originator_id = %s AND originator_version >"
+                " COALESCE((SELECT max(originator_version) FROM {2} WHERE originator_id = %s), 0)"
+            ).format(columns, events, snapshots)
+            parts += [newest, since] * snapshotted
+        return SQL(" UNION ALL ").join(parts)
+
+
+def _appended(conn: psycopg.Connection[Any], statement: bytes) -> list[int]:
+    """Sends a simple query (its values written in: one Query message, one answer) and
+    answers the positions its INSERT … RETURNING gave; raises the server's error."""
+    with conn.lock:
+        conn.pgconn.send_query(statement)
+        results = conn.wait(generators.execute(conn.pgconn))
+    ids: list[int] = []
+    for result in results:
+        if result.status == ExecStatus.FATAL_ERROR:
+            raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+        if result.status == ExecStatus.TUPLES_OK:
+            ids = [int(result.get_value(row, 0) or b"") for row in range(result.ntuples)]
+    return ids

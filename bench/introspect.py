@@ -14,7 +14,9 @@ Measurements in the same run, on the same database:
   busy       check of a token whose installation has thousands of incident events
   uncached   check with the store's token cache off (`Store.remembered`/`current` keep
              nothing): every check reads the token record, grant and installation from
-             the log, as the first check of a token in a fresh process does
+             the log, as the first check of a token in a fresh process does; "cold with
+             serve's aggregate cache" the same through a store built as serve builds it
+             (two round trips: the token, then installation and grant together)
 
 All --tokens tokens fit the token cache (application.store.REMEMBER entries per process), so
 "check" measures the cached path; "uncached" is the same checks with nothing kept.
@@ -231,6 +233,9 @@ def run(args: argparse.Namespace) -> list[Row]:
             "introspect": measure("introspect", args.seconds, introspector(store)),
             "check+cache": measure("check+cache", args.seconds, checker(cached)),
             "introspect+cache": measure("intro+cache", args.seconds, introspector(cached)),
+            "uncached+cache": measure(
+                "cold+cache", args.seconds, uncached(cached, checker(cached))
+            ),
         }
         console.print(f"a busy installation ({args.reports} incident reports in its stream):")
         results["busy check"] = measure("busy", args.seconds, checker(store, busy_token))
@@ -239,6 +244,9 @@ def run(args: argparse.Namespace) -> list[Row]:
         )
         results["busy check+cache"] = measure(
             "busy+cache", args.seconds, checker(cached, busy_token)
+        )
+        results["busy uncached+cache"] = measure(
+            "busy cold+c", args.seconds, uncached(cached, checker(cached, busy_token))
         )
         if args.threads > 1:
             concurrent_rate(args.threads, args.seconds, checker(store), "check")
@@ -268,9 +276,11 @@ def run(args: argparse.Namespace) -> list[Row]:
     return [
         row("check", f"token check, cached ({len(issued)} tokens, all fit the cache)", True),
         row("uncached", "token check, uncached (token cache off: cold every time)", True),
+        row("uncached+cache", "  the same, cold in a store with serve's aggregate cache"),
         row("introspect", "POST /oauth/introspect's work (client auth + check), cached"),
         row("busy check", f"check, installation with {args.reports:,} incident events"),
         row("busy uncached", "  the same, uncached (snapshot + events since)"),
+        row("busy uncached+cache", "  the same, cold with serve's aggregate cache"),
     ]
 
 

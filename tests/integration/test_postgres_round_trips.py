@@ -1,5 +1,5 @@
 """The PostgreSQL event log's round trips (application/postgres_log.py, availability.py):
-an append is one, the reads of a command one, a refused append stores nothing and leaves a
+an append is one, and a command with kept copies makes no other, a refused append stores nothing and leaves a
 clean connection, and connections killed under the pool are replaced on the second attempt
 (no ping on each checkout any more)."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +16,22 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from application import installations
+from application import installations, sync_events, tokens
 from application.store import Store
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
 from domain.claims import InstallationSlot
+from domain.incident import SyncEvent
 from domain.installation import Installation
 from domain.values import InstallationStatus
 from tests import factories as f
+from tests.unit.test_oauth_domain import World
 
 pytestmark = pytest.mark.postgres
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 @pytest.fixture
@@ -65,11 +72,12 @@ def syncs(store: Store, monkeypatch: pytest.MonkeyPatch, trace: Path) -> Iterato
     counted.append(sum(1 for line in lines if line.split("\t")[1:4:2] in asks))
 
 
-def test_install_and_authorize_are_two_round_trips_each(
+def test_install_and_authorize_are_one_round_trip_each(
     cached: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """One read (the listing and the slot together; then the installation the install
-    saved, from the cache), one append — eventsourcing's own append takes five."""
+    """The append alone (eventsourcing's own takes five): the listing and the installation
+    the install saved are kept copies, the seller's slot for the app is new, and the
+    append confirms all three (application/attempts.py)."""
     developer, seller = f.developer(cached), f.seller(cached)
     apps = [f.app(cached, developer) for _ in range(12)]
     for app in apps[:10]:  # every pooled connection has prepared its statements
@@ -81,7 +89,39 @@ def test_install_and_authorize_are_two_round_trips_each(
             )
         with syncs(cached, monkeypatch, tmp_path / "authorize.trace") as authorizing:
             installations.authorize(cached, seller, installed.id)
-        assert installing == [2] and authorizing == [2]
+        assert installing == [1] and authorizing == [1]
+    # The install's append checks the listing it only read; the authorize's appends to the
+    # installation from the version it trusted: the unique key is check enough.
+    assert "NOT EXISTS" in (tmp_path / "install.trace").read_text(errors="replace")
+    assert "NOT EXISTS" not in (tmp_path / "authorize.trace").read_text(errors="replace")
+
+
+def test_a_cold_token_check_is_two_round_trips_from_a_snapshot_on(
+    cached: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The token record, then its installation (newest snapshot and the events after it)
+    and its grant together — eventsourcing's repository reads a snapshot and its events in
+    two, and the installation and grant were read one after the other."""
+    world = World(cached)
+    issued = world.token_set()
+    for n in range(105):  # past the snapshot interval (100), then a few more
+        report = SyncEvent(f"e{n}", world.installation, "failure", "orders", _now(), f"E{n % 4}")
+        sync_events.record_sync_event(cached, report)
+    assert cached.application.snapshots is not None
+    assert [s.originator_version for s in cached.application.snapshots.get(world.installation)]
+    expected = tokens.check_access_token(cached, issued.access_token)
+    replayed = cached.load_version(world.installation)
+    for _ in range(6):  # every pooled connection has prepared its statements
+        cached.forget()
+        tokens.check_access_token(cached, issued.access_token)
+    cached.forget()  # a cold process: nothing kept
+    with syncs(cached, monkeypatch, tmp_path / "check.trace") as checking:
+        checked = tokens.check_access_token(cached, issued.access_token)
+    assert checking == [2]
+    assert checked == expected and checked.active
+    loaded = cached.load(world.installation, Installation)
+    assert loaded is not None and replayed is not None
+    assert loaded.__dict__ == replayed.__dict__ and loaded.version > 100
 
 
 def test_an_append_returns_the_positions_it_stored(cached: Store) -> None:
