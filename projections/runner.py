@@ -18,7 +18,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,64 +28,27 @@ from sqlalchemy.engine import Connection, Engine
 from application.loops import LoopHealth, SupervisedLoop
 from application.store import Store
 from projections.batch import Batch
-from projections.db import UTCDateTime, metadata
 from projections.projection import Handler, Projection
-
-tracking = sa.Table(
-    "projection_tracking",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("position", sa.BigInteger, nullable=False, default=0),
-    sa.Column("updated_at", UTCDateTime, nullable=True),
+from projections.tracking import (
+    ADVANCE,
+    POSITION,
+    POSITION_FOR_UPDATE,
+    POSITIONS,
+    POSITIONS_OF,
+    POSITIONS_OF_FOR_UPDATE,
+    Measured,
+    StepResult,
+    built_as,
+    tracking,
 )
 
-# What each read model looked like when it was built (see Projection.fingerprint).
-built_as = sa.Table(
-    "projection_schema",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("fingerprint", sa.String(64), nullable=False),
-)
-
-# The tracking statements, built once with bound parameters: SQLAlchemy computes a
-# statement's cache key once per object, and a projector steps every projection on
-# every write.
-_POSITION = sa.select(tracking.c.position).where(tracking.c.name == sa.bindparam("name"))
-_POSITION_FOR_UPDATE = {
-    wait: _POSITION.with_for_update(skip_locked=not wait) for wait in (True, False)
-}
-_POSITIONS = sa.select(tracking.c.name, tracking.c.position)
-_POSITIONS_OF = _POSITIONS.where(tracking.c.name.in_(sa.bindparam("names", expanding=True)))
-_POSITIONS_OF_FOR_UPDATE = _POSITIONS_OF.with_for_update(skip_locked=True)
-_ADVANCE = (
-    tracking.update()
-    .where(tracking.c.name == sa.bindparam("b_name"))
-    .values(position=sa.bindparam("b_position"), updated_at=sa.func.now())
-)
+# What other modules import from here (`tracking` and the step's results live in
+# projections/tracking.py).
+__all__ = ["DEFAULT_BATCH", "MEASURE_EVERY", "Measured", "Projector", "StepResult", "tracking"]
 
 DEFAULT_BATCH = 1000
 # Seconds between lag measurements of an idle projector (a busy one measures every batch).
 MEASURE_EVERY = 1.0
-
-
-@dataclass(frozen=True)
-class StepResult:
-    projection: str
-    applied: int
-    position: int
-
-
-@dataclass(frozen=True)
-class Measured:
-    """The log head and each projection's position, as the running projector last saw them."""
-
-    head: int
-    positions: dict[str, int]
-    at: float  # time.monotonic()
-
-    @property
-    def lag(self) -> dict[str, int]:
-        return {name: max(0, self.head - pos) for name, pos in self.positions.items()}
 
 
 class Projector:
@@ -223,7 +185,7 @@ class Projector:
     def positions(self) -> dict[str, int]:
         """Each projection's tracking position."""
         with self.engine.connect() as conn:
-            rows = conn.execute(_POSITIONS).all()
+            rows = conn.execute(POSITIONS).all()
         found = {name: int(position) for name, position in rows}
         return {name: found.get(name, 0) for name in self.projections}
 
@@ -239,7 +201,7 @@ class Projector:
         return self._immediate.begin()
 
     def _lock(self, conn: Connection, name: str, *, wait: bool) -> int | None:
-        query = _POSITION_FOR_UPDATE[wait] if self._is_postgres else _POSITION
+        query = POSITION_FOR_UPDATE[wait] if self._is_postgres else POSITION
         row = conn.execute(query, {"name": name}).first()
         return None if row is None else int(row[0])
 
@@ -270,7 +232,7 @@ class Projector:
             batch.flush()
             projection.finish(batch)
             last = notifications[-1].id
-            conn.execute(_ADVANCE, {"b_name": name, "b_position": last})
+            conn.execute(ADVANCE, {"b_name": name, "b_position": last})
         self._seen[name] = last
         return StepResult(name, len(notifications), last)
 
@@ -282,14 +244,14 @@ class Projector:
         moved: dict[str, int] = {}
         seen: dict[str, int] = {}
         with self._begin() as conn:
-            query = _POSITIONS_OF_FOR_UPDATE if self._is_postgres else _POSITIONS_OF
+            query = POSITIONS_OF_FOR_UPDATE if self._is_postgres else POSITIONS_OF
             for name, position in conn.execute(query, {"names": names}).all():
                 notifications = self._select(int(position) + 1, self.batch_size)
                 handlers = self._topics[name]
                 if not notifications or any(n.topic in handlers for n in notifications):
                     continue
                 last = notifications[-1].id
-                conn.execute(_ADVANCE, {"b_name": name, "b_position": last})
+                conn.execute(ADVANCE, {"b_name": name, "b_position": last})
                 moved[name], seen[name] = len(notifications), last
         self._seen.update(seen)
         return moved
