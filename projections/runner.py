@@ -17,7 +17,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,6 +73,9 @@ class Projector:
         self._is_postgres = engine.dialect.name == "postgresql"
         # Made once: `execution_options` builds a new engine proxy on every call.
         self._immediate = engine.execution_options(immediate=True)
+        # The connection a round (`run_once`, `catch_up`) holds for its steps, per thread:
+        # checked out (and pinged) once a round, not once a step.
+        self._held = threading.local()
         # False for `appstore replay`: a step's COMMIT does not wait for the WAL to reach the
         # disk (PostgreSQL `synchronous_commit = off`). A server crash may then forget the
         # last steps, rows and position together (never one without the other), and the
@@ -195,10 +199,31 @@ class Projector:
         return {name: max(0, head - pos) for name, pos in self.positions().items()}
 
     # --- processing ---------------------------------------------------------------------
-    def _begin(self) -> Any:
-        if self._is_postgres:
-            return self.engine.begin()
-        return self._immediate.begin()
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A transaction (SQLite: `BEGIN IMMEDIATE`) on the connection this thread's round
+        holds, else on one from the pool."""
+        held: Connection | None = getattr(self._held, "conn", None)
+        if held is not None:
+            with held.begin():
+                yield held
+            return
+        with (self.engine if self._is_postgres else self._immediate).begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _holding(self) -> Iterator[None]:
+        """This thread's steps until the end of the block share one pooled connection (a
+        step is still a transaction of its own; a round in a round keeps the outer one)."""
+        if getattr(self._held, "conn", None) is not None:
+            yield
+            return
+        with (self.engine if self._is_postgres else self._immediate).connect() as conn:
+            self._held.conn = conn
+            try:
+                yield
+            finally:
+                self._held.conn = None
 
     def _lock(self, conn: Connection, name: str, *, wait: bool) -> int | None:
         query = POSITION_FOR_UPDATE[wait] if self._is_postgres else POSITION
@@ -289,9 +314,10 @@ class Projector:
         behind = [n for n in self.projections if self._seen.get(n, -1) < head]
         self._round = {}
         try:
-            idle = self._advance_idle(behind) if len(behind) > 1 else {}
-            applied = sum(idle.values())
-            applied += sum(self.step(name).applied for name in behind if name not in idle)
+            with self._holding():
+                idle = self._advance_idle(behind) if len(behind) > 1 else {}
+                applied = sum(idle.values())
+                applied += sum(self.step(name).applied for name in behind if name not in idle)
         finally:
             self._round = None
         if applied:
@@ -308,14 +334,15 @@ class Projector:
         pending = list(names or self.projections)
         total = 0
         # Round robin, so the projections share decoded events of the same range.
-        while pending:
-            for name in list(pending):
-                result = self.step(name)
-                total += result.applied
-                if on_progress is not None:
-                    on_progress(result)
-                if result.applied == 0:
-                    pending.remove(name)
+        with self._holding():
+            while pending:
+                for name in list(pending):
+                    result = self.step(name)
+                    total += result.applied
+                    if on_progress is not None:
+                        on_progress(result)
+                    if result.applied == 0:
+                        pending.remove(name)
         if total:
             with self.progressed:
                 self.progressed.notify_all()

@@ -264,3 +264,32 @@ def test_replay_split_over_two_processes_builds_what_the_live_projector_built(
     assert set(projector.positions().values()) == {store.head()}
     projector.engine.dispose()
     store.close()
+
+
+def test_a_round_checks_out_one_connection_for_all_its_steps(
+    store: Store, database_url: str
+) -> None:
+    """`catch_up` and `run_once` hold one pooled connection for their steps (each still a
+    transaction of its own): a checkout (a ping on PostgreSQL) per round, not per step."""
+    developer, seller = f.developer(store), f.seller(store)
+    for _ in range(4):
+        app_id = f.app(store, developer)
+        install_commands.install(store, seller, app_id, "30d", "ops@shop.example", "+1415555")
+    projector = build_projector(store, database_url, batch_size=2)
+    checkouts: list[object] = []
+    commits: list[object] = []
+    sa.event.listen(projector.engine, "checkout", lambda *a: checkouts.append(a))
+    sa.event.listen(projector.engine, "commit", lambda conn: commits.append(conn))
+    projector.catch_up()
+    assert len(commits) > len(projector.projections)  # many steps, each committed ...
+    assert len(checkouts) == 1  # ... on one connection
+    assert projector.lag() == dict.fromkeys(projector.projections, 0)
+
+    install_commands.install(
+        store, seller, f.app(store, developer), "30d", "a@b.example", "+1415555"
+    )
+    checkouts.clear()
+    commits.clear()
+    assert projector.run_once() > 0
+    assert len(commits) > 1
+    assert len(checkouts) == 1
