@@ -28,6 +28,7 @@ from appstore.bootstrap import (
 from appstore.health_server import serve_health
 from appstore.http_server import uvicorn_options
 from appstore.outbound import build_dispatchers, dispatcher_loops
+from appstore.replay import fewer_collections
 from appstore.replay import replay as rebuild
 from appstore.settings import Settings
 from consumers.config import AGGREGATE_CACHE
@@ -112,7 +113,8 @@ def project(
     )
     console.print(f"[green]projecting[/green] {', '.join(projector.projections)}")
     try:
-        projector.loop(settings.projector.poll_interval, health).run(stop)
+        with fewer_collections():  # as a replay: applying events allocates dicts by the dozen
+            projector.loop(settings.projector.poll_interval, health).run(stop)
     finally:
         if server is not None:
             server.shutdown()
