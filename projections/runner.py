@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from contextlib import contextmanager, nullcontext
 
 import sqlalchemy as sa
-from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 from sqlalchemy.engine import Connection, Engine
 
 from application.loops import LoopHealth, SupervisedLoop
 from application.store import Store
 from projections.batch import Batch
+from projections.log_pages import LogPages
 from projections.projection import Handler, Projection
 from projections.tracking import (
     ADVANCE,
@@ -81,15 +79,9 @@ class Projector:
         # last steps, rows and position together (never one without the other), and the
         # replay goes on from the position it finds: safe for a model rebuilt from the log.
         self.durable = True
-        # Decoded events by position, shared by the projections stepping over the same range.
-        self._decoded: OrderedDict[int, Any] = OrderedDict()
+        self.pages = LogPages(store, keep=4 * batch_size)  # read and decoded once
         # Positions this process last saw per projection (they only ever grow).
         self._seen: dict[str, int] = {}
-        self._last_read: tuple[tuple[int, int], Sequence[Notification]] | None = None
-        # The pages read during one `run_once`, short ones too: the projections it steps
-        # mostly start at the same position, and a page read a moment earlier is as good
-        # (what was appended since, the next round applies).
-        self._round: dict[tuple[int, int], Sequence[Notification]] | None = None
         self.wake = threading.Event()
         self.progressed = threading.Condition()
         self.measured: Measured | None = None
@@ -239,13 +231,13 @@ class Projector:
                 return StepResult(name, 0, -1)
             if not self.durable and self._is_postgres:
                 conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            notifications = self._select(position + 1, limit or self.batch_size)
+            notifications = self.pages.select(position + 1, limit or self.batch_size)
             if not notifications:
                 self._seen[name] = position
                 return StepResult(name, 0, position)
             batch = Batch(conn)
             mine = [
-                (handler, self._decode(n), n.id)
+                (handler, self.pages.decode(n), n.id)
                 for n in notifications
                 if (handler := handlers.get(n.topic)) is not None
             ]
@@ -271,7 +263,7 @@ class Projector:
         with self._begin() as conn:
             query = POSITIONS_OF_FOR_UPDATE if self._is_postgres else POSITIONS_OF
             for name, position in conn.execute(query, {"names": names}).all():
-                notifications = self._select(int(position) + 1, self.batch_size)
+                notifications = self.pages.select(int(position) + 1, self.batch_size)
                 handlers = self._topics[name]
                 if not notifications or any(n.topic in handlers for n in notifications):
                     continue
@@ -281,30 +273,6 @@ class Projector:
         self._seen.update(seen)
         return moved
 
-    def _select(self, start: int, limit: int) -> Sequence[Notification]:
-        """The next notifications; a full range the last step read is reused (round robin)."""
-        key = (start, limit)
-        cached = self._last_read
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        if self._round is not None and key in self._round:
-            return self._round[key]
-        notifications = self.store.notifications(start, limit)
-        if self._round is not None:
-            self._round[key] = notifications
-        # Only a full page is final: a short one may still grow as events are appended.
-        self._last_read = (key, notifications) if len(notifications) == limit else None
-        return notifications
-
-    def _decode(self, notification: Any) -> Any:
-        event = self._decoded.get(notification.id)
-        if event is None:
-            event = self.store.decode(notification)
-            self._decoded[notification.id] = event
-            if len(self._decoded) > 4 * self.batch_size:
-                self._decoded.popitem(last=False)
-        return event
-
     def run_once(self) -> int:
         """One step of every projection behind the head; returns the events applied.
 
@@ -312,14 +280,10 @@ class Projector:
         """
         head = self.head()
         behind = [n for n in self.projections if self._seen.get(n, -1) < head]
-        self._round = {}
-        try:
-            with self._holding():
-                idle = self._advance_idle(behind) if len(behind) > 1 else {}
-                applied = sum(idle.values())
-                applied += sum(self.step(name).applied for name in behind if name not in idle)
-        finally:
-            self._round = None
+        with self.pages.round(), self._holding():
+            idle = self._advance_idle(behind) if len(behind) > 1 else {}
+            applied = sum(idle.values())
+            applied += sum(self.step(name).applied for name in behind if name not in idle)
         if applied:
             with self.progressed:
                 self.progressed.notify_all()
@@ -333,8 +297,11 @@ class Projector:
         """Runs the projections until they reach the head of the log."""
         pending = list(names or self.projections)
         total = 0
-        # Round robin, so the projections share decoded events of the same range.
-        with self._holding():
+        # Round robin, so the projections share decoded events of the same range; on
+        # PostgreSQL the next range is read and decoded meanwhile (projections/log_pages.py).
+        topics = {topic for name in pending for topic in self._topics[name]}
+        ahead = self.pages.reading_ahead(topics) if self._is_postgres else nullcontext()
+        with self._holding(), ahead:
             while pending:
                 for name in list(pending):
                     result = self.step(name)
