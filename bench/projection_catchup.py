@@ -188,12 +188,12 @@ class Raw:
 
 
 def interleaved(
-    store: Store, url: str, head: int, runs: int, progress: Progress
+    store: Store, url: str, head: int, runs: int, progress: Progress, batch: int
 ) -> tuple[list[float], dict[str, list[float]], int, int]:
     """A first catch-up (untimed: it gives the rows and each model's transactions), then
     `runs` catch-ups from 0, each with the raw writes of the same rows done beside it, step
     by step: (catch-up seconds, raw seconds by way, rows, transactions) per run."""
-    projector = build_projector(store, url, batch_size=CATCH_UP_BATCH)
+    projector = build_projector(store, url, batch_size=batch)
     _, steps = catch_up(projector, head, progress, "projector catch-up (rows to write)")
     data = read_rows(projector)
     projector.engine.dispose()
@@ -201,7 +201,7 @@ def interleaved(
     raws: dict[str, list[float]] = {way: [] for way in WAYS}
     written = 0
     for run in range(runs):
-        projector = build_projector(store, url, batch_size=CATCH_UP_BATCH)
+        projector = build_projector(store, url, batch_size=batch)
         for name in projector.projections:
             projector.reset(name)
         raw = Raw(projector, data, steps)
@@ -237,6 +237,9 @@ def parser() -> argparse.ArgumentParser:
         help="only the replay (skip catch-up and the COPY baseline): for --events 1000000",
     )
     p.add_argument(
+        "--batch", type=int, default=CATCH_UP_BATCH, help="events per projector transaction"
+    )
+    p.add_argument(
         "--runs", type=int, default=3, help="catch-ups with the raw writes beside (median)"
     )
     return p
@@ -251,7 +254,9 @@ def run(args: argparse.Namespace) -> list[Row]:
     with progress_bar(console) as progress:
         head = fill(store, args.events, progress)
         if not args.replay_only:
-            caught, raws, written, transactions = interleaved(store, url, head, args.runs, progress)
+            caught, raws, written, transactions = interleaved(
+                store, url, head, args.runs, progress, args.batch
+            )
             for way, goal in (("INSERT", 0.7), ("COPY", None)):
                 ratios = sorted(r / c for c, r in zip(caught, raws[way], strict=True))
                 middle = ratios[len(ratios) // 2]  # the median run's
