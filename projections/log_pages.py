@@ -15,13 +15,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from eventsourcing.persistence import Notification
 
 from application.store import Store
 
 Page = tuple[Sequence[Notification], dict[int, Any]]  # the page, its events decoded by id
+Pages = dict[tuple[int, int], Sequence[Notification]]  # by (start, limit)
 
 
 class ReadAhead:
@@ -75,20 +76,23 @@ class LogPages:
         # Decoded events by position, shared by the projections stepping over the same range.
         self._decoded: OrderedDict[int, Any] = OrderedDict()
         self._last_read: tuple[tuple[int, int], Sequence[Notification]] | None = None
-        # The pages read during one round (`Projector.run_once`), short ones too: the
-        # projections it steps mostly start at the same position, and a page read a moment
-        # earlier is as good (what was appended since, the next round applies).
-        self._round: dict[tuple[int, int], Sequence[Notification]] | None = None
-        self._thread = threading.local()  # .ahead: the ReadAhead of this thread's catch-up
+        # Per thread: .round, the pages read during one round (`Projector.run_once`), short
+        # ones too: the projections it steps mostly start at the same position, and a page
+        # read a moment earlier is as good (what was appended since, the next round
+        # applies) — for that round only, not for another thread's catch-up meanwhile,
+        # which must see what was appended before it began; .ahead, the ReadAhead of this
+        # thread's catch-up.
+        self._thread = threading.local()
 
     @contextmanager
     def round(self) -> Iterator[None]:
-        """Pages read until the end of the block are reused within it, short ones too."""
-        self._round = {}
+        """Pages this thread reads until the end of the block are reused within it, short
+        ones too."""
+        self._thread.round = {}
         try:
             yield
         finally:
-            self._round = None
+            self._thread.round = None
 
     @contextmanager
     def reading_ahead(self, topics: Collection[str]) -> Iterator[None]:
@@ -114,8 +118,9 @@ class LogPages:
         cached = self._last_read
         if cached is not None and cached[0] == key:
             return cached[1]
-        if self._round is not None and key in self._round:
-            return self._round[key]
+        pages = cast(Pages | None, getattr(self._thread, "round", None))
+        if pages is not None and key in pages:
+            return pages[key]
         ahead: ReadAhead | None = getattr(self._thread, "ahead", None)
         page = None if ahead is None else ahead.take(start, limit)
         if page is None:
@@ -123,8 +128,8 @@ class LogPages:
         else:
             notifications = page[0]
             self._decoded.update(page[1])
-        if self._round is not None:
-            self._round[key] = notifications
+        if pages is not None:
+            pages[key] = notifications
         self._last_read = (key, notifications) if len(notifications) == limit else None
         if ahead is not None and len(notifications) == limit:
             ahead.start(notifications[-1].id + 1, limit)
