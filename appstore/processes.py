@@ -25,6 +25,7 @@ from appstore.bootstrap import (
     readiness_policy,
     worker_config,
 )
+from appstore.collector import fewer_collections
 from appstore.health_server import serve_health
 from appstore.http_server import uvicorn_options
 from appstore.outbound import build_dispatchers, dispatcher_loops
@@ -112,7 +113,8 @@ def project(
     )
     console.print(f"[green]projecting[/green] {', '.join(projector.projections)}")
     try:
-        projector.loop(settings.projector.poll_interval, health).run(stop)
+        with fewer_collections():  # as a replay: applying events allocates dicts by the dozen
+            projector.loop(settings.projector.poll_interval, health).run(stop)
     finally:
         if server is not None:
             server.shutdown()

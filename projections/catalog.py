@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from domain import values as v
@@ -247,21 +247,45 @@ def _add_facet_counts(conn: Connection, changes: Mapping[tuple[int, int], int]) 
     """Adds a batch's changes to the facet counts (in the batch's transaction)."""
     if not changes:
         return
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(facet_counts)
-    statement = statement.on_conflict_do_update(
-        index_elements=[facet_counts.c.category_bits, facet_counts.c.platform_bits],
-        set_={"apps": facet_counts.c.apps + statement.excluded.apps},
-    )
-    conn.execute(
-        statement,
-        [
-            {"category_bits": c, "platform_bits": p, "apps": n}
-            for (c, p), n in sorted(changes.items())
-        ],
-    )
-    # No empty combinations: the table stays the same however the log was batched.
-    conn.execute(facet_counts.delete().where(facet_counts.c.apps == 0))
+    upsert, delete_empty = _facet_statements(conn.dialect.name)
+    ordered = sorted(changes.items())
+    if conn.dialect.name == "postgresql":  # one statement, its rows as three arrays
+        columns = {"c": [c for (c, _), _ in ordered], "p": [p for (_, p), _ in ordered]}
+        conn.execute(upsert, {**columns, "n": [n for _, n in ordered]})
+    else:
+        rows = [{"category_bits": c, "platform_bits": p, "apps": n} for (c, p), n in ordered]
+        conn.execute(upsert, rows)
+    # No empty combinations: the table stays the same however the log was batched. Only a
+    # count that went down can have reached 0 (no change is 0: `finish` leaves those out).
+    if any(n < 0 for n in changes.values()):
+        conn.execute(delete_empty)
+
+
+_FACET_STATEMENTS: dict[str, tuple[Any, Any]] = {}
+
+
+def _facet_statements(dialect: str) -> tuple[Any, Any]:
+    """The facet counts' upsert and the delete of empty combinations, built once per
+    dialect (SQLAlchemy computes a statement's cache key once per object)."""
+    found = _FACET_STATEMENTS.get(dialect)
+    if found is None:
+        upsert: Any
+        if dialect == "postgresql":  # an executemany would be a pipeline, compiled each time
+            upsert = sa.text(
+                "INSERT INTO catalog_facet_counts AS f (category_bits, platform_bits, apps)"
+                " SELECT * FROM unnest(CAST(:c AS INTEGER[]), CAST(:p AS INTEGER[]),"
+                " CAST(:n AS INTEGER[])) ON CONFLICT (category_bits, platform_bits)"
+                " DO UPDATE SET apps = f.apps + excluded.apps"
+            )
+        else:
+            statement = sqlite.insert(facet_counts)
+            upsert = statement.on_conflict_do_update(
+                index_elements=[facet_counts.c.category_bits, facet_counts.c.platform_bits],
+                set_={"apps": facet_counts.c.apps + statement.excluded.apps},
+            )
+        found = (upsert, facet_counts.delete().where(facet_counts.c.apps == 0))
+        _FACET_STATEMENTS[dialect] = found
+    return found
 
 
 def _columns(details: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,77 +16,38 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 
 import sqlalchemy as sa
-from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 from sqlalchemy.engine import Connection, Engine
 
 from application.loops import LoopHealth, SupervisedLoop
 from application.store import Store
 from projections.batch import Batch
-from projections.db import UTCDateTime, metadata
+from projections.log_pages import LogPages
 from projections.projection import Handler, Projection
-
-tracking = sa.Table(
-    "projection_tracking",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("position", sa.BigInteger, nullable=False, default=0),
-    sa.Column("updated_at", UTCDateTime, nullable=True),
+from projections.tracking import (
+    ADVANCE,
+    POSITION,
+    POSITION_FOR_UPDATE,
+    POSITIONS,
+    POSITIONS_OF,
+    POSITIONS_OF_FOR_UPDATE,
+    Measured,
+    StepResult,
+    built_as,
+    tracking,
 )
 
-# What each read model looked like when it was built (see Projection.fingerprint).
-built_as = sa.Table(
-    "projection_schema",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("fingerprint", sa.String(64), nullable=False),
-)
-
-# The tracking statements, built once with bound parameters: SQLAlchemy computes a
-# statement's cache key once per object, and a projector steps every projection on
-# every write.
-_POSITION = sa.select(tracking.c.position).where(tracking.c.name == sa.bindparam("name"))
-_POSITION_FOR_UPDATE = {
-    wait: _POSITION.with_for_update(skip_locked=not wait) for wait in (True, False)
-}
-_POSITIONS = sa.select(tracking.c.name, tracking.c.position)
-_POSITIONS_OF = _POSITIONS.where(tracking.c.name.in_(sa.bindparam("names", expanding=True)))
-_POSITIONS_OF_FOR_UPDATE = _POSITIONS_OF.with_for_update(skip_locked=True)
-_ADVANCE = (
-    tracking.update()
-    .where(tracking.c.name == sa.bindparam("b_name"))
-    .values(position=sa.bindparam("b_position"), updated_at=sa.func.now())
-)
+# What other modules import from here (`tracking` and the step's results live in
+# projections/tracking.py).
+__all__ = ["DEFAULT_BATCH", "MEASURE_EVERY", "Measured", "Projector", "StepResult", "tracking"]
 
 DEFAULT_BATCH = 1000
 # Seconds between lag measurements of an idle projector (a busy one measures every batch).
 MEASURE_EVERY = 1.0
-
-
-@dataclass(frozen=True)
-class StepResult:
-    projection: str
-    applied: int
-    position: int
-
-
-@dataclass(frozen=True)
-class Measured:
-    """The log head and each projection's position, as the running projector last saw them."""
-
-    head: int
-    positions: dict[str, int]
-    at: float  # time.monotonic()
-
-    @property
-    def lag(self) -> dict[str, int]:
-        return {name: max(0, self.head - pos) for name, pos in self.positions.items()}
 
 
 class Projector:
@@ -110,20 +71,17 @@ class Projector:
         self._is_postgres = engine.dialect.name == "postgresql"
         # Made once: `execution_options` builds a new engine proxy on every call.
         self._immediate = engine.execution_options(immediate=True)
+        # The connection a round (`run_once`, `catch_up`) holds for its steps, per thread:
+        # checked out (and pinged) once a round, not once a step.
+        self._held = threading.local()
         # False for `appstore replay`: a step's COMMIT does not wait for the WAL to reach the
         # disk (PostgreSQL `synchronous_commit = off`). A server crash may then forget the
         # last steps, rows and position together (never one without the other), and the
         # replay goes on from the position it finds: safe for a model rebuilt from the log.
         self.durable = True
-        # Decoded events by position, shared by the projections stepping over the same range.
-        self._decoded: OrderedDict[int, Any] = OrderedDict()
+        self.pages = LogPages(store, keep=4 * batch_size)  # read and decoded once
         # Positions this process last saw per projection (they only ever grow).
         self._seen: dict[str, int] = {}
-        self._last_read: tuple[tuple[int, int], Sequence[Notification]] | None = None
-        # The pages read during one `run_once`, short ones too: the projections it steps
-        # mostly start at the same position, and a page read a moment earlier is as good
-        # (what was appended since, the next round applies).
-        self._round: dict[tuple[int, int], Sequence[Notification]] | None = None
         self.wake = threading.Event()
         self.progressed = threading.Condition()
         self.measured: Measured | None = None
@@ -223,7 +181,7 @@ class Projector:
     def positions(self) -> dict[str, int]:
         """Each projection's tracking position."""
         with self.engine.connect() as conn:
-            rows = conn.execute(_POSITIONS).all()
+            rows = conn.execute(POSITIONS).all()
         found = {name: int(position) for name, position in rows}
         return {name: found.get(name, 0) for name in self.projections}
 
@@ -233,13 +191,34 @@ class Projector:
         return {name: max(0, head - pos) for name, pos in self.positions().items()}
 
     # --- processing ---------------------------------------------------------------------
-    def _begin(self) -> Any:
-        if self._is_postgres:
-            return self.engine.begin()
-        return self._immediate.begin()
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        """A transaction (SQLite: `BEGIN IMMEDIATE`) on the connection this thread's round
+        holds, else on one from the pool."""
+        held: Connection | None = getattr(self._held, "conn", None)
+        if held is not None:
+            with held.begin():
+                yield held
+            return
+        with (self.engine if self._is_postgres else self._immediate).begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _holding(self) -> Iterator[None]:
+        """This thread's steps until the end of the block share one pooled connection (a
+        step is still a transaction of its own; a round in a round keeps the outer one)."""
+        if getattr(self._held, "conn", None) is not None:
+            yield
+            return
+        with (self.engine if self._is_postgres else self._immediate).connect() as conn:
+            self._held.conn = conn
+            try:
+                yield
+            finally:
+                self._held.conn = None
 
     def _lock(self, conn: Connection, name: str, *, wait: bool) -> int | None:
-        query = _POSITION_FOR_UPDATE[wait] if self._is_postgres else _POSITION
+        query = POSITION_FOR_UPDATE[wait] if self._is_postgres else POSITION
         row = conn.execute(query, {"name": name}).first()
         return None if row is None else int(row[0])
 
@@ -252,13 +231,13 @@ class Projector:
                 return StepResult(name, 0, -1)
             if not self.durable and self._is_postgres:
                 conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            notifications = self._select(position + 1, limit or self.batch_size)
+            notifications = self.pages.select(position + 1, limit or self.batch_size)
             if not notifications:
                 self._seen[name] = position
                 return StepResult(name, 0, position)
             batch = Batch(conn)
             mine = [
-                (handler, self._decode(n), n.id)
+                (handler, self.pages.decode(n), n.id)
                 for n in notifications
                 if (handler := handlers.get(n.topic)) is not None
             ]
@@ -270,7 +249,7 @@ class Projector:
             batch.flush()
             projection.finish(batch)
             last = notifications[-1].id
-            conn.execute(_ADVANCE, {"b_name": name, "b_position": last})
+            conn.execute(ADVANCE, {"b_name": name, "b_position": last})
         self._seen[name] = last
         return StepResult(name, len(notifications), last)
 
@@ -282,41 +261,17 @@ class Projector:
         moved: dict[str, int] = {}
         seen: dict[str, int] = {}
         with self._begin() as conn:
-            query = _POSITIONS_OF_FOR_UPDATE if self._is_postgres else _POSITIONS_OF
+            query = POSITIONS_OF_FOR_UPDATE if self._is_postgres else POSITIONS_OF
             for name, position in conn.execute(query, {"names": names}).all():
-                notifications = self._select(int(position) + 1, self.batch_size)
+                notifications = self.pages.select(int(position) + 1, self.batch_size)
                 handlers = self._topics[name]
                 if not notifications or any(n.topic in handlers for n in notifications):
                     continue
                 last = notifications[-1].id
-                conn.execute(_ADVANCE, {"b_name": name, "b_position": last})
+                conn.execute(ADVANCE, {"b_name": name, "b_position": last})
                 moved[name], seen[name] = len(notifications), last
         self._seen.update(seen)
         return moved
-
-    def _select(self, start: int, limit: int) -> Sequence[Notification]:
-        """The next notifications; a full range the last step read is reused (round robin)."""
-        key = (start, limit)
-        cached = self._last_read
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        if self._round is not None and key in self._round:
-            return self._round[key]
-        notifications = self.store.notifications(start, limit)
-        if self._round is not None:
-            self._round[key] = notifications
-        # Only a full page is final: a short one may still grow as events are appended.
-        self._last_read = (key, notifications) if len(notifications) == limit else None
-        return notifications
-
-    def _decode(self, notification: Any) -> Any:
-        event = self._decoded.get(notification.id)
-        if event is None:
-            event = self.store.decode(notification)
-            self._decoded[notification.id] = event
-            if len(self._decoded) > 4 * self.batch_size:
-                self._decoded.popitem(last=False)
-        return event
 
     def run_once(self) -> int:
         """One step of every projection behind the head; returns the events applied.
@@ -325,13 +280,10 @@ class Projector:
         """
         head = self.head()
         behind = [n for n in self.projections if self._seen.get(n, -1) < head]
-        self._round = {}
-        try:
+        with self.pages.round(), self._holding():
             idle = self._advance_idle(behind) if len(behind) > 1 else {}
             applied = sum(idle.values())
             applied += sum(self.step(name).applied for name in behind if name not in idle)
-        finally:
-            self._round = None
         if applied:
             with self.progressed:
                 self.progressed.notify_all()
@@ -345,15 +297,19 @@ class Projector:
         """Runs the projections until they reach the head of the log."""
         pending = list(names or self.projections)
         total = 0
-        # Round robin, so the projections share decoded events of the same range.
-        while pending:
-            for name in list(pending):
-                result = self.step(name)
-                total += result.applied
-                if on_progress is not None:
-                    on_progress(result)
-                if result.applied == 0:
-                    pending.remove(name)
+        # Round robin, so the projections share decoded events of the same range; on
+        # PostgreSQL the next range is read and decoded meanwhile (projections/log_pages.py).
+        topics = {topic for name in pending for topic in self._topics[name]}
+        ahead = self.pages.reading_ahead(topics) if self._is_postgres else nullcontext()
+        with self._holding(), ahead:
+            while pending:
+                for name in list(pending):
+                    result = self.step(name)
+                    total += result.applied
+                    if on_progress is not None:
+                        on_progress(result)
+                    if result.applied == 0:
+                        pending.remove(name)
         if total:
             with self.progressed:
                 self.progressed.notify_all()

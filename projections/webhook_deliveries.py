@@ -188,11 +188,16 @@ class WebhookDeliveriesProjection(Projection):
                 changes = installation_changes(e, installation)
                 if changes:
                     installation = batch.update(installations, e.originator_id, **changes)
-            data = topic.data(e, installation)
-            app_id = UUID(data["app_id"])
+            # The payload is made only for an app that has a subscription to it (most have
+            # none); an installation's app is the one its topics name.
+            data = None if installation is not None else topic.data(e, installation)
+            named = installation if data is None else {"app_id": UUID(data["app_id"])}
+            assert named is not None
+            app_id: UUID = named["app_id"]  # a sa.Uuid column: a UUID
             for webhook_id in self._webhooks_of(batch, app_id):
                 webhook = batch.require(subscriptions, webhook_id)
                 if webhook["deleted_at"] is None and topic.name in webhook["topics"]:
+                    data = data or topic.data(e, installation)
                     when: datetime = getattr(e, topic.at)
                     self._deliver(batch, webhook_id, app_id, topic.name, data, position, when)
 

@@ -57,11 +57,20 @@ def arm(engine: sa.Engine, kind: str, nth: int) -> None:
         reached("commit")
         state["committed"] = True
 
-    @sa.event.listens_for(engine, "checkin")
-    def _checkin(dbapi_connection: Any, record: Any) -> None:
-        if state["committed"]:  # the connection comes back to the pool after its commit
+    def after_commit() -> None:
+        if state["committed"]:
             state["committed"] = False
             reached("committed")
+
+    # After a commit, either the next step's transaction begins (a round holds its
+    # connection for all its steps) or the connection comes back to the pool.
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        after_commit()
+
+    @sa.event.listens_for(engine, "checkin")
+    def _checkin(dbapi_connection: Any, record: Any) -> None:
+        after_commit()
 
 
 def main(url: str, batch: int, kind: str, nth: int) -> int:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -264,3 +265,103 @@ def test_replay_split_over_two_processes_builds_what_the_live_projector_built(
     assert set(projector.positions().values()) == {store.head()}
     projector.engine.dispose()
     store.close()
+
+
+def test_a_round_checks_out_one_connection_for_all_its_steps(
+    store: Store, database_url: str
+) -> None:
+    """`catch_up` and `run_once` hold one pooled connection for their steps (each still a
+    transaction of its own): a checkout (a ping on PostgreSQL) per round, not per step."""
+    developer, seller = f.developer(store), f.seller(store)
+    for _ in range(4):
+        app_id = f.app(store, developer)
+        install_commands.install(store, seller, app_id, "30d", "ops@shop.example", "+1415555")
+    projector = build_projector(store, database_url, batch_size=2)
+    checkouts: list[object] = []
+    commits: list[object] = []
+    sa.event.listen(projector.engine, "checkout", lambda *a: checkouts.append(a))
+    sa.event.listen(projector.engine, "commit", lambda conn: commits.append(conn))
+    projector.catch_up()
+    assert len(commits) > len(projector.projections)  # many steps, each committed ...
+    assert len(checkouts) == 1  # ... on one connection
+    assert projector.lag() == dict.fromkeys(projector.projections, 0)
+
+    install_commands.install(
+        store, seller, f.app(store, developer), "30d", "a@b.example", "+1415555"
+    )
+    checkouts.clear()
+    commits.clear()
+    assert projector.run_once() > 0
+    assert len(commits) > 1
+    assert len(checkouts) == 1
+
+
+def test_a_catch_up_on_postgres_reads_and_decodes_the_next_page_on_a_thread_of_its_own(
+    store: Store, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a catch-up applies one page, the next is read and decoded beside it
+    (projections/log_pages.py); what it builds is what a projector without it builds."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("the read-ahead runs on PostgreSQL")
+    developer, seller = f.developer(store), f.seller(store)
+    for _ in range(6):
+        app_id = f.app(store, developer)
+        install_commands.install(store, seller, app_id, "30d", "ops@shop.example", "+1415555")
+    readers: list[str] = []
+    read = store.notifications
+
+    def notifications(start: int, limit: int, **kwargs: Any) -> Any:
+        readers.append(threading.current_thread().name)
+        return read(start, limit, **kwargs)
+
+    monkeypatch.setattr(store, "notifications", notifications)
+    projector = build_projector(store, database_url, batch_size=3)
+    projector.catch_up()
+    ahead = [name for name in readers if name.startswith("projector-read-ahead")]
+    assert ahead and len(ahead) < len(readers)  # the first page, and short ones, by the step
+    assert not [t for t in threading.enumerate() if t.name.startswith("projector-read-ahead")]
+    built = snapshot(projector)
+    for name in projector.projections:
+        projector.reset(name)
+    projector.run_once()  # the same log, read without the read-ahead (run_once has none)
+    while projector.run_once():
+        pass
+    assert snapshot(projector) == built
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 100])
+def test_the_facet_counts_are_the_listed_apps_by_combination_however_the_log_is_batched(
+    store: Store, database_url: str, batch_size: int
+) -> None:
+    """The catalog's facet counts are added up per step (one upsert of the step's changes,
+    the empty combinations deleted only when a count went down): they stay a count of the
+    listed apps by categories and platforms, however the steps cut the log."""
+    from application import listings
+    from projections.catalog import apps as catalog_apps
+    from projections.catalog import facet_counts
+
+    developer = f.developer(store)
+    ids = [
+        f.app(store, developer, categories=[category], platforms=[platform])
+        for category, platform in [
+            ("connectors", "shopify"),
+            ("connectors", "shopify"),
+            ("marketing", "amazon"),
+            ("shipping-fulfillment", "ebay"),
+        ]
+    ]
+    listings.update_app(store, developer, ids[0], {"categories": ["marketing"]})
+    listings.delist_app(store, developer, ids[2])
+    listings.delist_app(store, developer, ids[3])  # its combination is gone
+    projector = build_projector(store, database_url, batch_size=batch_size)
+    projector.catch_up()
+    c = catalog_apps.c
+    with projector.engine.connect() as conn:
+        counted = conn.execute(
+            sa.select(c.category_bits, c.platform_bits, sa.func.count())
+            .where(c.delisted_at.is_(None))
+            .group_by(c.category_bits, c.platform_bits)
+        ).all()
+        kept = conn.execute(sa.select(facet_counts)).all()
+    assert sorted(tuple(r) for r in kept) == sorted(tuple(r) for r in counted)
+    assert len(kept) == 2
