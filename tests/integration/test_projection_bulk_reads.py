@@ -296,13 +296,12 @@ def test_a_round_checks_out_one_connection_for_all_its_steps(
     assert len(checkouts) == 1
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)  # the read-ahead's only
 def test_a_catch_up_on_postgres_reads_and_decodes_the_next_page_on_a_thread_of_its_own(
     store: Store, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """While a catch-up applies one page, the next is read and decoded beside it
     (projections/log_pages.py); what it builds is what a projector without it builds."""
-    if not database_url.startswith("postgres"):
-        pytest.skip("the read-ahead runs on PostgreSQL")
     developer, seller = f.developer(store), f.seller(store)
     for _ in range(6):
         app_id = f.app(store, developer)
