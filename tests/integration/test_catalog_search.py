@@ -5,9 +5,12 @@ updates, delistings and replays."""
 
 from __future__ import annotations
 
+import gc
 import random
 import re
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -15,6 +18,7 @@ import hypothesis
 import pytest
 import sqlalchemy as sa
 from hypothesis import strategies as st
+from sqlalchemy.engine import Connection
 
 from application import installations, listings, reviews
 from application.store import Store
@@ -27,6 +31,7 @@ from projections.catalog_search import CatalogPage, CatalogQuery
 from projections.read_side import build_projector, snapshot
 from projections.runner import Projector
 from tests import factories as f
+from tests.webhook_receiver import until
 
 WORDS = ["label", "labels", "order", "orders", "ordering", "stock", "sync", "syncs", "ship"]
 WORDS += ["shipping", "parcel", "print", "printer", "review", "refund", "tax", "loyalty"]
@@ -330,30 +335,34 @@ def test_text_search_rebuilds_its_index_when_the_catalog_is_rebuilt(
         assert catalog_search.search(conn, query).total > 0
 
 
+@contextmanager
+def _serving(settings: Settings, store: Store, **options: Any) -> Iterator[Connection]:
+    """The app started as serve starts it (its start-up thread running), and a connection
+    to its read models."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    from appstore.bootstrap import create_app
+
+    app = create_app(settings, store=store, **options)
+    engine = app.state.projector.engine
+    try:
+        with TestClient(app), engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
 def test_a_serving_process_builds_the_text_index_at_start_up(
     store: Store, settings: Settings
 ) -> None:
     """The first text search of a process does not pay for building the index (seconds at
     100,000 apps): serve builds it in the background as it starts."""
-    import time
-    import warnings
-
-    from appstore.bootstrap import create_app
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from starlette.testclient import TestClient
-
     f.app(store)
-    app = create_app(settings, store=store)
-    engine = app.state.projector.engine
-    with TestClient(app), engine.connect() as conn:
+    with _serving(settings, store) as conn:
         index = catalog_text.index_of(conn)
-        deadline = time.monotonic() + 20
-        while index.head < 0 and time.monotonic() < deadline:  # no search was made
-            time.sleep(0.02)
-        assert index.head >= 0
-    engine.dispose()
+        until(lambda: index.head >= 0)  # no search was made
 
 
 def test_serve_freezes_its_start_up_heap_once_the_text_index_is_built(
@@ -361,27 +370,11 @@ def test_serve_freezes_its_start_up_heap_once_the_text_index_is_built(
 ) -> None:
     """What start-up built is moved out of the garbage collector's sight (`gc.freeze`), or
     each full collection walks it again: 60-80 ms stalls every few seconds under load."""
-    import gc
-    import time
-    import warnings
-
-    from appstore.bootstrap import create_app
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from starlette.testclient import TestClient
-
     f.app(store)
     gc.unfreeze()
-    app = create_app(settings, store=store, freeze_heap=True)
-    engine = app.state.projector.engine
     try:
-        with TestClient(app), engine.connect() as conn:
-            deadline = time.monotonic() + 20
-            while gc.get_freeze_count() == 0 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert gc.get_freeze_count() > 0
+        with _serving(settings, store, freeze_heap=True) as conn:
+            until(lambda: gc.get_freeze_count() > 0)
             assert catalog_text.index_of(conn).head >= 0  # frozen after the index was built
     finally:
         gc.unfreeze()
-        engine.dispose()
