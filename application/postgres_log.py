@@ -47,7 +47,7 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._after_statements: dict[tuple[int, int], bytes] = {}
+        self._after_statements: dict[tuple[int, int, str], bytes] = {}
         self._topics: dict[str, bytes] = {}
 
     @property
@@ -168,9 +168,11 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
         snapshotted: Sequence[UUID] = (),
         snapshots_table: str = "",
     ) -> tuple[list[StoredEvent], list[StoredEvent]]:
+        # The body both reads above share, unwrapped: application/availability.py retries
+        # each public read, and one calling the other would retry twice over.
         if not after and not snapshotted:
             return [], []
-        key = (len(after), len(snapshotted))
+        key = (len(after), len(snapshotted), snapshots_table)  # the statement's shape
         params = [p for pair in after for p in pair] + [i for i in snapshotted for _ in range(3)]
         with (
             self.datastore.get_connection() as conn,
@@ -178,7 +180,7 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
         ):
             statement = self._after_statements.get(key)
             if statement is None:  # composed once (psycopg would compose it on each call)
-                composed = self._newest_statement(*key, snapshots_table)
+                composed = self._newest_statement(*key)
                 statement = self._after_statements[key] = composed.as_bytes(conn)
             curs.execute(statement, params, prepare=True)
             rows = curs.fetchall()
