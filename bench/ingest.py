@@ -1,7 +1,9 @@
 """Benchmark: connector sync events from a Kafka topic to stored incidents, on PostgreSQL.
 
 In one run, over the same N messages on the same broker:
-  a. the raw kafka-python consume rate (poll only, no parsing, no store);
+  a. the raw kafka-python consume rate (poll only, no parsing, no store), and the floor of
+     any worker that checks its input: the same consume with each report parsed and
+     validated (`consumers.batches.parsed`, the worker's first step), no store;
   b. the worker's rate from topic to stored incidents (parse, validate, one transaction per
      batch through `KafkaIngest.apply` with each partition's progress, commit offsets),
      and the ratio b / a;
@@ -27,9 +29,11 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from kafka.consumer import KafkaConsumer
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.producer import KafkaProducer
 from kafka.structs import TopicPartition
 from rich.console import Console
@@ -41,6 +45,7 @@ from appstore.collector import fewer_collections
 from appstore.settings import Settings
 from bench.processes import projector_process
 from bench.support import Row, fresh_database, percentile, progress_bar, rows_table
+from consumers.batches import parsed
 from consumers.config import AGGREGATE_CACHE, WorkerConfig, ensure_topics
 from consumers.worker import BatchOutcome, SyncEventWorker
 from tests import factories as f
@@ -113,8 +118,16 @@ def produce(
     return elapsed
 
 
-def raw_consume(bootstrap: str, topic: str, count: int, progress: Progress) -> float:
+def raw_consume(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    progress: Progress,
+    label: str = "a. raw kafka-python consume",
+    work: Callable[[list[ConsumerRecord]], object] | None = None,
+) -> float:
     """kafka-python alone: poll every record of the topic from the start; returns msg/s.
+    With `work`, each polled batch is also handed to it (the floor: parsing only).
 
     Timed like the worker (b): from the moment the first poll hands records over to the
     moment the last record is in hand, so neither rate includes connecting, the metadata
@@ -128,13 +141,15 @@ def raw_consume(bootstrap: str, topic: str, count: int, progress: Progress) -> f
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)
-    task = progress.add_task("a. raw kafka-python consume", total=count, rate="")
+    task = progress.add_task(label, total=count, rate="")
     got, start = 0, None
     deadline = time.monotonic() + 120
     while got < count and time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=500, max_records=500).values():
             start = start if start is not None else time.perf_counter()
             got += len(records)
+            if work is not None:
+                work(records)
         if start is not None:
             rate = got / max(time.perf_counter() - start, 1e-9)
             progress.update(task, completed=got, rate=f"{rate:,.0f}/s")
@@ -332,6 +347,9 @@ def run(args: argparse.Namespace) -> list[Row]:
             success_share=args.success_share,
         )
         raw_rate = raw_consume(args.bootstrap, topic, args.messages, progress)
+        parse_rate = raw_consume(
+            args.bootstrap, topic, args.messages, progress, "   consume + parse only", parsed
+        )
         worker_rate, join_s = worker_throughput(store, config, args.messages, progress)
         stored, visible = latency(
             store,
@@ -356,6 +374,13 @@ def run(args: argparse.Namespace) -> list[Row]:
             ratio,
             "≥ 0.5 of raw",
             ratio >= 0.5,
+        ),
+        Row(
+            "ingest",
+            "  the floor: consume + parse and validate each report (the worker's first step)",
+            f"{parse_rate:,.0f} msg/s",
+            f"raw consume {raw_rate:,.0f} msg/s",
+            parse_rate / raw_rate,
         ),
         Row(
             "ingest",
