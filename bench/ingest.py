@@ -22,20 +22,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import queue
 import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
 
-from kafka.consumer import KafkaConsumer
-from kafka.consumer.fetcher import ConsumerRecord
-from kafka.producer import KafkaProducer
-from kafka.structs import TopicPartition
 from rich.console import Console
 from rich.progress import Progress
 
@@ -43,121 +36,15 @@ from application.store import Store
 from appstore.bootstrap import build_store
 from appstore.collector import fewer_collections
 from appstore.settings import Settings
+from bench.kafka_traffic import installations, produce, raw_consume
 from bench.processes import projector_process
 from bench.support import Row, fresh_database, percentile, progress_bar, rows_table
 from consumers.batches import parsed
 from consumers.config import AGGREGATE_CACHE, WorkerConfig, ensure_topics
 from consumers.worker import BatchOutcome, SyncEventWorker
-from tests import factories as f
+from projections.read_side import build_projector
 
 console = Console(width=150)
-AREAS = ("orders", "inventory", "fulfillment", "products")
-
-
-def installations(store: Store, count: int, progress: Progress) -> list[uuid.UUID]:
-    task = progress.add_task("setup: active installations", total=count, rate="")
-    app_id = f.app(store)
-    ids = []
-    for _ in range(count):
-        ids.append(f.active_installation(store, f.seller(store), app_id, duration="unlimited"))
-        progress.advance(task)
-    return ids
-
-
-def report(n: int, installation_id: uuid.UUID, success_share: float = 0.0) -> bytes:
-    """A failure report (areas and error codes vary so incidents both group and open), or a
-    success for `success_share` of them."""
-    success = (n * 7919) % 1000 < success_share * 1000  # spread evenly, the same every run
-    return json.dumps(
-        {
-            "event_id": f"bench-{n}-{uuid.uuid4().hex[:6]}",
-            "installation_id": str(installation_id),
-            "kind": "success" if success else "failure",
-            "area": AREAS[n % len(AREAS)],
-            "error_code": f"E{n % 7}",
-            "message": "order 12345 references an unknown SKU",
-            "object_ids": [f"o-{n}"],
-            "occurred_at": datetime.now(UTC).isoformat(),
-        }
-    ).encode()
-
-
-def produce(
-    bootstrap: str,
-    topic: str,
-    ids: list[uuid.UUID],
-    count: int,
-    progress: Progress,
-    label: str,
-    rate: float | None = None,
-    success_share: float = 0.0,
-) -> float:
-    """Sends `count` reports (as fast as possible, or paced at `rate`/s); returns seconds."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    task = progress.add_task(label, total=count, rate="")
-    start = time.perf_counter()
-    for n in range(count):
-        if rate is not None:
-            delay = start + n / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-        installation_id = ids[n % len(ids)]
-        producer.send(
-            topic,
-            key=str(installation_id).encode(),
-            value=report(n, installation_id, success_share),
-        )
-        if n % 500 == 0:
-            progress.update(
-                task, completed=n, rate=f"{n / max(time.perf_counter() - start, 1e-9):,.0f}/s"
-            )
-    producer.flush(timeout=120)
-    elapsed = time.perf_counter() - start
-    progress.update(task, completed=count, rate=f"{count / elapsed:,.0f}/s")
-    producer.close(timeout=10)
-    return elapsed
-
-
-def raw_consume(
-    bootstrap: str,
-    topic: str,
-    count: int,
-    progress: Progress,
-    label: str = "a. raw kafka-python consume",
-    work: Callable[[list[ConsumerRecord]], object] | None = None,
-) -> float:
-    """kafka-python alone: poll every record of the topic from the start; returns msg/s.
-    With `work`, each polled batch is also handed to it (the floor: parsing only).
-
-    Timed like the worker (b): from the moment the first poll hands records over to the
-    moment the last record is in hand, so neither rate includes connecting, the metadata
-    round trips or the first fetch's wait."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=500
-    )
-    partitions = None
-    while not partitions:
-        partitions = consumer.partitions_for_topic(topic)
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    task = progress.add_task(label, total=count, rate="")
-    got, start = 0, None
-    deadline = time.monotonic() + 120
-    while got < count and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500, max_records=500).values():
-            start = start if start is not None else time.perf_counter()
-            got += len(records)
-            if work is not None:
-                work(records)
-        if start is not None:
-            rate = got / max(time.perf_counter() - start, 1e-9)
-            progress.update(task, completed=got, rate=f"{rate:,.0f}/s")
-    elapsed = time.perf_counter() - (start if start is not None else time.perf_counter())
-    consumer.close()
-    if got < count:
-        raise SystemExit(f"raw consume read only {got} of {count} records")
-    return count / max(elapsed, 1e-9)
 
 
 class WorkerRun:
@@ -216,22 +103,15 @@ def latency(
     projector = None
     stack = contextlib.ExitStack()
     if read_model:
-        try:
-            from projections.read_side import build_projector
-        except ImportError:  # no read side in this checkout: stored latency only
-            read_model = False
-        else:
-            projector = build_projector(store, database_url, names=["incidents"])
-            process, log = stack.enter_context(projector_process(database_url))
-            head = projector.head()
-            deadline = time.monotonic() + 120
-            while projector.positions()["incidents"] < head:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    stack.close()
-                    raise SystemExit(
-                        f"the projector did not catch up with run b:\n{log.read_text()}"
-                    )
-                time.sleep(0.1)
+        projector = build_projector(store, database_url, names=["incidents"])
+        process, log = stack.enter_context(projector_process(database_url))
+        head = projector.head()
+        deadline = time.monotonic() + 120
+        while projector.positions()["incidents"] < head:
+            if time.monotonic() > deadline or process.poll() is not None:
+                stack.close()
+                raise SystemExit(f"the projector did not catch up with run b:\n{log.read_text()}")
+            time.sleep(0.1)
     stored: list[float] = []
     visible: list[float] = []
     task = progress.add_task("c. paced latency run", total=count, rate="")

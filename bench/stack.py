@@ -28,7 +28,7 @@ from rich.table import Table
 from appstore.bootstrap import build_store
 from appstore.processes import migrate
 from appstore.settings import Settings
-from bench.ingest import installations, produce, raw_consume
+from bench.kafka_traffic import installations, produce, raw_consume
 from bench.support import fresh_database, percentile, progress_bar
 from consumers.config import WorkerConfig, ensure_topics
 from tests import factories as f
