@@ -36,7 +36,7 @@ from application.store import Store
 from appstore.bootstrap import build_store
 from appstore.collector import fewer_collections
 from appstore.settings import Settings
-from bench.kafka_traffic import installations, produce, raw_consume
+from bench.kafka_traffic import HandWrittenStore, installations, produce, raw_consume
 from bench.processes import projector_process
 from bench.support import Row, fresh_database, percentile, progress_bar, rows_table
 from consumers.batches import parsed
@@ -230,6 +230,19 @@ def run(args: argparse.Namespace) -> list[Row]:
         parse_rate = raw_consume(
             args.bootstrap, topic, args.messages, progress, "   consume + parse only", parsed
         )
+        hand_written = HandWrittenStore(database_url)
+        try:
+            hand_rate = raw_consume(
+                args.bootstrap,
+                topic,
+                args.messages,
+                progress,
+                "   hand-written consumer (parse, COPY, commit)",
+                hand_written,
+                commit=True,
+            )
+        finally:
+            hand_written.close()
         worker_rate, join_s = worker_throughput(store, config, args.messages, progress)
         stored, visible = latency(
             store,
@@ -261,6 +274,14 @@ def run(args: argparse.Namespace) -> list[Row]:
             f"{parse_rate:,.0f} msg/s",
             f"raw consume {raw_rate:,.0f} msg/s",
             parse_rate / raw_rate,
+        ),
+        Row(
+            "ingest",
+            "  the worker vs a hand-written consumer (parse, a row per report by COPY, "
+            "a transaction per batch, commit offsets; no event sourcing)",
+            f"{worker_rate:,.0f} msg/s",
+            f"hand-written {hand_rate:,.0f} msg/s",
+            worker_rate / hand_rate,
         ),
         Row(
             "ingest",

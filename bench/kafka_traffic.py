@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import psycopg
 from kafka.consumer import KafkaConsumer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.producer import KafkaProducer
@@ -16,6 +17,8 @@ from kafka.structs import TopicPartition
 from rich.progress import Progress
 
 from application.store import Store
+from consumers.batches import parsed
+from domain.incident import SyncEvent
 from tests import factories as f
 
 AREAS = ("orders", "inventory", "fulfillment", "products")
@@ -92,15 +95,20 @@ def raw_consume(
     progress: Progress,
     label: str = "a. raw kafka-python consume",
     work: Callable[[list[ConsumerRecord]], object] | None = None,
+    commit: bool = False,
 ) -> float:
     """kafka-python alone: poll every record of the topic from the start; returns msg/s.
-    With `work`, each polled batch is also handed to it (the floor: parsing only).
+    With `work`, each polled batch is also handed to it (parsing only, or a hand-written
+    store); with `commit`, the offsets of each poll are then committed, as the worker does.
 
     Timed like the worker (b): from the moment the first poll hands records over to the
     moment the last record is in hand, so neither rate includes connecting, the metadata
     round trips or the first fetch's wait."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=500
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_poll_records=500,
+        group_id=f"bench-raw-{uuid.uuid4().hex[:8]}" if commit else None,
     )
     partitions = None
     while not partitions:
@@ -112,11 +120,14 @@ def raw_consume(
     got, start = 0, None
     deadline = time.monotonic() + 120
     while got < count and time.monotonic() < deadline:
-        for records in consumer.poll(timeout_ms=500, max_records=500).values():
+        polled = consumer.poll(timeout_ms=500, max_records=500)
+        for records in polled.values():
             start = start if start is not None else time.perf_counter()
             got += len(records)
             if work is not None:
                 work(records)
+        if commit and polled:
+            consumer.commit()
         if start is not None:
             rate = got / max(time.perf_counter() - start, 1e-9)
             progress.update(task, completed=got, rate=f"{rate:,.0f}/s")
@@ -125,3 +136,52 @@ def raw_consume(
     if got < count:
         raise SystemExit(f"raw consume read only {got} of {count} records")
     return count / max(elapsed, 1e-9)
+
+
+class HandWrittenStore:
+    """What a consumer without event sourcing would do with a polled batch: parse and
+    validate each report, then one row per report into a plain table, one transaction per
+    batch (COPY). The baseline the worker's event-sourced store is weighed against."""
+
+    def __init__(self, database_url: str) -> None:
+        self.conn = psycopg.connect(database_url)
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS bench_raw_reports (partition int, kafka_offset bigint,"
+            " installation_id uuid, event_id text, kind text, area text, error_code text,"
+            " message text, object_ids text[], occurred_at timestamptz,"
+            " PRIMARY KEY (partition, kafka_offset))"
+        )
+        self.conn.commit()
+
+    def __call__(self, records: list[ConsumerRecord]) -> None:
+        rows = []
+        for item in parsed(records):
+            report = item.report
+            if isinstance(report, SyncEvent):
+                rows.append(
+                    (
+                        item.partition,
+                        item.offset,
+                        report.installation_id,
+                        report.event_id,
+                        report.kind,
+                        report.area,
+                        report.error_code,
+                        report.message,
+                        list(report.object_ids),
+                        report.occurred_at,
+                    )
+                )
+        with (
+            self.conn.cursor() as cursor,
+            cursor.copy(
+                "COPY bench_raw_reports (partition, kafka_offset, installation_id, event_id,"
+                " kind, area, error_code, message, object_ids, occurred_at) FROM STDIN"
+            ) as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
