@@ -6,7 +6,6 @@ Stored snapshots name this class by the topic `domain.installation:InstallationS
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from eventsourcing.domain import Snapshot
@@ -29,8 +28,15 @@ class InstallationSnapshot(Snapshot):
         state = dict(taken.state)
         state["status"] = str(state["status"].value)
         state["duration"] = str(state["duration"].value)
+        # A shallow copy of each incident's fields (their order and values are asdict's):
+        # asdict copies each of the up to 100 object ids one by one, ~120 µs an incident,
+        # and a busy installation is snapshotted every 100 events.
         state["incidents"] = [
-            {**asdict(incident), "status": incident.status.value}
+            {
+                **vars(incident),
+                "object_ids": list(incident.object_ids),
+                "status": incident.status.value,
+            }
             for incident in state["incidents"].values()
         ]
         return cls(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 
 import pytest
@@ -27,6 +28,7 @@ from domain.errors import (
     WrongRole,
 )
 from domain.incident import SyncEvent
+from domain.installation_snapshot import InstallationSnapshot
 from domain.values import IncidentStatus, InstallationStatus
 from tests import factories as f
 
@@ -371,6 +373,30 @@ def test_snapshots_of_busy_installations_load_the_same_state(
     assert all(isinstance(i.status, IncidentStatus) for i in from_snapshot.incidents.values())
     # Commands keep working on an installation loaded from a snapshot.
     installations.renew(store, seller, installation_id, "30d")
+
+
+def test_a_snapshot_keeps_incidents_in_the_stored_form_and_apart_from_the_aggregate(
+    store: Store, clock: FixedClock
+) -> None:
+    """Snapshots take incidents by a shallow copy (asdict was 40x slower): the stored form
+    stays asdict's (the form older releases wrote and read), and later changes to the
+    installation do not reach a snapshot already taken."""
+    installation_id = f.active_installation(store, f.seller(store), f.app(store))
+    for n in range(3):
+        sync_events.record_sync_event(
+            store, failure(installation_id, f"e{n}", clock, ids=[f"o{n}", "shared"])
+        )
+    installation = installations.installation(store, installation_id)
+    snapshot = InstallationSnapshot.take(installation)
+    assert snapshot.state["incidents"] == [
+        {**asdict(incident), "status": incident.status.value}
+        for incident in installation.incidents.values()
+    ]
+    kept = [dict(item, object_ids=list(item["object_ids"])) for item in snapshot.state["incidents"]]
+    (incident,) = installation.incidents.values()
+    incident.object_ids.append("later")
+    incident.count += 1
+    assert snapshot.state["incidents"] == kept
 
 
 def test_a_redelivered_batch_applies_only_the_new_events(store: Store, clock: FixedClock) -> None:
