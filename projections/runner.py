@@ -40,6 +40,7 @@ from projections.tracking import (
     Measured,
     StepResult,
     built_as,
+    lock_and_advance,
     tracking,
 )
 
@@ -234,13 +235,25 @@ class Projector:
         another process (or thread) is stepping is left (position -1), or with `wait`
         stepped once that step has ended."""
         handlers = self._topics[name]
+        size = limit or self.batch_size
+        # On PostgreSQL the page after the position this process last saw is read before
+        # the lock, and the lock moves the position past it in the same statement if it is
+        # still there (LOCK_AND_ADVANCE): no tracking UPDATE of its own at the end.
+        expected = self._seen.get(name) if self._is_postgres else None
+        guess = self.pages.select(expected + 1, size) if expected is not None else ()
         with self._begin() as conn:
-            position = self._lock(conn, name, wait=wait)
+            if guess and expected is not None:
+                durable = self.durable
+                position, moved = lock_and_advance(
+                    conn, name, wait, expected, guess[-1].id, durable
+                )
+            else:
+                position, moved, durable = self._lock(conn, name, wait=wait), False, True
             if position is None:  # another process holds it (or no row yet)
                 return StepResult(name, 0, -1)
-            if not self.durable and self._is_postgres:
+            if not self.durable and self._is_postgres and durable:  # not set by the above
                 conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            notifications = self.pages.select(position + 1, limit or self.batch_size)
+            notifications = guess if moved else self.pages.select(position + 1, size)
             if not notifications:
                 self._seen[name] = position
                 return StepResult(name, 0, position)
@@ -258,7 +271,8 @@ class Projector:
             batch.flush()
             projection.finish(batch)
             last = notifications[-1].id
-            conn.execute(ADVANCE, {"b_name": name, "b_position": last})
+            if not moved:
+                conn.execute(ADVANCE, {"b_name": name, "b_position": last})
         self._seen[name] = last
         return StepResult(name, len(notifications), last)
 

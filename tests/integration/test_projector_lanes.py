@@ -112,3 +112,42 @@ def test_a_catch_up_waits_for_the_step_another_process_is_taking(
     assert projector.lag()["my_apps"] == 0
     other.engine.dispose()
     projector.engine.dispose()
+
+
+def test_a_step_after_the_position_it_last_saw_moves_it_with_the_lock(
+    store: Store, database_url: str
+) -> None:
+    """A step reads the page after the position this process last saw before the lock and
+    the lock moves the position past it (one statement): no tracking UPDATE of its own;
+    when another process moved the position meanwhile, the step applies from where that
+    one left it, and the rows are those of one projector alone."""
+    _installs(store, 6)
+    alone = build_projector(store, database_url, batch_size=2)
+    alone.catch_up()
+    expected = snapshot(alone)
+    for name in alone.projections:
+        alone.reset(name)
+    alone.engine.dispose()
+
+    first = build_projector(store, database_url, batch_size=2)
+    second = build_projector(store, database_url, batch_size=2, setup=False)
+    updates: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE PROJECTION_TRACKING"):
+            updates.append(statement)
+
+    sa.event.listen(first.engine, "before_cursor_execute", count)
+    assert first.step("my_apps").applied == 2  # the first: locks, then its own UPDATE
+    assert len(updates) == 1
+    assert first.step("my_apps").applied == 2  # from the position it saw: with the lock
+    assert len(updates) == 1
+    assert second.step("my_apps").applied == 2  # another process moves it on meanwhile
+    assert first.step("my_apps").applied == 2  # the page it read first is not the next
+    assert len(updates) == 2
+    for projector in (first, second):
+        projector.catch_up()
+    assert first.lag() == dict.fromkeys(first.projections, 0)
+    assert snapshot(first) == expected
+    first.engine.dispose()
+    second.engine.dispose()
