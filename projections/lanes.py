@@ -65,6 +65,8 @@ class Lanes(Generic[R]):
         """One step of each of `names` (distinct), the costliest first, on whichever lane
         is free; the results in the order of `names` once all have ended. The first
         error (in that order) is raised after the others have ended."""
+        if len(set(names)) != len(names):
+            raise ValueError(f"a round steps each projection once: {list(names)}")
         for name in sorted(names, key=lambda n: -cost(n)):
             self._work.put(name)
         results: dict[str, R | BaseException] = {}

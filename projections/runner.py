@@ -319,7 +319,7 @@ class Projector:
     ) -> int:
         """Runs the projections until they reach the head of the log (a projection another
         thread or process is stepping meanwhile: after its step, from where it left it)."""
-        pending = list(names or self.projections)
+        pending = list(dict.fromkeys(names or self.projections))  # a lane per name
         total = 0
         # Round robin, so the projections share decoded events of the same range; on
         # PostgreSQL the next range is read and decoded meanwhile (projections/log_pages.py)
