@@ -4,7 +4,10 @@ Appends a log of --events events (apps, installations, authorizations, incidents
   1. lets the projector catch up from position 0 (every read model, batches of 500 events
      per transaction), untimed: it gives the rows to write and each model's transactions;
   2. --runs times: drops and rebuilds the read models from 0, and after each step of the
-     projector writes that step's share of the same rows into empty twins of the tables
+     projector (on PostgreSQL a round steps two read models at once, each on a connection
+     of its own, projections/lanes.py: the raw writes of its steps come once the round has
+     ended, while no step runs; --lanes 1 for one connection) writes that step's share of
+     the same rows into empty twins of the tables
      (same columns and indexes), in a transaction of their own, once by a batched INSERT
      (psycopg's executemany: the issue's "raw batched INSERT") and once by COPY (as the
      projector writes new rows on PostgreSQL: the floor). Each model's rows are split over
@@ -46,7 +49,7 @@ from appstore.settings import Settings
 from bench.support import Row, fresh_database, progress_bar, rows_table
 from bench.workload import append_catalog
 from projections.read_side import build_projector
-from projections.runner import Projector
+from projections.runner import DEFAULT_LANES, Projector
 
 console = Console(width=150)
 # One app brings 1 Listed + 3 × (Installed + Authorized) + ~1 incident ≈ 8 events.
@@ -188,7 +191,7 @@ class Raw:
 
 
 def interleaved(
-    store: Store, url: str, head: int, runs: int, progress: Progress, batch: int
+    store: Store, url: str, head: int, runs: int, progress: Progress, batch: int, lanes: int
 ) -> tuple[list[float], dict[str, list[float]], int, int]:
     """A first catch-up (untimed: it gives the rows and each model's transactions), then
     `runs` catch-ups from 0, each with the raw writes of the same rows done beside it, step
@@ -202,6 +205,7 @@ def interleaved(
     written = 0
     for run in range(runs):
         projector = build_projector(store, url, batch_size=batch)
+        projector.lanes = lanes
         for name in projector.projections:
             projector.reset(name)
         raw = Raw(projector, data, steps)
@@ -242,6 +246,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--runs", type=int, default=3, help="catch-ups with the raw writes beside (median)"
     )
+    p.add_argument(
+        "--lanes",
+        type=int,
+        default=DEFAULT_LANES,
+        help="connections the timed catch-ups step read models on at once",
+    )
     return p
 
 
@@ -255,7 +265,7 @@ def run(args: argparse.Namespace) -> list[Row]:
         head = fill(store, args.events, progress)
         if not args.replay_only:
             caught, raws, written, transactions = interleaved(
-                store, url, head, args.runs, progress, args.batch
+                store, url, head, args.runs, progress, args.batch, args.lanes
             )
             for way, goal in (("INSERT", 0.7), ("COPY", None)):
                 ratios = sorted(r / c for c, r in zip(caught, raws[way], strict=True))
@@ -264,8 +274,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                     Row(
                         "catch-up",
                         f"projector from 0, {head:,} events → {written:,} rows,"
-                        f" {transactions} transactions; vs batched {way} step by step beside"
-                        f" it, median of {args.runs} runs"
+                        f" {transactions} transactions, {args.lanes} lane(s); vs batched {way}"
+                        f" step by step beside it, median of {args.runs} runs"
                         f" (runs: {', '.join(f'{r:.2f}' for r in ratios)})",
                         f"{median(caught):.1f} s = {head / median(caught):,.0f} ev/s",
                         f"{way} same rows {median(raws[way]):.1f} s",

@@ -76,6 +76,9 @@ class LogPages:
         # Decoded events by position, shared by the projections stepping over the same range.
         self._decoded: OrderedDict[int, Any] = OrderedDict()
         self._last_read: tuple[tuple[int, int], Sequence[Notification]] | None = None
+        # Taken to read a page (or the read-ahead's) and to keep a decoded event: the lanes
+        # of a catch-up (projections/lanes.py) step projections over the same pages at once.
+        self._lock = threading.Lock()
         # Per thread: .round, the pages read during one round (`Projector.run_once`), short
         # ones too: the projections it steps mostly start at the same position, and a page
         # read a moment earlier is as good (what was appended since, the next round
@@ -95,14 +98,25 @@ class LogPages:
             self._thread.round = None
 
     @contextmanager
-    def reading_ahead(self, topics: Collection[str]) -> Iterator[None]:
+    def reading_ahead(self, topics: Collection[str]) -> Iterator[ReadAhead]:
         """Until the end of the block, each full page this thread reads starts the read of
         the next (its events of these topics decoded too) on a thread of its own."""
-        self._thread.ahead = ReadAhead(self.store.notifications, self.store.decode, topics)
+        ahead = ReadAhead(self.store.notifications, self.store.decode, topics)
+        self._thread.ahead = ahead
+        try:
+            yield ahead
+        finally:
+            ahead.close()
+            self._thread.ahead = None
+
+    @contextmanager
+    def sharing(self, ahead: ReadAhead | None) -> Iterator[None]:
+        """Until the end of the block, this thread's reads take part in another thread's
+        read-ahead (the lanes of one catch-up: projections/lanes.py)."""
+        self._thread.ahead = ahead
         try:
             yield
         finally:
-            self._thread.ahead.close()
             self._thread.ahead = None
 
     def settle(self) -> None:
@@ -121,6 +135,14 @@ class LogPages:
         pages = cast(Pages | None, getattr(self._thread, "round", None))
         if pages is not None and key in pages:
             return pages[key]
+        with self._lock:  # another lane may be reading this very page: read it once
+            return self._read(key, pages)
+
+    def _read(self, key: tuple[int, int], pages: Pages | None) -> Sequence[Notification]:
+        start, limit = key
+        cached = self._last_read
+        if cached is not None and cached[0] == key:
+            return cached[1]
         ahead: ReadAhead | None = getattr(self._thread, "ahead", None)
         page = None if ahead is None else ahead.take(start, limit)
         if page is None:
@@ -128,6 +150,7 @@ class LogPages:
         else:
             notifications = page[0]
             self._decoded.update(page[1])
+            self._forget_oldest()
         if pages is not None:
             pages[key] = notifications
         self._last_read = (key, notifications) if len(notifications) == limit else None
@@ -140,7 +163,11 @@ class LogPages:
         event = self._decoded.get(notification.id)
         if event is None:
             event = self.store.decode(notification)
-            self._decoded[notification.id] = event
+            with self._lock:
+                self._decoded[notification.id] = event
+                self._forget_oldest()
+        return event
+
+    def _forget_oldest(self) -> None:
         while len(self._decoded) > self._keep:
             self._decoded.popitem(last=False)
-        return event

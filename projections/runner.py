@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from functools import partial
 
 import sqlalchemy as sa
 from eventsourcing.utils import get_topic
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from application.loops import LoopHealth, SupervisedLoop
 from application.store import Store
 from projections.batch import Batch
+from projections.lanes import Lanes
 from projections.log_pages import LogPages
 from projections.projection import Handler, Projection
 from projections.tracking import (
@@ -38,6 +40,7 @@ from projections.tracking import (
     Measured,
     StepResult,
     built_as,
+    lock_and_advance,
     tracking,
 )
 
@@ -46,6 +49,7 @@ from projections.tracking import (
 __all__ = ["DEFAULT_BATCH", "MEASURE_EVERY", "Measured", "Projector", "StepResult", "tracking"]
 
 DEFAULT_BATCH = 1000
+DEFAULT_LANES = 2
 # Seconds between lag measurements of an idle projector (a busy one measures every batch).
 MEASURE_EVERY = 1.0
 
@@ -60,6 +64,7 @@ class Projector:
         projections: Sequence[Projection],
         *,
         batch_size: int = DEFAULT_BATCH,
+        lanes: int = DEFAULT_LANES,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -80,6 +85,9 @@ class Projector:
         # replay goes on from the position it finds: safe for a model rebuilt from the log.
         self.durable = True
         self.pages = LogPages(store, keep=4 * batch_size)  # read and decoded once
+        # Connections a catch-up steps its projections on at once (PostgreSQL; one lane per
+        # projection at most): see projections/lanes.py.
+        self.lanes = lanes
         # Positions this process last saw per projection (they only ever grow).
         self._seen: dict[str, int] = {}
         self.wake = threading.Event()
@@ -222,16 +230,30 @@ class Projector:
         row = conn.execute(query, {"name": name}).first()
         return None if row is None else int(row[0])
 
-    def step(self, name: str, limit: int | None = None) -> StepResult:
-        """Applies the next batch of events to one projection, in one transaction."""
+    def step(self, name: str, limit: int | None = None, *, wait: bool = False) -> StepResult:
+        """Applies the next batch of events to one projection, in one transaction; one
+        another process (or thread) is stepping is left (position -1), or with `wait`
+        stepped once that step has ended."""
         handlers = self._topics[name]
+        size = limit or self.batch_size
+        # On PostgreSQL the page after the position this process last saw is read before
+        # the lock, and the lock moves the position past it in the same statement if it is
+        # still there (LOCK_AND_ADVANCE): no tracking UPDATE of its own at the end.
+        expected = self._seen.get(name) if self._is_postgres else None
+        guess = self.pages.select(expected + 1, size) if expected is not None else ()
         with self._begin() as conn:
-            position = self._lock(conn, name, wait=False)
+            if guess and expected is not None:
+                durable = self.durable
+                position, moved = lock_and_advance(
+                    conn, name, wait, expected, guess[-1].id, durable
+                )
+            else:
+                position, moved, durable = self._lock(conn, name, wait=wait), False, True
             if position is None:  # another process holds it (or no row yet)
                 return StepResult(name, 0, -1)
-            if not self.durable and self._is_postgres:
+            if not self.durable and self._is_postgres and durable:  # not set by the above
                 conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            notifications = self.pages.select(position + 1, limit or self.batch_size)
+            notifications = guess if moved else self.pages.select(position + 1, size)
             if not notifications:
                 self._seen[name] = position
                 return StepResult(name, 0, position)
@@ -249,7 +271,8 @@ class Projector:
             batch.flush()
             projection.finish(batch)
             last = notifications[-1].id
-            conn.execute(ADVANCE, {"b_name": name, "b_position": last})
+            if not moved:
+                conn.execute(ADVANCE, {"b_name": name, "b_position": last})
         self._seen[name] = last
         return StepResult(name, len(notifications), last)
 
@@ -294,26 +317,38 @@ class Projector:
         names: Iterable[str] | None = None,
         on_progress: Callable[[StepResult], None] | None = None,
     ) -> int:
-        """Runs the projections until they reach the head of the log."""
-        pending = list(names or self.projections)
+        """Runs the projections until they reach the head of the log (a projection another
+        thread or process is stepping meanwhile: after its step, from where it left it)."""
+        pending = list(dict.fromkeys(names or self.projections))  # a lane per name
         total = 0
         # Round robin, so the projections share decoded events of the same range; on
-        # PostgreSQL the next range is read and decoded meanwhile (projections/log_pages.py).
+        # PostgreSQL the next range is read and decoded meanwhile (projections/log_pages.py)
+        # and a round's steps run on `lanes` connections at once (projections/lanes.py).
         topics = {topic for name in pending for topic in self._topics[name]}
         ahead = self.pages.reading_ahead(topics) if self._is_postgres else nullcontext()
-        with self._holding(), ahead:
-            while pending:
-                for name in list(pending):
-                    result = self.step(name)
-                    total += result.applied
-                    if on_progress is not None:
-                        on_progress(result)
-                    if result.applied == 0:
-                        pending.remove(name)
+        extra = min(self.lanes, len(pending)) - 1 if self._is_postgres else 0
+        with self._holding(), ahead as shared:
+
+            @contextmanager
+            def lane() -> Iterator[None]:
+                with self._holding(), self.pages.sharing(shared):
+                    yield
+
+            with Lanes(extra, partial(self.step, wait=True), lane) as lanes:
+                while pending:
+                    for result in lanes.run(pending, self._cost):
+                        total += result.applied
+                        if on_progress is not None:
+                            on_progress(result)
+                        if result.applied == 0:
+                            pending.remove(result.projection)
         if total:
             with self.progressed:
                 self.progressed.notify_all()
         return total
+
+    def _cost(self, name: str) -> float:
+        return self.projections[name].replay_cost
 
     def measure(self) -> Measured:
         """Reads the head and the positions now (kept in `measured` for /readyz)."""

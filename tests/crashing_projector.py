@@ -6,13 +6,15 @@ by SIGKILL (no cleanup, no rollback of its own: the database discards what was n
 committed) at the N-th point of KIND among:
 
 - `row`: before a statement that writes read-model rows (between rows of one step);
-- `position`: before the statement that writes the tracking position (all rows written);
+- `position`: before the statement that writes the tracking position (all rows written),
+  or right after the step's lock moved it (no row written yet: a step from the position
+  this process last saw, `projections.tracking.lock_and_advance`);
 - `commit`: when the step's transaction is about to commit (rows and position written);
 - `committed`: right after a step's commit, before the next step begins;
 - `none`: never (exits 0 at the head).
 
-The points are found by watching the SQL the read-model engine sends, so the projector
-runs unchanged. Exit status 3 means the point never came (the head was reached first).
+The points are found by watching the SQL the read-model engine sends (and what the lock
+statement, sent past SQLAlchemy, returns), so the projector runs unchanged. Exit status 3 means the point never came (the head was reached first).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import sqlalchemy as sa
 
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
+from projections import runner, tracking
 from projections.read_side import build_projector
 
 KINDS = ("row", "position", "commit", "committed", "none")
@@ -51,6 +54,14 @@ def arm(engine: sa.Engine, kind: str, nth: int) -> None:
             reached("position")
         elif verb in ("INSERT", "UPDATE", "DELETE"):
             reached("row")
+
+    def lock_and_advance(*args: Any, **kwargs: Any) -> tuple[int | None, bool]:
+        position, moved = tracking.lock_and_advance(*args, **kwargs)
+        if moved:
+            reached("position")
+        return position, moved
+
+    runner.lock_and_advance = lock_and_advance  # type: ignore[assignment]
 
     @sa.event.listens_for(engine, "commit")
     def _commit(conn: Any) -> None:

@@ -22,9 +22,11 @@ class Log:
     def __init__(self) -> None:
         self.notes: list[Note] = []
         self.reads = 0
+        self.readers: list[str] = []  # the threads that read, in turn
 
     def notifications(self, start: int, limit: int, **_: Any) -> list[Note]:
         self.reads += 1
+        self.readers.append(threading.current_thread().name)
         return [n for n in self.notes if n.id >= start][:limit]
 
     def decode(self, note: Note) -> str:
@@ -65,3 +67,30 @@ def test_a_full_page_is_read_once_for_every_projection_and_each_event_decoded_on
     first = pages.select(1, 3)
     assert pages.select(1, 3) is first and log.reads == 1
     assert [pages.decode(n) for n in first] == ["event 1", "event 2", "event 3"]
+
+
+def test_a_lane_of_a_catch_up_takes_the_page_its_read_ahead_read() -> None:
+    """The lanes of a catch-up (projections/lanes.py) share its read-ahead: a lane asking
+    for the next page takes the one read beside it (and starts the one after), no read of
+    its own; the other lanes then reuse that page."""
+    log = Log()
+    log.notes = [Note(i) for i in range(1, 8)]
+    pages = LogPages(log, keep=10)  # type: ignore[arg-type]
+    with pages.reading_ahead({"t"}) as ahead:
+        assert [n.id for n in pages.select(1, 2)] == [1, 2]  # read here; (3, 2) read ahead
+        ahead.settle()
+        seen: list[int] = []
+
+        def lane() -> None:
+            with pages.sharing(ahead):
+                seen.extend(n.id for n in pages.select(3, 2))
+
+        other = threading.Thread(target=lane, name="lane")
+        other.start()
+        other.join(5)
+        ahead.settle()
+        assert seen == [3, 4]
+        assert [n.id for n in pages.select(3, 2)] == [3, 4]
+    assert "lane" not in log.readers
+    assert log.readers[0] == threading.current_thread().name
+    assert len(log.readers) == 3  # (1, 2) here, (3, 2) and (5, 2) ahead
