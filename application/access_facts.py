@@ -138,41 +138,32 @@ def rows(aggregates: Iterable[Any]) -> list[FactRow]:
     return found
 
 
-def decoded(
-    token_id: UUID,
-    installation_id: UUID,
-    grant_id: UUID,
-    token: bytes,
-    installation: bytes,
-    grant: bytes,
-) -> Facts:
-    """The facts of a token's three rows (as `rows` wrote them)."""
-    t, i, g = json.loads(token), json.loads(installation), json.loads(grant)
+def decoded(token_id: UUID, installation_id: UUID, grant_id: UUID, facts: str) -> Facts:
+    """The facts of a token's three rows (`facts`: a JSON array of what `rows` wrote for
+    the token, its installation and its grant)."""
+    t, i, g = json.loads(facts)
+    revoked, superseded = g["revoked_tokens"], g["superseded_at"]
     return (
         TokenFacts(
-            id=token_id,
-            kind=t["kind"],
-            grant_id=grant_id,
-            app_id=UUID(t["app_id"]),
-            installation_id=installation_id,
-            seller_id=UUID(t["seller_id"]),
-            scopes=t["scopes"],
-            generation=t["generation"],
-            issued_at=datetime.fromisoformat(t["issued_at"]),
-            expires_at=_datetime(t["expires_at"]),
+            token_id,
+            t["kind"],
+            grant_id,
+            UUID(t["app_id"]),
+            installation_id,
+            UUID(t["seller_id"]),
+            t["scopes"],
+            t["generation"],
+            datetime.fromisoformat(t["issued_at"]),
+            _datetime(t["expires_at"]),
         ),
-        InstallationFacts(
-            status=InstallationStatus(i["status"]),
-            expires_at=_datetime(i["expires_at"]),
-            scopes=i["scopes"],
-        ),
+        InstallationFacts(InstallationStatus(i["status"]), _datetime(i["expires_at"]), i["scopes"]),
         GrantFacts(
-            revoked_at=_datetime(g["revoked_at"]),
-            revoked_tokens=frozenset(UUID(x) for x in g["revoked_tokens"]),
-            generation=g["generation"],
-            superseded_at={
-                int(n): datetime.fromisoformat(at) for n, at in g["superseded_at"].items()
-            },
+            _datetime(g["revoked_at"]),
+            frozenset(UUID(x) for x in revoked) if revoked else frozenset(),
+            g["generation"],
+            {int(n): datetime.fromisoformat(at) for n, at in superseded.items()}
+            if superseded
+            else {},
         ),
     )
 

@@ -66,9 +66,9 @@ def changed(
 
 def access_facts(
     recorder: ApplicationRecorder, probes: Probes | None, token_id: UUID
-) -> tuple[UUID, UUID, bytes, bytes, bytes] | None:
-    """A token's row of facts with its installation's and grant's, all three describing
-    their aggregate's latest version, in one read; None when there is no such row (or the
+) -> tuple[UUID, UUID, str] | None:
+    """A token's installation and grant, and the facts of all three as a JSON array, each
+    describing its aggregate's latest version, in one read; None when there is no such row (or the
     recorder keeps none: SQLite)."""
     if not getattr(recorder, "keeps_facts", False):
         return None
@@ -79,8 +79,8 @@ def access_facts(
         rows = _read_postgres(recorder, sql, [token_id])
     if not rows:
         return None
-    installation_id, grant_id, token, installation, grant = rows[0]
-    return installation_id, grant_id, bytes(token), bytes(installation), bytes(grant)
+    installation_id, grant_id, facts = rows[0]
+    return installation_id, grant_id, facts
 
 
 def stored_events(recorder: ApplicationRecorder, aggregate_id: UUID) -> list[StoredEvent]:

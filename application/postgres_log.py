@@ -27,6 +27,7 @@ process does not know yet (application/aggregate_cache.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -68,10 +69,11 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
         """Whether appends write the rows token checks read (application/access_facts.py)."""
         return not self.datastore.enable_db_functions
 
-    @property
+    @functools.cached_property
     def access_facts_statement(self) -> str:
-        """A token's row with its installation's and grant's, each only if it describes
-        the aggregate's latest version (no event after it); no row otherwise."""
+        """A token's installation and grant ids and the three rows' facts as one JSON array
+        (token, installation, grant), each row only if it describes its aggregate's latest
+        version (no event after it); no row otherwise."""
         schema = self.datastore.schema.replace('"', '""')
         facts = f'"{schema}"."{self.facts_table_name}"'
         events = f'"{schema}"."{self.events_table_name}"'
@@ -83,7 +85,9 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
             )
 
         return (
-            f"SELECT t.installation_id, t.grant_id, t.facts, i.facts, g.facts FROM {facts} t"
+            "SELECT t.installation_id, t.grant_id, convert_from('['::bytea || t.facts"
+            " || ','::bytea || i.facts || ','::bytea || g.facts || ']'::bytea, 'UTF8')"
+            f" FROM {facts} t"
             f" JOIN {facts} i ON i.id = t.installation_id AND {latest('i')}"
             f" JOIN {facts} g ON g.id = t.grant_id AND {latest('g')}"
             f" WHERE t.id = %s AND {latest('t')}"

@@ -16,13 +16,9 @@ from tests.unit.test_oauth_domain import World
 
 def _facts(token: IssuedToken, installation: Installation, grant: TokenGrant) -> access_facts.Facts:
     rows = {row.id: row for row in access_facts.rows([token, installation, grant])}
+    three = b",".join([rows[token.id].facts, rows[installation.id].facts, rows[grant.id].facts])
     return access_facts.decoded(
-        token.id,
-        token.installation_id,
-        token.grant_id,
-        rows[token.id].facts,
-        rows[installation.id].facts,
-        rows[grant.id].facts,
+        token.id, token.installation_id, token.grant_id, "[" + three.decode() + "]"
     )
 
 
