@@ -5,8 +5,9 @@ grant now, has the token's grant been revoked (or this access token alone), is a
 token still the current generation? Replaying the token, its grant and its installation
 from the log to answer that costs far more CPU than the question (decoding, replay).
 
-So every append that saves an issued token, a grant or an installation also writes, in the
-SAME transaction (application/postgres_log.py), one row per such aggregate: its id, the
+So every append that saves an issued token, a grant or an installation (one that can have
+tokens: live once) also writes, in the SAME transaction (application/postgres_log.py), one
+row per such aggregate: its id, the
 version the row describes, and these facts as compact JSON (a token's row also names its
 installation and grant). A check then reads the three rows in one statement. The log stays
 the source of truth: the statement answers only rows that describe the aggregate's LATEST
@@ -98,11 +99,25 @@ class GrantFacts:
 Facts = tuple[TokenFacts, InstallationFacts, GrantFacts]
 
 
-def rows(aggregates: Iterable[Any]) -> list[FactRow]:
-    """The rows of the tokens, grants and installations among `aggregates` (as saved)."""
+# An installation's events before which it cannot have tokens (only a live one gets any):
+# the appends of install and authorize write no row for it (a row costs an append a sixth
+# of its server time); the first token's append writes it (application/tokens.py).
+BEFORE_TOKENS = (Installation.Installed, Installation.Authorized)
+
+
+def rows(aggregates: Iterable[Any], new_events: Iterable[Any] = ()) -> list[FactRow]:
+    """The rows of the tokens, grants and installations among `aggregates` (as saved with
+    `new_events`); an installation whose new events all come before it can have tokens
+    has none."""
+    before_tokens: dict[UUID, bool] = {}
+    for new in new_events:
+        known = before_tokens.get(new.originator_id, True)
+        before_tokens[new.originator_id] = known and isinstance(new, BEFORE_TOKENS)
     found = []
     for aggregate in aggregates:
         kind = type(aggregate)
+        if kind is Installation and before_tokens.get(aggregate.id, False):
+            continue
         if kind is IssuedToken:
             facts: dict[str, Any] = {
                 "kind": aggregate.kind,

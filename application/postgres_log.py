@@ -16,8 +16,9 @@ COMMIT; the transaction is rolled back before the connection goes back to the po
 Given the versions of the copies an attempt trusted (`unchanged`), the INSERT appends only
 if none of those aggregates has a newer event (application/attempts.py).
 
-Given `facts` (application/access_facts.py), the same statement also writes the rows a token
-check reads, only if the events went in; `access_facts_statement` reads a token's three.
+Given `facts` (application/access_facts.py), the same query also writes the rows a token
+check reads, under the same condition as the events (both go in or neither: a refused
+INSERT aborts the transaction); `access_facts_statement` reads a token's three.
 
 `select_events_after` reads several aggregates' newest events in one statement, and
 `select_newest` with them the newest snapshot and what follows of snapshotted ones the
@@ -42,6 +43,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from application.access_facts import FactRow
 from application.attempts import StaleReads
+from application.pooled import pooled
 
 
 class OneTripApplicationRecorder(PostgresApplicationRecorder):
@@ -128,38 +130,27 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
                 for e in stored_events
             ]
         )
+        newer = b""
         if unchanged:
             # Under the table lock taken just before (every append takes it), this
             # statement's snapshot holds every event committed: none can come in between.
             # One primary-key probe per aggregate, each evaluated once (an InitPlan).
             table = self._table_bytes()
-            newer = b" AND ".join(
+            newer = b" WHERE " + b" AND ".join(
                 [
                     b"NOT EXISTS (SELECT FROM %s WHERE originator_id = '%s'::uuid"
                     b" AND originator_version > %d)" % (table, str(i).encode(), v)
                     for i, v in unchanged.items()
                 ]
             )
-            rows = b"SELECT * FROM (VALUES " + rows + b") AS v WHERE " + newer
+            rows = b"SELECT * FROM (VALUES " + rows + b") AS v" + newer
         else:
             rows = b"VALUES " + rows
-        if facts:
-            statement = b"".join(
-                [
-                    begin,
-                    b"WITH new AS (",
-                    into,
-                    rows,
-                    returning,
-                    b"), kept AS (",
-                    self._facts_upsert(facts),
-                    b") SELECT notification_id FROM new ORDER BY notification_id",
-                    commit,
-                ]
-            )
-        else:
-            statement = b"".join([begin, into, rows, returning, commit])
-        with self.datastore.get_connection() as conn:
+        parts = [begin, into, rows, returning]
+        if facts:  # the same condition: both go in, or neither
+            parts += [b"; ", self._facts_upsert(facts, newer)]
+        statement = b"".join([*parts, commit])
+        with pooled(self.datastore) as conn:
             assert conn.autocommit
             try:
                 ids = _appended(conn, statement)
@@ -181,8 +172,8 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
             literal = self._topics[topic] = f"'{quoted}'".encode()
         return literal
 
-    def _facts_upsert(self, facts: Sequence[FactRow]) -> bytes:
-        """The rows as an upsert that writes nothing unless the CTE `new` inserted."""
+    def _facts_upsert(self, facts: Sequence[FactRow], condition: bytes) -> bytes:
+        """The rows as an upsert (newer versions only), written only if `condition` holds."""
         values = b",".join(
             [
                 b"('%s'::uuid,%d::bigint,%s::uuid,%s::uuid,E'\\\\x%s'::bytea)"
@@ -198,11 +189,11 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
         )
         return (
             b"INSERT INTO %s AS f (id, version, installation_id, grant_id, facts)"
-            b" SELECT * FROM (VALUES %s) AS v WHERE EXISTS (SELECT FROM new)"
+            b" SELECT * FROM (VALUES %s) AS v%s"
             b" ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version,"
             b" installation_id = EXCLUDED.installation_id, grant_id = EXCLUDED.grant_id,"
             b" facts = EXCLUDED.facts WHERE f.version < EXCLUDED.version"
-        ) % (self._facts_table, values)
+        ) % (self._facts_table, values, condition)
 
     def _rendered(self) -> tuple[bytes, bytes, bytes, bytes]:
         """eventsourcing's statements of an append around the rows' VALUES, as bytes."""
@@ -264,7 +255,7 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
         key = (len(after), len(snapshotted), snapshots_table)  # the statement's shape
         params = [p for pair in after for p in pair] + [i for i in snapshotted for _ in range(3)]
         with (
-            self.datastore.get_connection() as conn,
+            pooled(self.datastore) as conn,
             conn.cursor(row_factory=tuple_row) as curs,
         ):
             statement = self._after_statements.get(key)

@@ -84,7 +84,7 @@ class EventLog(Application[UUID]):
                 processing_event.collect_events(obj)
         processing_event.saved_kwargs.update(kwargs)
         if getattr(self.recorder, "keeps_facts", False):  # what token checks read
-            facts = access_facts.rows(processing_event.aggregates.values())
+            facts = access_facts.rows(processing_event.aggregates.values(), processing_event.events)
             if facts:
                 processing_event.saved_kwargs["facts"] = facts
         recordings = self._record(processing_event)

@@ -142,7 +142,8 @@ def exchange_code(
             ledger = InstallationGrants(installation_id=installation.id)
         ledger.add(grant.id)
         access, access_record, refresh, refresh_record = _new_pair(grant, scopes, now)
-        position = store.save(record, grant, ledger, access_record, refresh_record)
+        # The installation, unchanged, for its row of token-check facts (access_facts.py).
+        position = store.save(record, grant, ledger, access_record, refresh_record, installation)
         return _token_set(access, refresh, scopes, installation.id, position)
 
     return store.retrying(attempt)
@@ -183,7 +184,7 @@ def refresh_tokens(
             grant, scopes, now, generation=generation
         )
         grant.refreshed(generation, now, access_record.id)
-        position = store.save(grant, access_record, refresh_record)
+        position = store.save(grant, access_record, refresh_record, installation)
         return _token_set(access, refresh, scopes, grant.installation_id, position)
 
     return store.retrying(attempt)

@@ -133,3 +133,29 @@ def test_an_append_that_stores_nothing_writes_no_facts(postgres_url: str) -> Non
         assert rows == [(new, 1, b'{"kept":1}')]
     finally:
         store.close()
+
+
+def test_an_installation_has_a_row_once_it_can_have_tokens(
+    pg: tuple[Store, Store], postgres_url: str
+) -> None:
+    """Install and authorize write none (no token can exist before: their appends stay as
+    cheap as before); the first token's append writes it, and later changes keep it."""
+    writer, checker = pg
+    world = World(writer)
+    recorder: Any = writer.application.recorder
+
+    def row_version() -> int | None:
+        with psycopg.connect(postgres_url) as conn:
+            found = conn.execute(
+                f"SELECT version FROM {recorder.facts_table_name} WHERE id = %s",
+                (world.installation,),
+            ).fetchone()
+        return found[0] if found else None
+
+    assert row_version() is None
+    issued = world.token_set()
+    assert row_version() == 2  # installed, authorized
+    installations.renew(writer, world.seller, world.installation, "90d")
+    assert row_version() == 3
+    token_id = token_id_for(token_hash(issued.access_token))
+    assert checker.access_facts(token_id) is not None
