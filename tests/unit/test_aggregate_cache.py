@@ -116,6 +116,44 @@ def test_each_load_gets_an_object_of_its_own(cached: Store, clock: FixedClock) -
     assert again.status is InstallationStatus.ACTIVE and again.version == 2
 
 
+def test_a_saved_object_changed_by_its_saver_afterwards_is_not_served(
+    cached: Store, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state just saved is kept as the saved object until first loaded: a change its
+    saver makes afterwards (never saved) must not reach a load, which reads the log."""
+    seller, app = f.seller(cached), f.app(cached)
+    installation_id = f.active_installation(cached, seller, app)
+    saved = cached.load(installation_id, Installation)
+    assert saved is not None
+    saved.renew(Duration.parse("30d"), clock.now())
+    cached.save(saved)  # kept: the object itself
+    saved.cancel(clock.now())  # the saver goes on, and never saves this
+    seen = decodes(cached, monkeypatch)
+    again = cached.load(installation_id, Installation)
+    assert again is not None and again is not saved
+    assert again.status is InstallationStatus.ACTIVE and again.version == 3
+    assert seen  # read from the log
+    seen.clear()
+    unchanged = cached.load(installation_id, Installation)
+    assert unchanged is not None and unchanged.version == 3 and seen == []  # kept again
+
+
+def test_a_saved_object_is_served_as_a_copy_of_its_own(
+    cached: Store, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seller, app = f.seller(cached), f.app(cached)
+    installation_id = f.active_installation(cached, seller, app)
+    saved = cached.load(installation_id, Installation)
+    assert saved is not None
+    saved.renew(Duration.parse("30d"), clock.now())
+    cached.save(saved)
+    seen = decodes(cached, monkeypatch)
+    first, second = (cached.load(installation_id, Installation) for _ in range(2))
+    assert first is not None and second is not None and seen == []  # nothing read
+    assert len({id(saved), id(first), id(second)}) == 3
+    assert first.__dict__ == saved.__dict__ == second.__dict__
+
+
 @pytest.mark.parametrize("cache", [0, 100])
 def test_load_pair_answers_each_as_load_does(
     settings: Settings, clock: FixedClock, cache: int
