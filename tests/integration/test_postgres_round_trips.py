@@ -47,21 +47,22 @@ def cached(postgres_url: str) -> Iterator[Store]:
 def syncs(store: Store, monkeypatch: pytest.MonkeyPatch, trace: Path) -> Iterator[list[int]]:
     """Counts the round trips the store makes inside the block: the messages that ask the
     server to answer (Sync ends an extended-protocol batch, Query is a simple one)."""
-    datastore = store.application.recorder.datastore  # type: ignore[attr-defined]
-    connection = datastore.get_connection
+    pool = store.application.recorder.datastore.pool  # type: ignore[attr-defined]
+    getconn, putconn = pool.getconn, pool.putconn
     fd = os.open(trace, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
 
-    @contextlib.contextmanager
-    def traced() -> Iterator[Any]:
-        with connection() as conn:
-            conn.pgconn.trace(fd)
-            try:
-                yield conn
-            finally:
-                conn.pgconn.untrace()
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        conn = getconn(*args, **kwargs)
+        conn.pgconn.trace(fd)
+        return conn
+
+    def untraced(conn: Any) -> None:
+        conn.pgconn.untrace()
+        putconn(conn)
 
     counted: list[int] = []
-    monkeypatch.setattr(datastore, "get_connection", traced)
+    monkeypatch.setattr(pool, "getconn", traced)
+    monkeypatch.setattr(pool, "putconn", untraced)
     try:
         yield counted
     finally:
