@@ -116,29 +116,28 @@ def test_each_load_gets_an_object_of_its_own(cached: Store, clock: FixedClock) -
     assert again.status is InstallationStatus.ACTIVE and again.version == 2
 
 
-def test_a_saved_object_changed_by_its_saver_afterwards_is_not_served(
+def test_a_saved_object_its_saver_still_holds_is_never_handed_to_a_load(
     cached: Store, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A state just saved is kept as the saved object until first loaded: a change its
-    saver makes afterwards (never saved) must not reach a load, which reads the log."""
+    """A state just saved is kept as the saved object; while its saver still refers to it
+    (and may go on changing it), a load reads the log instead of sharing it."""
     seller, app = f.seller(cached), f.app(cached)
     installation_id = f.active_installation(cached, seller, app)
     saved = cached.load(installation_id, Installation)
     assert saved is not None
     saved.renew(Duration.parse("30d"), clock.now())
-    cached.save(saved)  # kept: the object itself
-    saved.cancel(clock.now())  # the saver goes on, and never saves this
+    cached.save(saved)  # kept: the object itself, and the saver still holds it
     seen = decodes(cached, monkeypatch)
     again = cached.load(installation_id, Installation)
-    assert again is not None and again is not saved
-    assert again.status is InstallationStatus.ACTIVE and again.version == 3
-    assert seen  # read from the log
-    seen.clear()
-    unchanged = cached.load(installation_id, Installation)
-    assert unchanged is not None and unchanged.version == 3 and seen == []  # kept again
+    assert again is not None and again is not saved and seen  # read from the log
+    assert again.__dict__ == saved.__dict__
+    saved.cancel(clock.now())  # the saver goes on, and never saves this
+    later = cached.load(installation_id, Installation)
+    assert later is not None and later.status is InstallationStatus.ACTIVE
+    assert later.version == 3
 
 
-def test_a_saved_object_is_served_as_a_copy_of_its_own(
+def test_a_saved_object_its_saver_let_go_is_handed_to_one_load(
     cached: Store, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seller, app = f.seller(cached), f.app(cached)
@@ -147,11 +146,16 @@ def test_a_saved_object_is_served_as_a_copy_of_its_own(
     assert saved is not None
     saved.renew(Duration.parse("30d"), clock.now())
     cached.save(saved)
+    state, kept = dict(saved.__dict__), id(saved)
+    del saved  # the saver is done with it
     seen = decodes(cached, monkeypatch)
-    first, second = (cached.load(installation_id, Installation) for _ in range(2))
-    assert first is not None and second is not None and seen == []  # nothing read
-    assert len({id(saved), id(first), id(second)}) == 3
-    assert first.__dict__ == saved.__dict__ == second.__dict__
+    first = cached.load(installation_id, Installation)
+    assert first is not None and id(first) == kept and seen == []  # taken, nothing read
+    assert first.__dict__ == state
+    first.cancel(clock.now())  # its new owner changes it, and never saves this
+    second = cached.load(installation_id, Installation)
+    assert second is not None and second is not first and seen == []  # kept, pickled
+    assert second.status is InstallationStatus.ACTIVE and second.version == 3
 
 
 @pytest.mark.parametrize("cache", [0, 100])
