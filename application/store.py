@@ -30,7 +30,7 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from application import access_facts, log_reads
+from application import access_facts, log_reads, transcoder
 from application.aggregate_cache import AggregateCache, replay
 from application.attempts import Attempts
 from application.log_reads import StoredEvent
@@ -71,6 +71,10 @@ class EventLog(Application[UUID]):
     # Busy connectors give installations long histories (one event per incident report),
     # and each partition of their topic one progress event per batch.
     snapshotting_intervals = {Installation: 100, PartitionProgress: 100}
+
+    def construct_transcoder(self) -> Any:
+        """eventsourcing's, encoding the same bytes faster (application/transcoder.py)."""
+        return transcoder.faster(super().construct_transcoder())
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """As eventsourcing's, but an aggregate is known by its class: its ProcessingEvent
