@@ -12,6 +12,7 @@ from eventsourcing.persistence import ApplicationRecorder, InterfaceError, Opera
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
+from psycopg.rows import tuple_row
 
 from application.probes import Probes
 
@@ -63,6 +64,25 @@ def changed(
     raise TypeError(f"unsupported recorder {type(recorder).__name__}")  # pragma: no cover
 
 
+def access_facts(
+    recorder: ApplicationRecorder, probes: Probes | None, token_id: UUID
+) -> tuple[UUID, UUID, str] | None:
+    """A token's installation and grant, and the facts of all three as a JSON array, each
+    describing its aggregate's latest version, in one read; None when there is no such row (or the
+    recorder keeps none: SQLite)."""
+    if not getattr(recorder, "keeps_facts", False):
+        return None
+    sql: str = recorder.access_facts_statement  # type: ignore[attr-defined]
+    rows = probes.rows(sql, [token_id]) if probes is not None else None
+    if rows is None:  # no kept connection answered: through the pool
+        assert isinstance(recorder, PostgresApplicationRecorder)
+        rows = _read_postgres(recorder, sql, [token_id])
+    if not rows:
+        return None
+    installation_id, grant_id, facts = rows[0]
+    return installation_id, grant_id, facts
+
+
 def stored_events(recorder: ApplicationRecorder, aggregate_id: UUID) -> list[StoredEvent]:
     """Every stored event of one aggregate in version order, with global positions."""
     table = recorder.events_table_name  # type: ignore[attr-defined]
@@ -100,3 +120,12 @@ def _probe_postgres(
     with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
         curs.execute(sql, params, prepare=True)  # autocommit: one round trip
         return {UUID(str(r["id"])) for r in curs.fetchall()}
+
+
+@retry((InterfaceError, OperationalError), max_attempts=2, wait=0.1)  # as the recorder's
+def _read_postgres(
+    recorder: PostgresApplicationRecorder, sql: str, params: list[Any]
+) -> list[tuple[Any, ...]]:
+    with recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+        curs.execute(sql, params, prepare=True)  # autocommit: one round trip
+        return curs.fetchall()

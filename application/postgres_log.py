@@ -16,6 +16,10 @@ COMMIT; the transaction is rolled back before the connection goes back to the po
 Given the versions of the copies an attempt trusted (`unchanged`), the INSERT appends only
 if none of those aggregates has a newer event (application/attempts.py).
 
+Given `facts` (application/access_facts.py), the same query also writes the rows a token
+check reads, under the same condition as the events (both go in or neither: a refused
+INSERT aborts the transaction); `access_facts_statement` reads a token's three.
+
 `select_events_after` reads several aggregates' newest events in one statement, and
 `select_newest` with them the newest snapshot and what follows of snapshotted ones the
 process does not know yet (application/aggregate_cache.py).
@@ -24,6 +28,7 @@ process does not know yet (application/aggregate_cache.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -36,19 +41,59 @@ from psycopg.pq import ExecStatus, TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
+from application.access_facts import FactRow
 from application.attempts import StaleReads
+from application.pooled import pooled
 
 
 class OneTripApplicationRecorder(PostgresApplicationRecorder):
     """The event log's recorder: an append in one round trip, batched reads."""
 
-    _statements: tuple[bytes, bytes, bytes] | None = None
+    _statements: tuple[bytes, bytes, bytes, bytes] | None = None
     _table = b""
+    _facts_table = b""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._after_statements: dict[tuple[int, int, str], bytes] = {}
         self._topics: dict[str, bytes] = {}
+        self.facts_table_name = self.events_table_name.removesuffix("_events") + "_access_facts"
+        self.check_identifier_length(self.facts_table_name)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {0}.{1} (id uuid PRIMARY KEY, version bigint NOT NULL,"
+                " installation_id uuid, grant_id uuid, facts bytea NOT NULL)"
+            ).format(Identifier(self.datastore.schema), Identifier(self.facts_table_name))
+        )
+
+    @property
+    def keeps_facts(self) -> bool:
+        """Whether appends write the rows token checks read (application/access_facts.py)."""
+        return not self.datastore.enable_db_functions
+
+    @functools.cached_property
+    def access_facts_statement(self) -> str:
+        """A token's installation and grant ids and the three rows' facts as one JSON array
+        (token, installation, grant), each row only if it describes its aggregate's latest
+        version (no event after it); no row otherwise."""
+        schema = self.datastore.schema.replace('"', '""')
+        facts = f'"{schema}"."{self.facts_table_name}"'
+        events = f'"{schema}"."{self.events_table_name}"'
+
+        def latest(row: str) -> str:
+            return (
+                f"NOT EXISTS (SELECT FROM {events} e WHERE e.originator_id = {row}.id"
+                f" AND e.originator_version > {row}.version)"
+            )
+
+        return (
+            "SELECT t.installation_id, t.grant_id, convert_from('['::bytea || t.facts"
+            " || ','::bytea || i.facts || ','::bytea || g.facts || ']'::bytea, 'UTF8')"
+            f" FROM {facts} t"
+            f" JOIN {facts} i ON i.id = t.installation_id AND {latest('i')}"
+            f" JOIN {facts} g ON g.id = t.grant_id AND {latest('g')}"
+            f" WHERE t.id = %s AND {latest('t')}"
+        )
 
     @property
     def confirms_reads(self) -> bool:
@@ -60,17 +105,19 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         unchanged: dict[UUID, int] | None = None,
+        facts: Sequence[FactRow] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
         """Appends in one round trip; with `unchanged` ({aggregate id: version}), only if
-        none of those aggregates has an event after that version (else StaleReads)."""
+        none of those aggregates has an event after that version (else StaleReads); with
+        `facts`, writes those rows too if the events went in (newer versions only)."""
         if not stored_events or self.datastore.enable_db_functions:
             # Nothing to append, or the database function: as eventsourcing writes it.
             assert not (stored_events and unchanged)
             return PostgresApplicationRecorder.insert_events.__wrapped__(  # type: ignore[no-any-return]
                 self, stored_events, **kwargs
             )
-        begin, insert, commit = self._rendered()
+        begin, into, returning, commit = self._rendered()
         rows = b",".join(
             [
                 b"('%s'::uuid,%d,%s,E'\\\\x%s'::bytea)"
@@ -83,23 +130,27 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
                 for e in stored_events
             ]
         )
+        newer = b""
         if unchanged:
             # Under the table lock taken just before (every append takes it), this
             # statement's snapshot holds every event committed: none can come in between.
             # One primary-key probe per aggregate, each evaluated once (an InitPlan).
             table = self._table_bytes()
-            newer = b" AND ".join(
+            newer = b" WHERE " + b" AND ".join(
                 [
                     b"NOT EXISTS (SELECT FROM %s WHERE originator_id = '%s'::uuid"
                     b" AND originator_version > %d)" % (table, str(i).encode(), v)
                     for i, v in unchanged.items()
                 ]
             )
-            rows = b"SELECT * FROM (VALUES " + rows + b") AS v WHERE " + newer
+            rows = b"SELECT * FROM (VALUES " + rows + b") AS v" + newer
         else:
             rows = b"VALUES " + rows
-        statement = b"".join([begin, rows, insert, commit])
-        with self.datastore.get_connection() as conn:
+        parts = [begin, into, rows, returning]
+        if facts:  # the same condition: both go in, or neither
+            parts += [b"; ", self._facts_upsert(facts, newer)]
+        statement = b"".join([*parts, commit])
+        with pooled(self.datastore) as conn:
             assert conn.autocommit
             try:
                 ids = _appended(conn, statement)
@@ -121,7 +172,30 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
             literal = self._topics[topic] = f"'{quoted}'".encode()
         return literal
 
-    def _rendered(self) -> tuple[bytes, bytes, bytes]:
+    def _facts_upsert(self, facts: Sequence[FactRow], condition: bytes) -> bytes:
+        """The rows as an upsert (newer versions only), written only if `condition` holds."""
+        values = b",".join(
+            [
+                b"('%s'::uuid,%d::bigint,%s::uuid,%s::uuid,E'\\\\x%s'::bytea)"
+                % (
+                    str(row.id).encode(),
+                    row.version,
+                    _uuid_literal(row.installation_id),
+                    _uuid_literal(row.grant_id),
+                    row.facts.hex().encode(),
+                )
+                for row in facts
+            ]
+        )
+        return (
+            b"INSERT INTO %s AS f (id, version, installation_id, grant_id, facts)"
+            b" SELECT * FROM (VALUES %s) AS v%s"
+            b" ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version,"
+            b" installation_id = EXCLUDED.installation_id, grant_id = EXCLUDED.grant_id,"
+            b" facts = EXCLUDED.facts WHERE f.version < EXCLUDED.version"
+        ) % (self._facts_table, values, condition)
+
+    def _rendered(self) -> tuple[bytes, bytes, bytes, bytes]:
         """eventsourcing's statements of an append around the rows' VALUES, as bytes."""
         if self._statements is None:
             with self.datastore.get_connection() as conn:
@@ -134,8 +208,14 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
                     "INSERT INTO {0} (originator_id, originator_version, topic, state) "
                 ).format(table)
                 self._table = table.as_bytes(conn)
+                self._facts_table = (
+                    SQL("{0}.{1}")
+                    .format(Identifier(self.datastore.schema), Identifier(self.facts_table_name))
+                    .as_bytes(conn)
+                )
                 self._statements = (
-                    b"BEGIN; " + lock + b"; " + notify + b"; " + into.as_bytes(conn),
+                    b"BEGIN; " + lock + b"; " + notify + b"; ",
+                    into.as_bytes(conn),
                     b" RETURNING notification_id",
                     b"; COMMIT",
                 )
@@ -175,7 +255,7 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
         key = (len(after), len(snapshotted), snapshots_table)  # the statement's shape
         params = [p for pair in after for p in pair] + [i for i in snapshotted for _ in range(3)]
         with (
-            self.datastore.get_connection() as conn,
+            pooled(self.datastore) as conn,
             conn.cursor(row_factory=tuple_row) as curs,
         ):
             statement = self._after_statements.get(key)
@@ -219,6 +299,10 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
             ).format(columns, events, snapshots)
             parts += [newest, since] * snapshotted
         return SQL(" UNION ALL ").join(parts)
+
+
+def _uuid_literal(value: UUID | None) -> bytes:
+    return b"'%s'" % str(value).encode() if value is not None else b"NULL"
 
 
 def _appended(conn: psycopg.Connection[Any], statement: bytes) -> list[int]:

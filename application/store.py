@@ -30,7 +30,7 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from application import log_reads
+from application import access_facts, log_reads, transcoder
 from application.aggregate_cache import AggregateCache, replay
 from application.attempts import Attempts
 from application.log_reads import StoredEvent
@@ -72,6 +72,10 @@ class EventLog(Application[UUID]):
     # and each partition of their topic one progress event per batch.
     snapshotting_intervals = {Installation: 100, PartitionProgress: 100}
 
+    def construct_transcoder(self) -> Any:
+        """eventsourcing's, encoding the same bytes faster (application/transcoder.py)."""
+        return transcoder.faster(super().construct_transcoder())
+
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """As eventsourcing's, but an aggregate is known by its class: its ProcessingEvent
         asks two runtime-checkable Protocols of each object (~5% of a command's time)."""
@@ -83,6 +87,10 @@ class EventLog(Application[UUID]):
             elif obj is not None:
                 processing_event.collect_events(obj)
         processing_event.saved_kwargs.update(kwargs)
+        if getattr(self.recorder, "keeps_facts", False):  # what token checks read
+            facts = access_facts.rows(processing_event.aggregates.values(), processing_event.events)
+            if facts:
+                processing_event.saved_kwargs["facts"] = facts
         recordings = self._record(processing_event)
         self._take_snapshots(processing_event)
         self._notify(recordings)
@@ -219,6 +227,13 @@ class Store:
         the log (a primary-key probe per aggregate, one statement for any number), nothing
         decoded (kept copies of token checks, and of the Kafka worker's batches)."""
         return log_reads.changed(self.application.recorder, self._probes, versions)
+
+    def access_facts(self, token_id: UUID) -> access_facts.Facts | None:
+        """A token's facts with its installation's and grant's, each at its latest version,
+        in one read (application/access_facts.py); None when the log keeps none for it (an
+        unknown token, SQLite, a row not written or outdated: load the aggregates instead)."""
+        found = log_reads.access_facts(self.application.recorder, self._probes, token_id)
+        return access_facts.decoded(token_id, *found) if found is not None else None
 
     def current(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         """The aggregate's latest state, FOR READING ONLY (never change or save it).

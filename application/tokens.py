@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from application.access_facts import GrantFacts, InstallationFacts, TokenFacts
 from application.store import Store
 from domain import values as v
 from domain.app_listing import AppListing, app_id_from_client_id
@@ -141,7 +142,8 @@ def exchange_code(
             ledger = InstallationGrants(installation_id=installation.id)
         ledger.add(grant.id)
         access, access_record, refresh, refresh_record = _new_pair(grant, scopes, now)
-        position = store.save(record, grant, ledger, access_record, refresh_record)
+        # The installation, unchanged, for its row of token-check facts (access_facts.py).
+        position = store.save(record, grant, ledger, access_record, refresh_record, installation)
         return _token_set(access, refresh, scopes, installation.id, position)
 
     return store.retrying(attempt)
@@ -182,7 +184,7 @@ def refresh_tokens(
             grant, scopes, now, generation=generation
         )
         grant.refreshed(generation, now, access_record.id)
-        position = store.save(grant, access_record, refresh_record)
+        position = store.save(grant, access_record, refresh_record, installation)
         return _token_set(access, refresh, scopes, grant.installation_id, position)
 
     return store.retrying(attempt)
@@ -234,23 +236,31 @@ def check_token(store: Store, token: str | None, *, client: AppListing | None = 
     With `client`, another client's token is reported as unknown (RFC 7662 §4).
     Its scopes are the token's own narrowed to what the installation grants now: a scope
     the seller revoked leaves every live token at once.
-    Three primary-key reads: the token, its grant, its installation; issued tokens never
-    change, so a process remembers them, and the grant and installation are replayed only
-    when they have a newer event than the copy this process read last (`Store.current`).
+    One read on PostgreSQL: the facts of the token, its grant and its installation kept
+    beside the log, each at its latest version (application/access_facts.py). Without
+    them (SQLite, an unknown token, a token issued before they were kept): the token
+    (issued tokens never change, so a process remembers them), then the grant and the
+    installation, replayed only when they have a newer event than the copy this process
+    read last (`Store.current`).
     """
     if not token:
         return UNKNOWN
     token_id = token_id_for(token_hash(token))
-    record = store.remembered(("token", token_id), lambda: store.load(token_id, IssuedToken))
+    record: IssuedToken | TokenFacts | None
+    installation: Installation | InstallationFacts | None
+    grant: TokenGrant | GrantFacts | None
+    known = store.access_facts(token_id)
+    if known is not None:
+        record, installation, grant = known
+    else:
+        record = store.remembered(("token", token_id), lambda: store.load(token_id, IssuedToken))
     if record is None or (client is not None and record.app_id != client.id):
         return UNKNOWN
     now = store.clock.now()
-    # Both kept copies are checked for newer events in one read of the log.
-    installation: Installation | None
-    grant: TokenGrant | None
-    installation, grant = store.current_all(
-        (record.installation_id, Installation), (record.grant_id, TokenGrant)
-    )
+    if known is None:  # both kept copies are checked for newer events in one read
+        installation, grant = store.current_all(
+            (record.installation_id, Installation), (record.grant_id, TokenGrant)
+        )
     reason = _inactive_reason(record, installation, grant, now)
     granted = installation.scopes if installation is not None else []
     return TokenCheck(
@@ -267,9 +277,9 @@ def check_token(store: Store, token: str | None, *, client: AppListing | None = 
 
 
 def _inactive_reason(
-    record: IssuedToken,
-    installation: Installation | None,
-    grant: TokenGrant | None,
+    record: IssuedToken | TokenFacts,
+    installation: Installation | InstallationFacts | None,
+    grant: TokenGrant | GrantFacts | None,
     now: datetime,
 ) -> str | None:
     if installation is None or installation.status is InstallationStatus.CANCELLED:

@@ -3,8 +3,9 @@
 Measurements in the same run, on the same database:
   raw        psycopg `SELECT state FROM <events table> WHERE originator_id=… AND
              originator_version=1` (one primary-key read, prepared, one connection)
-  check      application.tokens.check_access_token: grant + installation aggregates (token
-             records never change, so a process keeps them after the first read)
+  check      application.tokens.check_access_token: on PostgreSQL one read of the facts
+             kept beside the log for the token, its grant and its installation
+             (application/access_facts.py), nothing decoded but those
   raw in txn the same SELECT inside BEGIN … COMMIT, as the event store reads
   1 aggregate one `repository.get` of a token aggregate (read + decode + replay)
   introspect what POST /oauth/introspect does: client authentication (the app's
@@ -13,10 +14,12 @@ Measurements in the same run, on the same database:
              still fetches newer events (fast-forward), so it stays exact
   busy       check of a token whose installation has thousands of incident events
   uncached   check with the store's token cache off (`Store.remembered`/`current` keep
-             nothing): every check reads the token record, grant and installation from
-             the log, as the first check of a token in a fresh process does; "cold with
-             serve's aggregate cache" the same through a store built as serve builds it
-             (two round trips: the token, then installation and grant together)
+             nothing), as the first check of a token in a fresh process: the facts read
+             keeps nothing in the process anyway; "cold with serve's aggregate cache" the
+             same through a store built as serve builds it
+  replayed   the check when the log keeps no facts for the token (SQLite, a token issued
+             before they were kept, a row left behind by a writer that kept none): the
+             token record, grant and installation read from the log and replayed, cold
 
 All --tokens tokens fit the token cache (application.store.REMEMBER entries per process), so
 "check" measures the cached path; "uncached" is the same checks with nothing kept.
@@ -156,6 +159,21 @@ def uncached(store: Store, call: Callable[[], object]) -> Callable[[], object]:
     return cold
 
 
+def replayed(store: Store, call: Callable[[], object]) -> Callable[[], object]:
+    """`call`, cold, with the facts kept beside the log ignored (the aggregates replayed)."""
+    cold = uncached(store, call)
+    kept = store.access_facts
+
+    def without_facts() -> object:
+        store.access_facts = lambda token_id: None  # type: ignore[method-assign]
+        try:
+            return cold()
+        finally:
+            store.access_facts = kept  # type: ignore[method-assign]
+
+    return without_facts
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -236,6 +254,7 @@ def run(args: argparse.Namespace) -> list[Row]:
             "uncached+cache": measure(
                 "cold+cache", args.seconds, uncached(cached, checker(cached))
             ),
+            "replayed": measure("replayed", args.seconds, replayed(cached, checker(cached))),
         }
         console.print(f"a busy installation ({args.reports} incident reports in its stream):")
         results["busy check"] = measure("busy", args.seconds, checker(store, busy_token))
@@ -277,6 +296,7 @@ def run(args: argparse.Namespace) -> list[Row]:
         row("check", f"token check, cached ({len(issued)} tokens, all fit the cache)", True),
         row("uncached", "token check, uncached (token cache off: cold every time)", True),
         row("uncached+cache", "  the same, cold in a store with serve's aggregate cache"),
+        row("replayed", "  cold, no facts kept for the token (replayed, as before)"),
         row("introspect", "POST /oauth/introspect's work (client auth + check), cached"),
         row("busy check", f"check, installation with {args.reports:,} incident events"),
         row("busy uncached", "  the same, uncached (snapshot + events since)"),

@@ -47,21 +47,22 @@ def cached(postgres_url: str) -> Iterator[Store]:
 def syncs(store: Store, monkeypatch: pytest.MonkeyPatch, trace: Path) -> Iterator[list[int]]:
     """Counts the round trips the store makes inside the block: the messages that ask the
     server to answer (Sync ends an extended-protocol batch, Query is a simple one)."""
-    datastore = store.application.recorder.datastore  # type: ignore[attr-defined]
-    connection = datastore.get_connection
+    pool = store.application.recorder.datastore.pool  # type: ignore[attr-defined]
+    getconn, putconn = pool.getconn, pool.putconn
     fd = os.open(trace, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
 
-    @contextlib.contextmanager
-    def traced() -> Iterator[Any]:
-        with connection() as conn:
-            conn.pgconn.trace(fd)
-            try:
-                yield conn
-            finally:
-                conn.pgconn.untrace()
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        conn = getconn(*args, **kwargs)
+        conn.pgconn.trace(fd)
+        return conn
+
+    def untraced(conn: Any) -> None:
+        conn.pgconn.untrace()
+        putconn(conn)
 
     counted: list[int] = []
-    monkeypatch.setattr(datastore, "get_connection", traced)
+    monkeypatch.setattr(pool, "getconn", traced)
+    monkeypatch.setattr(pool, "putconn", untraced)
     try:
         yield counted
     finally:
@@ -96,12 +97,15 @@ def test_install_and_authorize_are_one_round_trip_each(
     assert "NOT EXISTS" not in (tmp_path / "authorize.trace").read_text(errors="replace")
 
 
-def test_a_cold_token_check_is_two_round_trips_from_a_snapshot_on(
+def test_without_access_facts_a_cold_token_check_is_two_round_trips_from_a_snapshot_on(
     cached: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The token record, then its installation (newest snapshot and the events after it)
-    and its grant together — eventsourcing's repository reads a snapshot and its events in
-    two, and the installation and grant were read one after the other."""
+    """When the log keeps no facts for a token (issued before they were kept; their read
+    is tests/integration/test_access_facts.py): the token record, then its installation
+    (newest snapshot and the events after it) and its grant together — eventsourcing's
+    repository reads a snapshot and its events in two, and the installation and grant were
+    read one after the other."""
+    monkeypatch.setattr(cached, "access_facts", lambda token_id: None)
     world = World(cached)
     issued = world.token_set()
     for n in range(105):  # past the snapshot interval (100), then a few more
@@ -115,7 +119,8 @@ def test_a_cold_token_check_is_two_round_trips_from_a_snapshot_on(
         cached.forget()
         tokens.check_access_token(cached, issued.access_token)
     cached.forget()  # a cold process: nothing kept
-    with syncs(cached, monkeypatch, tmp_path / "check.trace") as checking:
+    with syncs(cached, monkeypatch, tmp_path / "check.trace") as checking:  # (undoes the patch)
+        monkeypatch.setattr(cached, "access_facts", lambda token_id: None)
         checked = tokens.check_access_token(cached, issued.access_token)
     assert checking == [2]
     assert checked == expected and checked.active

@@ -78,3 +78,27 @@ def test_a_session_check_probes_on_a_kept_connection(pg_store: Any, postgres_url
     assert len(probe_backends(postgres_url)) == 1
     accounts.end_session(pg_store, started.token)
     assert accounts.session_for(pg_store, started.token) is None
+
+
+def test_a_kept_connection_keeps_its_cursor(postgres_url: str) -> None:
+    """A cursor per read set its adapters up again each time (a tenth of a check)."""
+    made: list[object] = []
+
+    def connect() -> psycopg.Connection[Any]:
+        conn = psycopg.connect(postgres_url, autocommit=True)
+        cursor = conn.cursor
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            made.append(conn)
+            return cursor(*args, **kwargs)
+
+        conn.cursor = counted  # type: ignore[method-assign]
+        return conn
+
+    probes = Probes(connect, size=1)
+    try:
+        for n in range(5):
+            assert probes.rows("SELECT %s::int", [n]) == [(n,)]
+        assert len(made) == 1
+    finally:
+        probes.close()

@@ -116,6 +116,48 @@ def test_each_load_gets_an_object_of_its_own(cached: Store, clock: FixedClock) -
     assert again.status is InstallationStatus.ACTIVE and again.version == 2
 
 
+def test_a_saved_object_its_saver_still_holds_is_never_handed_to_a_load(
+    cached: Store, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A state just saved is kept as the saved object; while its saver still refers to it
+    (and may go on changing it), a load reads the log instead of sharing it."""
+    seller, app = f.seller(cached), f.app(cached)
+    installation_id = f.active_installation(cached, seller, app)
+    saved = cached.load(installation_id, Installation)
+    assert saved is not None
+    saved.renew(Duration.parse("30d"), clock.now())
+    cached.save(saved)  # kept: the object itself, and the saver still holds it
+    seen = decodes(cached, monkeypatch)
+    again = cached.load(installation_id, Installation)
+    assert again is not None and again is not saved and seen  # read from the log
+    assert again.__dict__ == saved.__dict__
+    saved.cancel(clock.now())  # the saver goes on, and never saves this
+    later = cached.load(installation_id, Installation)
+    assert later is not None and later.status is InstallationStatus.ACTIVE
+    assert later.version == 3
+
+
+def test_a_saved_object_its_saver_let_go_is_handed_to_one_load(
+    cached: Store, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seller, app = f.seller(cached), f.app(cached)
+    installation_id = f.active_installation(cached, seller, app)
+    saved = cached.load(installation_id, Installation)
+    assert saved is not None
+    saved.renew(Duration.parse("30d"), clock.now())
+    cached.save(saved)
+    state, kept = dict(saved.__dict__), id(saved)
+    del saved  # the saver is done with it
+    seen = decodes(cached, monkeypatch)
+    first = cached.load(installation_id, Installation)
+    assert first is not None and id(first) == kept and seen == []  # taken, nothing read
+    assert first.__dict__ == state
+    first.cancel(clock.now())  # its new owner changes it, and never saves this
+    second = cached.load(installation_id, Installation)
+    assert second is not None and second is not first and seen == []  # kept, pickled
+    assert second.status is InstallationStatus.ACTIVE and second.version == 3
+
+
 @pytest.mark.parametrize("cache", [0, 100])
 def test_load_pair_answers_each_as_load_does(
     settings: Settings, clock: FixedClock, cache: int
