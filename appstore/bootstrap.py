@@ -19,7 +19,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
-from eventsourcing.persistence import IntegrityError, InternalError
+from eventsourcing.persistence import IntegrityError, InternalError, ProgrammingError
+from psycopg.errors import DuplicateObject, DuplicateTable
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
@@ -116,11 +117,15 @@ def build_store(
     for attempt in range(1, STARTUP_ATTEMPTS + 1):
         try:
             return Store(env, clock=clock, passwords=passwords, aggregate_cache=aggregate_cache)
-        except (InternalError, IntegrityError):
+        except (InternalError, IntegrityError, ProgrammingError) as error:
             # Processes starting together all run eventsourcing's CREATE TABLE IF NOT EXISTS
             # and CREATE OR REPLACE FUNCTION; PostgreSQL refuses the losers of that race
-            # ("tuple concurrently updated"). The schema is there a moment later: try again.
-            if attempt == STARTUP_ATTEMPTS:
+            # ("tuple concurrently updated", a duplicate key in pg_type, or "relation ...
+            # already exists"). The schema is there a moment later: try again.
+            racing = not isinstance(error, ProgrammingError) or isinstance(
+                error.__cause__, DuplicateTable | DuplicateObject
+            )
+            if not racing or attempt == STARTUP_ATTEMPTS:
                 raise
             time.sleep(random.uniform(0.05, 0.2) * attempt)
     raise AssertionError("unreachable")
