@@ -32,7 +32,7 @@ from uuid import UUID
 
 from domain.installation import Installation
 from domain.oauth import IssuedToken, TokenGrant
-from domain.values import InstallationStatus
+from domain.values import InstallationStatus, installation_live
 
 
 class FactRow(NamedTuple):
@@ -71,10 +71,8 @@ class InstallationFacts:
     scopes: list[str]
 
     def is_live(self, now: datetime) -> bool:
-        """As Installation.is_live: active and not past its expiry."""
-        return self.status is InstallationStatus.ACTIVE and not (
-            self.expires_at is not None and self.expires_at <= now
-        )
+        """The installation's own rule (domain.values.installation_live)."""
+        return installation_live(self.status, self.expires_at, now)
 
 
 @dataclass(frozen=True, slots=True)

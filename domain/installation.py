@@ -9,7 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain import consent
+from domain import consent, values
 from domain.errors import (
     AlreadyCancelled,
     AuthorizationLapsed,
@@ -152,7 +152,7 @@ class Installation(Aggregate):
     # --- queries on state -------------------------------------------------------------
     def is_live(self, now: datetime) -> bool:
         """Active and not past its expiry (the sweeper may not have run yet)."""
-        return self.status is InstallationStatus.ACTIVE and not self._past_expiry(now)
+        return values.installation_live(self.status, self.expires_at, now)
 
     def is_pending(self, now: datetime) -> bool:
         """Pending authorization and still inside the authorization window."""
@@ -163,7 +163,7 @@ class Installation(Aggregate):
 
     def effective_status(self, now: datetime) -> InstallationStatus:
         """The status as of `now`, applying an expiry or lapse not yet recorded."""
-        if self.status is InstallationStatus.ACTIVE and self._past_expiry(now):
+        if self.status is InstallationStatus.ACTIVE and values.past_expiry(self.expires_at, now):
             return InstallationStatus.EXPIRED
         if self.status is InstallationStatus.PENDING_AUTHORIZATION and not self.is_pending(now):
             return InstallationStatus.DECLINED
@@ -173,9 +173,6 @@ class Installation(Aggregate):
         """The authorization conditions the seller reviews before authorizing."""
         window_ends = self.installed_at + AUTHORIZATION_WINDOW
         return Conditions.of(self.scopes, self.duration, now, authorize_before=window_ends)
-
-    def _past_expiry(self, now: datetime) -> bool:
-        return self.expires_at is not None and self.expires_at <= now
 
     # --- lifecycle commands -------------------------------------------------------------
     def authorize(
@@ -279,7 +276,9 @@ class Installation(Aggregate):
 
     def expire(self, now: datetime) -> None:
         """Records that an active installation reached its expiry."""
-        if self.status is not InstallationStatus.ACTIVE or not self._past_expiry(now):
+        if self.status is not InstallationStatus.ACTIVE or not values.past_expiry(
+            self.expires_at, now
+        ):
             raise NotExpirable("installation is not active past its expiry")
         self._expired(self.expires_at or now)
 

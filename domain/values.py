@@ -98,6 +98,19 @@ class InstallationStatus(StrEnum):
     DECLINED = "declined"
 
 
+def past_expiry(expires_at: datetime | None, now: datetime) -> bool:
+    """Whether an installation expiring at `expires_at` (None: never) has expired by `now`."""
+    return expires_at is not None and expires_at <= now
+
+
+def installation_live(
+    status: InstallationStatus, expires_at: datetime | None, now: datetime
+) -> bool:
+    """An installation's rule for being live: active and not past its expiry (read of the
+    aggregate, and of the facts a token check keeps: application/access_facts.py)."""
+    return status is InstallationStatus.ACTIVE and not past_expiry(expires_at, now)
+
+
 class IncidentStatus(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
