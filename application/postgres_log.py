@@ -1,20 +1,21 @@
-"""eventsourcing's PostgreSQL event log, with fewer round trips per command.
+"""eventsourcing's PostgreSQL event log, with fewer round trips and less planning per command.
 
 Round trips, not work, are what a command waits for on a busy machine (each one wakes the
 server and then the client). `PostgresApplicationRecorder.insert_events` takes FIVE for one
-append: psycopg syncs after BEGIN, after the INSERT, on leaving its nested pipeline, after
-COMMIT and on leaving the outer one. `insert_events` here sends the same statements — BEGIN,
-the lock timeout, LOCK TABLE … IN EXCLUSIVE MODE, NOTIFY, the INSERT … RETURNING, COMMIT —
-as ONE simple query (the rows written in as VALUES literals — uuid, integer, a kept topic
-literal, the state as hex bytea — and sent on the connection's libpq handle: psycopg's
-ClientCursor spent more client time adapting parameters and keeping its prepared-statement
-bookkeeping of a statement never repeated than the server spent on the append): one
-round trip, the same transaction, the same table lock (insert order = commit order, so
-positions stay gapless for readers), the same durability (COMMIT answers once the WAL is
-flushed). A refused INSERT (another writer took the version: IntegrityError) skips the
-COMMIT; the transaction is rolled back before the connection goes back to the pool.
-Given the versions of the copies an attempt trusted (`unchanged`), the INSERT appends only
-if none of those aggregates has a newer event (application/attempts.py).
+append (psycopg syncs after BEGIN, after the INSERT, on leaving its nested pipeline, after
+COMMIT and on leaving the outer one). `insert_events` here sends the same statements —
+BEGIN, the lock timeout, LOCK TABLE … IN EXCLUSIVE MODE, NOTIFY, the INSERT … RETURNING,
+COMMIT — as ONE simple query on the connection's libpq handle (psycopg's ClientCursor spent
+more client time adapting parameters than the server spent on the append): one round trip,
+the same transaction, the same table lock (insert order = commit order, so positions stay
+gapless for readers), the same durability (COMMIT answers once the WAL is flushed). The
+INSERT is an EXECUTE of a statement prepared once per connection for its shape (number of
+rows and of probes), its values written in as literals — uuid, integer, a kept topic
+literal, the state as hex bytea —: the server no longer plans it at every append. A
+refused INSERT (another writer took the version: IntegrityError) skips the COMMIT; the
+transaction is rolled back before the connection goes back to the pool. Given the
+versions of the copies an attempt trusted (`unchanged`), the INSERT appends only if none of
+those aggregates has a newer event (application/attempts.py).
 
 Given `facts` (application/access_facts.py), the same query also writes the rows a token
 check reads, under the same condition as the events (both go in or neither: a refused
@@ -36,14 +37,17 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
-from psycopg import generators
-from psycopg.pq import ExecStatus, TransactionStatus
+from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from application.access_facts import FactRow
 from application.attempts import StaleReads
 from application.pooled import pooled
+from application.prepared import Prepared, Values
+
+_EVENT_TYPES = (b"uuid", b"bigint", b"text", b"bytea")
+_FACT_TYPES = (b"uuid", b"bigint", b"uuid", b"uuid", b"bytea")
 
 
 class OneTripApplicationRecorder(PostgresApplicationRecorder):
@@ -56,6 +60,7 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._after_statements: dict[tuple[int, int, str], bytes] = {}
+        self._prepared = Prepared()
         self._topics: dict[str, bytes] = {}
         self.facts_table_name = self.events_table_name.removesuffix("_events") + "_access_facts"
         self.check_identifier_length(self.facts_table_name)
@@ -117,43 +122,42 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
             return PostgresApplicationRecorder.insert_events.__wrapped__(  # type: ignore[no-any-return]
                 self, stored_events, **kwargs
             )
-        begin, into, returning, commit = self._rendered()
-        rows = b",".join(
-            [
-                b"('%s'::uuid,%d,%s,E'\\\\x%s'::bytea)"
-                % (
-                    str(e.originator_id).encode(),
-                    e.originator_version,
-                    self._topic_literal(e.topic),
-                    e.state.hex().encode(),
-                )
-                for e in stored_events
-            ]
-        )
-        newer = b""
-        if unchanged:
-            # Under the table lock taken just before (every append takes it), this
-            # statement's snapshot holds every event committed: none can come in between.
-            # One primary-key probe per aggregate, each evaluated once (an InitPlan).
-            table = self._table_bytes()
-            newer = b" WHERE " + b" AND ".join(
-                [
-                    b"NOT EXISTS (SELECT FROM %s WHERE originator_id = '%s'::uuid"
-                    b" AND originator_version > %d)" % (table, str(i).encode(), v)
-                    for i, v in unchanged.items()
-                ]
+        begin, _, _, commit = self._rendered()
+        rows = [
+            (
+                b"'%s'::uuid" % str(e.originator_id).encode(),
+                b"%d" % e.originator_version,
+                self._topic_literal(e.topic),
+                b"E'\\\\x%s'::bytea" % e.state.hex().encode(),
             )
-            rows = b"SELECT * FROM (VALUES " + rows + b") AS v" + newer
-        else:
-            rows = b"VALUES " + rows
-        parts = [begin, into, rows, returning]
+            for e in stored_events
+        ]
+        # Under the table lock taken just before (every append takes it), the statement's
+        # snapshot holds every event committed: none can come in between the probes and the
+        # insert. One primary-key probe per aggregate, each evaluated once (an InitPlan).
+        probes = [
+            (b"'%s'::uuid" % str(i).encode(), b"%d" % v) for i, v in (unchanged or {}).items()
+        ]
+        parts = [self._prepared.part(b"events", _EVENT_TYPES, self._events_sql, rows, probes)]
         if facts:  # the same condition: both go in, or neither
-            parts += [b"; ", self._facts_upsert(facts, newer)]
-        statement = b"".join([*parts, commit])
+            fact_rows = [
+                (
+                    b"'%s'::uuid" % str(row.id).encode(),
+                    b"%d::bigint" % row.version,
+                    _uuid_literal(row.installation_id) + b"::uuid",
+                    _uuid_literal(row.grant_id) + b"::uuid",
+                    b"E'\\\\x%s'::bytea" % row.facts.hex().encode(),
+                )
+                for row in facts
+            ]
+            parts.append(
+                self._prepared.part(b"facts", _FACT_TYPES, self._facts_sql, fact_rows, probes)
+            )
+        statement = b"".join([begin, b"; ".join(p.run for p in parts), commit])
         with pooled(self.datastore) as conn:
             assert conn.autocommit
             try:
-                ids = _appended(conn, statement)
+                ids = self._prepared.run(conn, statement, parts)
             except BaseException:
                 if conn.info.transaction_status != TransactionStatus.IDLE:
                     with contextlib.suppress(psycopg.Error):
@@ -164,6 +168,40 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
             raise StaleReads("an aggregate read has changed since")
         return ids
 
+    def _condition(self, probes: Values) -> bytes:
+        """No event of a probed aggregate (id, version) after that version."""
+        if not probes:
+            return b""
+        table = self._table_bytes()
+        return b" WHERE " + b" AND ".join(
+            [
+                b"NOT EXISTS (SELECT FROM %s WHERE originator_id = %s AND originator_version > %s)"
+                % (table, i, v)
+                for i, v in probes
+            ]
+        )
+
+    def _events_sql(self, rows: Values, probes: Values) -> bytes:
+        """The INSERT of events (each row: id, version, topic, state), if the probes hold."""
+        _, into, returning, _ = self._rendered()
+        values = b",".join([b"(%s)" % b",".join(row) for row in rows])
+        if probes:
+            values = b"SELECT * FROM (VALUES %s) AS v%s" % (values, self._condition(probes))
+        else:
+            values = b"VALUES " + values
+        return into + values + returning
+
+    def _facts_sql(self, rows: Values, probes: Values) -> bytes:
+        """The rows as an upsert (newer versions only), written only if the probes hold."""
+        values = b",".join([b"(%s)" % b",".join(row) for row in rows])
+        return (
+            b"INSERT INTO %s AS f (id, version, installation_id, grant_id, facts)"
+            b" SELECT * FROM (VALUES %s) AS v%s"
+            b" ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version,"
+            b" installation_id = EXCLUDED.installation_id, grant_id = EXCLUDED.grant_id,"
+            b" facts = EXCLUDED.facts WHERE f.version < EXCLUDED.version"
+        ) % (self._facts_table, values, self._condition(probes))
+
     def _topic_literal(self, topic: str) -> bytes:
         """A topic as an SQL string literal (there are few topics: kept)."""
         literal = self._topics.get(topic)
@@ -171,29 +209,6 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
             quoted = topic.replace("'", "''")
             literal = self._topics[topic] = f"'{quoted}'".encode()
         return literal
-
-    def _facts_upsert(self, facts: Sequence[FactRow], condition: bytes) -> bytes:
-        """The rows as an upsert (newer versions only), written only if `condition` holds."""
-        values = b",".join(
-            [
-                b"('%s'::uuid,%d::bigint,%s::uuid,%s::uuid,E'\\\\x%s'::bytea)"
-                % (
-                    str(row.id).encode(),
-                    row.version,
-                    _uuid_literal(row.installation_id),
-                    _uuid_literal(row.grant_id),
-                    row.facts.hex().encode(),
-                )
-                for row in facts
-            ]
-        )
-        return (
-            b"INSERT INTO %s AS f (id, version, installation_id, grant_id, facts)"
-            b" SELECT * FROM (VALUES %s) AS v%s"
-            b" ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version,"
-            b" installation_id = EXCLUDED.installation_id, grant_id = EXCLUDED.grant_id,"
-            b" facts = EXCLUDED.facts WHERE f.version < EXCLUDED.version"
-        ) % (self._facts_table, values, condition)
 
     def _rendered(self) -> tuple[bytes, bytes, bytes, bytes]:
         """eventsourcing's statements of an append around the rows' VALUES, as bytes."""
@@ -303,18 +318,3 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
 
 def _uuid_literal(value: UUID | None) -> bytes:
     return b"'%s'" % str(value).encode() if value is not None else b"NULL"
-
-
-def _appended(conn: psycopg.Connection[Any], statement: bytes) -> list[int]:
-    """Sends a simple query (its values written in: one Query message, one answer) and
-    answers the positions its INSERT … RETURNING gave; raises the server's error."""
-    with conn.lock:
-        conn.pgconn.send_query(statement)
-        results = conn.wait(generators.execute(conn.pgconn))
-    ids: list[int] = []
-    for result in results:
-        if result.status == ExecStatus.FATAL_ERROR:
-            raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
-        if result.status == ExecStatus.TUPLES_OK:
-            ids = [int(result.get_value(row, 0) or b"") for row in range(result.ntuples)]
-    return ids

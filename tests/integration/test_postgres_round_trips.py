@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import psycopg
 import pytest
@@ -91,10 +92,14 @@ def test_install_and_authorize_are_one_round_trip_each(
         with syncs(cached, monkeypatch, tmp_path / "authorize.trace") as authorizing:
             installations.authorize(cached, seller, installed.id)
         assert installing == [1] and authorizing == [1]
-    # The install's append checks the listing it only read; the authorize's appends to the
-    # installation from the version it trusted: the unique key is check enough.
-    assert "NOT EXISTS" in (tmp_path / "install.trace").read_text(errors="replace")
-    assert "NOT EXISTS" not in (tmp_path / "authorize.trace").read_text(errors="replace")
+    # The install's append (three events) checks the listing it only read (one probe); the
+    # authorize's appends to the installation from the version it trusted: the unique key
+    # is check enough. Both run statements prepared earlier on that connection.
+    install_trace = (tmp_path / "install.trace").read_text(errors="replace")
+    authorize_trace = (tmp_path / "authorize.trace").read_text(errors="replace")
+    assert "EXECUTE appstore_events_3_1 (" in install_trace and "PREPARE" not in install_trace
+    assert "EXECUTE appstore_events_1_0 (" in authorize_trace
+    assert "PREPARE" not in authorize_trace
 
 
 def test_without_access_facts_a_cold_token_check_is_two_round_trips_from_a_snapshot_on(
@@ -166,6 +171,51 @@ def test_a_refused_append_stores_nothing_and_leaves_clean_connections(
         f.seller(cached)
     found = cached.load(installation_id, Installation)
     assert found is not None and found.status is InstallationStatus.CANCELLED
+
+
+def test_an_append_prepares_its_statement_once_per_connection_and_again_when_it_is_gone(
+    cached: Store, postgres_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """psycopg deallocates all of a connection's prepared statements after a rollback
+    (DEALLOCATE ALL) when it prepared some of its own: the next append prepares again."""
+    seller = f.seller(cached)
+    with syncs(cached, monkeypatch, tmp_path / "first.trace") as first:
+        f.app(cached)  # (sign-up and listing appends, on whichever connection)
+    with syncs(cached, monkeypatch, tmp_path / "again.trace") as again:
+        for _ in range(10):
+            f.app(cached)
+    assert first and again
+    prepares_again = (tmp_path / "again.trace").read_text(errors="replace").count("PREPARE ")
+    assert prepares_again < 10  # each shape once per pooled connection, not per append
+    pool = cached.application.recorder.datastore.pool  # type: ignore[attr-defined]
+    for _ in range(pool.max_size):  # every pooled connection loses its statements
+        with pool.connection() as conn:
+            conn.execute("DEALLOCATE ALL")
+    installed = [
+        installations.install(
+            cached, seller, f.app(cached), "90d", "ops@shop.example.com", "+14155550101"
+        )
+        for _ in range(3)
+    ]
+    for installation in installed:
+        found = cached.load(installation.id, Installation)
+        assert found is not None and found.status is InstallationStatus.PENDING_AUTHORIZATION
+
+
+def test_an_append_larger_than_any_prepared_shape_is_written_whole(
+    cached: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seller = f.seller(cached)
+    for _ in range(10):  # every pooled connection has appended (its session is known)
+        f.app(cached)
+    slots = [InstallationSlot(seller_id=seller, app_id=uuid4()) for _ in range(12)]
+    head = cached.head()
+    with syncs(cached, monkeypatch, tmp_path / "big.trace") as appending:
+        cached.save(*slots)  # twelve new aggregates in one append: past the prepared shapes
+    trace = (tmp_path / "big.trace").read_text(errors="replace")
+    assert appending == [1] and "EXECUTE" not in trace and "PREPARE" not in trace
+    assert cached.head() == head + 12
+    assert all(cached.load(s.id, InstallationSlot) is not None for s in slots)
 
 
 def test_connections_killed_under_the_pool_are_replaced_on_the_second_attempt(
