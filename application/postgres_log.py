@@ -44,7 +44,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from application.access_facts import FactRow
 from application.attempts import StaleReads
 from application.pooled import pooled
-from application.prepared import Prepared, Values
+from application.prepared import Prepared, Values, simple_query
 
 _EVENT_TYPES = (b"uuid", b"bigint", b"text", b"bytea")
 _FACT_TYPES = (b"uuid", b"bigint", b"uuid", b"uuid", b"bytea")
@@ -140,16 +140,7 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
         ]
         parts = [self._prepared.part(b"events", _EVENT_TYPES, self._events_sql, rows, probes)]
         if facts:  # the same condition: both go in, or neither
-            fact_rows = [
-                (
-                    b"'%s'::uuid" % str(row.id).encode(),
-                    b"%d::bigint" % row.version,
-                    _uuid_literal(row.installation_id) + b"::uuid",
-                    _uuid_literal(row.grant_id) + b"::uuid",
-                    b"E'\\\\x%s'::bytea" % row.facts.hex().encode(),
-                )
-                for row in facts
-            ]
+            fact_rows = _fact_literals(facts)
             parts.append(
                 self._prepared.part(b"facts", _FACT_TYPES, self._facts_sql, fact_rows, probes)
             )
@@ -167,6 +158,39 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
             # Nothing inserted (an empty transaction committed): a copy was stale.
             raise StaleReads("an aggregate read has changed since")
         return ids
+
+    def without_current_facts(self, topics: Sequence[str], ids: Sequence[UUID] = ()) -> list[UUID]:
+        """The aggregates created by an event of one of `topics` (or among `ids`) whose
+        token-check facts row is missing or behind their latest version."""
+        schema = self.datastore.schema.replace('"', '""')
+        events = f'"{schema}"."{self.events_table_name}"'
+        facts = f'"{schema}"."{self.facts_table_name}"'
+        which = "e.topic = ANY(%s)" if topics else "e.originator_id = ANY(%s)"
+        sql = (
+            f"SELECT e.originator_id FROM {events} e WHERE e.originator_version = 1 AND {which}"
+            f" AND NOT EXISTS (SELECT FROM {facts} f WHERE f.id = e.originator_id"
+            f" AND NOT EXISTS (SELECT FROM {events} n WHERE n.originator_id = f.id"
+            " AND n.originator_version > f.version)) ORDER BY e.originator_id"
+        )
+        with pooled(self.datastore) as conn, conn.cursor(row_factory=tuple_row) as curs:
+            return [r[0] for r in curs.execute(sql, [list(topics) if topics else list(ids)])]
+
+    def referenced_by_token_facts(self) -> tuple[list[UUID], list[UUID]]:
+        """The installations and the grants the kept token rows name."""
+        schema = self.datastore.schema.replace('"', '""')
+        facts = f'"{schema}"."{self.facts_table_name}"'
+        found: list[list[UUID]] = []
+        with pooled(self.datastore) as conn, conn.cursor(row_factory=tuple_row) as curs:
+            for column in ("installation_id", "grant_id"):
+                sql = f"SELECT DISTINCT {column} FROM {facts} WHERE {column} IS NOT NULL"
+                found.append([r[0] for r in curs.execute(sql)])
+        return found[0], found[1]
+
+    def write_facts(self, facts: Sequence[FactRow]) -> None:
+        """Writes rows outside an append (newer versions only): one an append writes later
+        wins, and a row behind its aggregate is never believed."""
+        with pooled(self.datastore) as conn:
+            simple_query(conn, self._facts_sql(_fact_literals(facts), []))
 
     def _condition(self, probes: Values) -> bytes:
         """No event of a probed aggregate (id, version) after that version."""
@@ -314,6 +338,20 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
             ).format(columns, events, snapshots)
             parts += [newest, since] * snapshotted
         return SQL(" UNION ALL ").join(parts)
+
+
+def _fact_literals(facts: Sequence[FactRow]) -> list[tuple[bytes, ...]]:
+    """Each row's values as SQL literals."""
+    return [
+        (
+            b"'%s'::uuid" % str(row.id).encode(),
+            b"%d::bigint" % row.version,
+            _uuid_literal(row.installation_id) + b"::uuid",
+            _uuid_literal(row.grant_id) + b"::uuid",
+            b"E'\\\\x%s'::bytea" % row.facts.hex().encode(),
+        )
+        for row in facts
+    ]
 
 
 def _uuid_literal(value: UUID | None) -> bytes:

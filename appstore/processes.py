@@ -15,8 +15,10 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from application.expiry import SweepResult, sweep
+from application.facts_backfill import backfill
 from application.loops import Backoff, LoopHealth, Loops, SupervisedLoop
 from appstore.bootstrap import (
     app_from_environment,
@@ -242,10 +244,25 @@ def expire(settings: Settings) -> SweepResult:
 
 
 def migrate(settings: Settings) -> None:
-    """Creates the event store tables and every read-model table (idempotent)."""
+    """Creates the event store tables and every read-model table, and writes the token-check
+    facts a store written by an older release lacks (idempotent)."""
     store = build_store(settings)
-    read_side(store, settings)
-    store.close()
+    try:
+        read_side(store, settings)
+        with Progress(
+            TextColumn("[bold]token-check facts"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("facts", total=None)
+            written = backfill(
+                store, lambda done, total: progress.update(task, completed=done, total=total)
+            )
+        if written:
+            console.print(f"token-check facts: {written:,} rows written")
+    finally:
+        store.close()
 
 
 def skip_partition(

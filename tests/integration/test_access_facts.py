@@ -15,6 +15,7 @@ from eventsourcing.persistence import StoredEvent
 from application import installations, tokens
 from application.access_facts import FactRow
 from application.attempts import StaleReads
+from application.facts_backfill import backfill
 from application.postgres_log import OneTripApplicationRecorder
 from application.store import Store
 from appstore.bootstrap import build_store
@@ -159,3 +160,48 @@ def test_an_installation_has_a_row_once_it_can_have_tokens(
     assert row_version() == 3
     token_id = token_id_for(token_hash(issued.access_token))
     assert checker.access_facts(token_id) is not None
+
+
+def test_migrate_writes_the_facts_a_store_written_without_them_lacks(
+    pg: tuple[Store, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store written by a release that kept no facts: its tokens are replayed at each check
+    until `appstore migrate` writes their rows (and their installations' and grants');
+    then the check reads the facts alone, with the same verdicts, and a second run writes
+    none."""
+    writer, checker = pg
+    monkeypatch.setattr(OneTripApplicationRecorder, "keeps_facts", False)  # the old release
+    world = World(writer)
+    live, revoked = world.token_set(), world.token_set()
+    tokens.revoke_token(writer, world.client, revoked.access_token)
+    other = World(writer)
+    cancelled = other.token_set()
+    installations.cancel(writer, other.seller, other.installation)
+    monkeypatch.undo()
+    issued = {
+        live.access_token: "",
+        live.refresh_token: "",
+        revoked.access_token: "revoked",
+        cancelled.access_token: "cancelled",
+    }
+    ids = [token_id_for(token_hash(token)) for token in issued]
+    assert all(checker.access_facts(token_id) is None for token_id in ids)
+    expected = {token: _replayed(checker, token, monkeypatch) for token in issued}
+    assert [expected[t].reason or "" for t in issued] == list(issued.values())
+
+    seen: list[tuple[int, int]] = []
+    written = backfill(writer, lambda done, total: seen.append((done, total)))
+    assert written >= len(issued) + 4  # the tokens, two installations, at least two grants
+    assert seen and seen[-1][0] == seen[-1][1]
+    checker.forget()
+
+    def no_replay(*args: Any) -> Any:
+        raise AssertionError("the aggregates were read")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(checker, "load", no_replay)
+        patch.setattr(checker, "current_all", no_replay)
+        assert {token: tokens.check_token(checker, token) for token in issued} == expected
+    assert backfill(writer) == 0  # idempotent
+    installations.renew(writer, world.seller, world.installation, "30d")  # kept from now on
+    assert checker.access_facts(ids[0]) is not None
