@@ -181,7 +181,8 @@ def demo(
 
 @cli.command()
 def migrate() -> None:
-    """Create the event store and read-model tables (idempotent)."""
+    """Create the event store and read-model tables; write the token-check facts a store
+    written by an older release lacks (idempotent)."""
     from appstore.processes import migrate as run
 
     run(get_settings())
