@@ -82,7 +82,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
     os.environ["APPSTORE_HOST"], os.environ["APPSTORE_PORT"] = host, str(port)
     options = uvicorn_options(settings, host, port)
     if settings.serve.workers > 1:
-        migrate(settings)  # create the tables once, before the workers race to
+        migrate(settings, facts=False)  # create the tables once, before the workers race to
         uvicorn.run(
             "appstore.bootstrap:app_from_environment",
             factory=True,
@@ -243,12 +243,14 @@ def expire(settings: Settings) -> SweepResult:
     return result
 
 
-def migrate(settings: Settings) -> None:
-    """Creates the event store tables and every read-model table, and writes the token-check
-    facts a store written by an older release lacks (idempotent)."""
+def migrate(settings: Settings, *, facts: bool = True) -> None:
+    """Creates the event store tables and every read-model table, and (with `facts`) writes
+    the token-check facts a store written by an older release lacks (idempotent)."""
     store = build_store(settings)
     try:
         read_side(store, settings)
+        if not facts:
+            return
         with Progress(
             TextColumn("[bold]token-check facts"),
             BarColumn(),
