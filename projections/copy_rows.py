@@ -24,9 +24,31 @@ import sqlalchemy as sa
 from psycopg.copy import Copy, Writer
 from sqlalchemy.dialects import postgresql
 
-# A JSON cell as COPY sends it: what psycopg's `Json` wrapper would send (json.dumps with
-# its defaults), without a wrapper object and a Python dumper call per cell.
-json_text = json.JSONEncoder().encode
+
+def _json_text() -> Callable[[Any], str]:
+    """A JSON cell as COPY sends it: what psycopg's `Json` wrapper would send (json.dumps
+    with its defaults, `json.JSONEncoder().encode`), without a wrapper object and a dumper
+    call per cell; and with the C encoder that `encode` builds on every call built once
+    (with no table of the containers it is inside: a read model's cell holds no cycle)."""
+    plain = json.JSONEncoder()
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: the standard encoder
+        return plain.encode
+    encoder = make(
+        None,  # no markers: no circular-reference check
+        plain.default,
+        json.encoder.encode_basestring_ascii,  # ensure_ascii, as json.dumps
+        plain.indent,
+        plain.key_separator,
+        plain.item_separator,
+        plain.sort_keys,
+        plain.skipkeys,
+        plain.allow_nan,
+    )
+    return lambda value: "".join(encoder(value, 0))
+
+
+json_text = _json_text()
 
 # PostgreSQL's binary COPY type for each column type the read models use; a table with a
 # column of any other type is written by the text COPY.
