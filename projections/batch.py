@@ -161,12 +161,18 @@ class Batch:
             table = self._tables[name]
             rows = self._rows[name]
             existing = self._existing.get(name, set())
-            inserts = [rows[k] for k in keys if k not in existing]
-            updates = [rows[k] for k in keys if k in existing]
+            inserts: list[dict[str, Any]] = []
+            updates: list[tuple[Any, dict[str, Any] | None]] = []
+            for key in keys:  # one pass (a UUID key hashes in Python, per lookup)
+                row = rows[key]
+                if key in existing:
+                    updates.append((key, row))
+                elif row is not None:
+                    inserts.append(row)
             if inserts:
-                self._insert(table, [r for r in inserts if r is not None])
+                self._insert(table, inserts)
             if updates:
-                self._update(table, [(k, rows[k]) for k in keys if k in existing])
+                self._update(table, updates)
         for (name, column), by_parent in self._children.items():
             table = self._child_tables[(name, column)]
             parents = list(by_parent)
