@@ -333,9 +333,7 @@ class Store:
         self, start: int, limit: int, *, inclusive: bool = True
     ) -> Sequence[Notification]:
         """At most `limit` stored events from position `start` (or after it)."""
-        return self.application.recorder.select_notifications(
-            start=start, limit=limit, inclusive_of_start=inclusive
-        )
+        return log_reads.notifications(self.application.recorder, start, limit, inclusive=inclusive)
 
     def decode(self, notification: Notification) -> DomainEventProtocol[UUID]:
         """The domain event a stored notification holds."""

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
-from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
+
+from projections.copy_rows import copy_rows
 
 
 class Batch:
@@ -132,20 +132,12 @@ class Batch:
         self._children.setdefault(slot, {})[parent] = rows
 
     def _insert(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-        """Many new rows: COPY on PostgreSQL (far fewer round trips), executemany elsewhere."""
+        """Many new rows: COPY on PostgreSQL (projections/copy_rows.py: far fewer round
+        trips), executemany elsewhere."""
         if self.conn.dialect.name != "postgresql":
             self.conn.execute(_statement(("insert", table), table.insert), rows)
             return
-        statement, values, json_at = _copy_of(table)
-        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(statement) as copy:
-            for row in rows:
-                cells = values(row)
-                if json_at:
-                    cells = list(cells)
-                    for i in json_at:
-                        cells[i] = _json_text(cells[i])
-                copy.write_row(cells)
+        copy_rows(self.conn.connection.dbapi_connection, table, rows)  # type: ignore[arg-type]
 
     def _update(self, table: sa.Table, rows: list[tuple[Any, dict[str, Any] | None]]) -> None:
         """executemany UPDATEs, grouped by the set of columns that changed."""
@@ -169,12 +161,18 @@ class Batch:
             table = self._tables[name]
             rows = self._rows[name]
             existing = self._existing.get(name, set())
-            inserts = [rows[k] for k in keys if k not in existing]
-            updates = [rows[k] for k in keys if k in existing]
+            inserts: list[dict[str, Any]] = []
+            updates: list[tuple[Any, dict[str, Any] | None]] = []
+            for key in keys:  # one pass (a UUID key hashes in Python, per lookup)
+                row = rows[key]
+                if key in existing:
+                    updates.append((key, row))
+                elif row is not None:
+                    inserts.append(row)
             if inserts:
-                self._insert(table, [r for r in inserts if r is not None])
+                self._insert(table, inserts)
             if updates:
-                self._update(table, [(k, rows[k]) for k in keys if k in existing])
+                self._update(table, updates)
         for (name, column), by_parent in self._children.items():
             table = self._child_tables[(name, column)]
             parents = list(by_parent)
@@ -187,26 +185,6 @@ class Batch:
 
 
 _DEFAULTS: dict[str, dict[str, Any]] = {}
-# A JSON cell as the text COPY sends: what psycopg's `Json` wrapper would send (json.dumps
-# with its defaults), without a wrapper object and a Python dumper call per cell.
-_json_text = json.JSONEncoder().encode
-_COPIES: dict[sa.Table, tuple[str, Callable[[dict[str, Any]], Any], list[int]]] = {}
-
-
-def _copy_of(table: sa.Table) -> tuple[str, Callable[[dict[str, Any]], Any], list[int]]:
-    """A table's COPY statement, what reads a row's cells in its column order (at C speed),
-    and the positions of its JSON cells (computed once per table, not per row)."""
-    found = _COPIES.get(table)
-    if found is None:
-        columns = [c.name for c in table.columns]
-        names = ", ".join(f'"{c}"' for c in columns)
-        getter = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
-        json_at = [i for i, c in enumerate(table.columns) if isinstance(c.type, sa.JSON)]
-        found = (f'COPY "{table.name}" ({names}) FROM STDIN', getter, json_at)
-        _COPIES[table] = found
-    return found
-
-
 _PKS: dict[sa.Table, sa.Column[Any]] = {}
 
 
