@@ -88,8 +88,9 @@ def unavailable_reason(error: BaseException) -> str | None:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _twice(method: F) -> F:
-    """Two attempts of a recorder call (eventsourcing tries 10 times, each waiting up to the
+def twice(method: F) -> F:
+    """Two attempts of a recorder call — a method, or a function given the recorder
+    first (eventsourcing tries 10 times, each waiting up to the
     pool timeout: two keep a client's wait bounded). Connections are not pinged each time
     they leave the pool (a round trip per statement); instead, when an attempt fails, every
     idle connection is checked before the second: a restarted or swept server leaves dead
@@ -110,19 +111,19 @@ def _twice(method: F) -> F:
 class FailFastAggregateRecorder(PostgresAggregateRecorder):
     """The snapshots' recorder, two attempts per call."""
 
-    insert_events = _twice(PostgresAggregateRecorder.insert_events.__wrapped__)
-    select_events = _twice(PostgresAggregateRecorder.select_events.__wrapped__)
+    insert_events = twice(PostgresAggregateRecorder.insert_events.__wrapped__)
+    select_events = twice(PostgresAggregateRecorder.select_events.__wrapped__)
 
 
 class FailFastApplicationRecorder(OneTripApplicationRecorder):
     """The event log's recorder, two attempts per call."""
 
-    insert_events = _twice(OneTripApplicationRecorder.insert_events)
-    select_events = _twice(PostgresApplicationRecorder.select_events.__wrapped__)
-    select_notifications = _twice(PostgresApplicationRecorder.select_notifications.__wrapped__)
-    max_notification_id = _twice(PostgresApplicationRecorder.max_notification_id.__wrapped__)
-    select_events_after = _twice(OneTripApplicationRecorder.select_events_after)
-    select_newest = _twice(OneTripApplicationRecorder.select_newest)
+    insert_events = twice(OneTripApplicationRecorder.insert_events)
+    select_events = twice(PostgresApplicationRecorder.select_events.__wrapped__)
+    select_notifications = twice(PostgresApplicationRecorder.select_notifications.__wrapped__)
+    max_notification_id = twice(PostgresApplicationRecorder.max_notification_id.__wrapped__)
+    select_events_after = twice(OneTripApplicationRecorder.select_events_after)
+    select_newest = twice(OneTripApplicationRecorder.select_newest)
 
 
 class FailFastPostgresFactory(PostgresFactory):

@@ -4,7 +4,6 @@ events with their global positions (`Store.stored_events`)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -20,6 +19,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 
+from application.availability import twice
 from application.probes import Probes
 
 
@@ -101,13 +101,7 @@ def notifications(
         return list(
             recorder.select_notifications(start=start, limit=limit, inclusive_of_start=inclusive)
         )
-    statement = _page_statement(recorder, inclusive)
-    try:
-        return _page(recorder, statement, start, limit)
-    except (InterfaceError, OperationalError):
-        time.sleep(0.1)
-        recorder.datastore.pool.check()
-        return _page(recorder, statement, start, limit)
+    return _page(recorder, _page_statement(recorder, inclusive), start, limit)
 
 
 _PAGE_STATEMENTS: dict[tuple[str, str, bool], bytes] = {}
@@ -126,6 +120,7 @@ def _page_statement(recorder: PostgresApplicationRecorder, inclusive: bool) -> b
     return found
 
 
+@twice
 def _page(
     recorder: PostgresApplicationRecorder, statement: bytes, start: int, limit: int
 ) -> list[Notification]:

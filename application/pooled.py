@@ -4,7 +4,7 @@ pool's own (another one), around `with conn:` (a commit call) — about a tenth 
 command's client time, for an append that is one round trip. `pooled(datastore)` takes the
 same connection from the same pool, gives it back the same way (the pool rolls back what
 was left open, and renews a broken connection), and raises psycopg's errors as
-eventsourcing's, as `get_connection` does (callers and `availability._twice` expect those).
+eventsourcing's, as `get_connection` does (callers and `availability.twice` expect those).
 """
 
 from __future__ import annotations
