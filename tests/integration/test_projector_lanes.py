@@ -66,14 +66,20 @@ def test_a_catch_up_steps_two_projections_at_once_each_on_its_own_connection(
     assert not [t for t in threading.enumerate() if t.name.startswith("projector-lane")]
 
 
-def test_lanes_build_what_one_connection_builds(store: Store, database_url: str) -> None:
-    """Every read model, in small steps on two lanes and on one: the same rows."""
-    _installs(store, 7)
-    projector = build_projector(store, database_url, batch_size=3)
+def _built_then_reset(projector: Any) -> Any:
+    """What a catch-up from 0 builds; then every projection reset, to build it again."""
     projector.catch_up()
     built = snapshot(projector)
     for name in projector.projections:
         projector.reset(name)
+    return built
+
+
+def test_lanes_build_what_one_connection_builds(store: Store, database_url: str) -> None:
+    """Every read model, in small steps on two lanes and on one: the same rows."""
+    _installs(store, 7)
+    projector = build_projector(store, database_url, batch_size=3)
+    built = _built_then_reset(projector)
     projector.lanes = 1
     projector.catch_up()
     assert snapshot(projector) == built
@@ -123,10 +129,7 @@ def test_a_step_after_the_position_it_last_saw_moves_it_with_the_lock(
     one left it, and the rows are those of one projector alone."""
     _installs(store, 6)
     alone = build_projector(store, database_url, batch_size=2)
-    alone.catch_up()
-    expected = snapshot(alone)
-    for name in alone.projections:
-        alone.reset(name)
+    expected = _built_then_reset(alone)
     alone.engine.dispose()
 
     first = build_projector(store, database_url, batch_size=2)
