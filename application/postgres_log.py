@@ -81,9 +81,7 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
         """A token's installation and grant ids and the three rows' facts as one JSON array
         (token, installation, grant), each row only if it describes its aggregate's latest
         version (no event after it); no row otherwise."""
-        schema = self.datastore.schema.replace('"', '""')
-        facts = f'"{schema}"."{self.facts_table_name}"'
-        events = f'"{schema}"."{self.events_table_name}"'
+        facts, events = self._quoted(self.facts_table_name), self._quoted(self.events_table_name)
 
         def latest(row: str) -> str:
             return (
@@ -99,6 +97,11 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
             f" JOIN {facts} g ON g.id = t.grant_id AND {latest('g')}"
             f" WHERE t.id = %s AND {latest('t')}"
         )
+
+    def _quoted(self, table: str) -> str:
+        """A table of this recorder's schema, as an SQL identifier."""
+        schema = self.datastore.schema.replace('"', '""')
+        return f'"{schema}"."{table}"'
 
     @property
     def confirms_reads(self) -> bool:
@@ -162,9 +165,7 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
     def without_current_facts(self, topics: Sequence[str], ids: Sequence[UUID] = ()) -> list[UUID]:
         """The aggregates created by an event of one of `topics` (or among `ids`) whose
         token-check facts row is missing or behind their latest version."""
-        schema = self.datastore.schema.replace('"', '""')
-        events = f'"{schema}"."{self.events_table_name}"'
-        facts = f'"{schema}"."{self.facts_table_name}"'
+        facts, events = self._quoted(self.facts_table_name), self._quoted(self.events_table_name)
         which = "e.topic = ANY(%s)" if topics else "e.originator_id = ANY(%s)"
         sql = (
             f"SELECT e.originator_id FROM {events} e WHERE e.originator_version = 1 AND {which}"
@@ -177,8 +178,7 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
 
     def referenced_by_token_facts(self) -> tuple[list[UUID], list[UUID]]:
         """The installations and the grants the kept token rows name."""
-        schema = self.datastore.schema.replace('"', '""')
-        facts = f'"{schema}"."{self.facts_table_name}"'
+        facts = self._quoted(self.facts_table_name)
         found: list[list[UUID]] = []
         with pooled(self.datastore) as conn, conn.cursor(row_factory=tuple_row) as curs:
             for column in ("installation_id", "grant_id"):
