@@ -14,6 +14,7 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -34,7 +35,7 @@ from api.problems import EXCEPTION_HANDLERS
 from application.expiry import sweep
 from application.loops import LoopHealth, Loops, ReadinessPolicy, SupervisedLoop
 from application.store import Store
-from appstore.collector import freeze_start_up
+from appstore.collector import batch_work_only, freeze_start_up
 from appstore.outbound import build_dispatchers, dispatcher_loops, secret_box
 from appstore.settings import Settings
 from consumers.config import WorkerConfig
@@ -136,7 +137,16 @@ def read_side(store: Store, settings: Settings, **options: Any) -> Projector:
     options.setdefault("batch_size", settings.projector.batch_size)
     options.setdefault("timeout", settings.database_timeout)
     projector = build_projector(store, settings.database_url, **options)
+    projector.spawn = partial(projector_in_a_lane, settings)  # Projector.processes
     return projector
+
+
+def projector_in_a_lane(settings: Settings, names: list[str], batch_size: int) -> Projector:
+    """In a spawned process of a catch-up's lanes (projections/process_lanes.py): a projector
+    over these read models (set up by the process that spawned it), collecting less."""
+    batch_work_only()
+    store = build_store(settings)
+    return read_side(store, settings, names=names, batch_size=batch_size, setup=False)
 
 
 def worker_config(settings: Settings, **overrides: Any) -> WorkerConfig:

@@ -20,13 +20,19 @@ def fewer_collections() -> Iterator[None]:
     cost a fifth of a replay's CPU, 5-8 % of a catch-up's time (`appstore project`) and ~12 %
     of the Kafka consumer's (`appstore consume`). The previous settings come back afterwards."""
     before = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    batch_work_only()
     try:
         yield
     finally:
         gc.set_threshold(*before)
         gc.unfreeze()
+
+
+def batch_work_only() -> None:
+    """`fewer_collections` for the rest of a process that does batch work only (a
+    projector process of a catch-up's lanes, projections/process_lanes.py)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def freeze_start_up() -> None:

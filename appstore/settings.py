@@ -62,7 +62,7 @@ class ProjectorSettings(BaseSettings):
         default=2000, ge=1, description="events per transaction when `replay` rebuilds"
     )
     replay_workers: int = Field(
-        default=1,
+        default=2,
         ge=1,
         description="processes `replay` rebuilds the read models in, each a share of them"
         " (PostgreSQL)",

@@ -4,11 +4,12 @@ Appends a log of --events events (apps, installations, authorizations, incidents
   1. lets the projector catch up from position 0 (every read model, batches of 500 events
      per transaction), untimed: it gives the rows to write and each model's transactions;
   2. --runs times: drops and rebuilds the read models from 0, and after each step of the
-     projector (on PostgreSQL a round steps two read models at once, each on a connection
-     of its own, projections/lanes.py: the raw writes of its steps come once the round has
-     ended, while no step runs; --lanes 1 for one connection) writes that step's share of
-     the same rows into empty twins of the tables
-     (same columns and indexes), in a transaction of their own, once by a batched INSERT
+     projector (a round steps every read model once: --processes processes each step
+     their share of the read models, projections/process_lanes.py, spawned before the
+     untimed catch-up of 1., and each steps its share on --lanes connections at once,
+     projections/lanes.py; the raw writes of a round's steps come once the round has
+     ended, while no step runs and no page is being read ahead) writes that step's share
+     of the same rows into empty twins of the tables (same columns and indexes), in a transaction of their own, once by a batched INSERT
      (psycopg's executemany: the issue's "raw batched INSERT") and once by COPY (as the
      projector writes new rows on PostgreSQL: the floor). Each model's rows are split over
      as many transactions as the projector used for that model, one statement per table
@@ -43,12 +44,11 @@ from rich.progress import Progress
 
 from application.store import Store
 from appstore import processes
-from appstore.bootstrap import build_store
+from appstore.bootstrap import build_store, read_side
 from appstore.collector import fewer_collections
-from appstore.settings import Settings
+from appstore.settings import ProjectorSettings, Settings
 from bench.support import Row, fresh_database, progress_bar, rows_table
 from bench.workload import append_catalog
-from projections.read_side import build_projector
 from projections.runner import DEFAULT_LANES, Projector
 
 console = Console(width=150)
@@ -160,7 +160,7 @@ class Raw:
         self.done[projection] += 1
         if k >= transactions:
             return 0.0
-        self.projector.pages.settle()  # the read-ahead's work is the projector's, not ours
+        self.projector.settle()  # the read-ahead's work is the projector's, not ours
         cursor, spent = self.raw.cursor(), 0.0
         for way in WAYS:
             started = time.perf_counter()
@@ -191,34 +191,34 @@ class Raw:
 
 
 def interleaved(
-    store: Store, url: str, head: int, runs: int, progress: Progress, batch: int, lanes: int
+    store: Store, url: str, head: int, args: argparse.Namespace, progress: Progress
 ) -> tuple[list[float], dict[str, list[float]], int, int]:
-    """A first catch-up (untimed: it gives the rows and each model's transactions), then
-    `runs` catch-ups from 0, each with the raw writes of the same rows done beside it, step
-    by step: (catch-up seconds, raw seconds by way, rows, transactions) per run."""
-    projector = build_projector(store, url, batch_size=batch)
-    _, steps = catch_up(projector, head, progress, "projector catch-up (rows to write)")
-    data = read_rows(projector)
-    projector.engine.dispose()
+    """A first catch-up (untimed: it gives the rows and each model's transactions; the
+    other processes of the catch-up start meanwhile), then `runs` catch-ups from 0, each
+    with the raw writes of the same rows done beside it, step by step: (catch-up seconds,
+    raw seconds by way, rows, transactions) per run."""
+    projector = read_side(store, Settings(database_url=url), batch_size=args.batch)
+    projector.lanes = args.lanes
     caught: list[float] = []
     raws: dict[str, list[float]] = {way: [] for way in WAYS}
     written = 0
-    for run in range(runs):
-        projector = build_projector(store, url, batch_size=batch)
-        projector.lanes = lanes
-        for name in projector.projections:
-            projector.reset(name)
-        raw = Raw(projector, data, steps)
-        try:
-            label = f"catch-up {run + 1}, raw INSERT and COPY beside"
-            seconds, _ = catch_up(projector, head, progress, label, beside=raw)
-        finally:
-            raw.close()
-        caught.append(seconds)
-        for way in WAYS:
-            raws[way].append(raw.seconds[way])
-        written = raw.written
-        projector.engine.dispose()
+    with projector.processes(args.processes):
+        _, steps = catch_up(projector, head, progress, "projector catch-up (rows to write)")
+        data = read_rows(projector)
+        for run in range(args.runs):
+            for name in projector.projections:
+                projector.reset(name)
+            raw = Raw(projector, data, steps)
+            try:
+                label = f"catch-up {run + 1}, raw INSERT and COPY beside"
+                seconds, _ = catch_up(projector, head, progress, label, beside=raw)
+            finally:
+                raw.close()
+            caught.append(seconds)
+            for way in WAYS:
+                raws[way].append(raw.seconds[way])
+            written = raw.written
+    projector.engine.dispose()
     return caught, raws, written, sum(steps.values())
 
 
@@ -250,7 +250,14 @@ def parser() -> argparse.ArgumentParser:
         "--lanes",
         type=int,
         default=DEFAULT_LANES,
-        help="connections the timed catch-ups step read models on at once",
+        help="connections each process of the timed catch-ups steps read models on at once",
+    )
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=ProjectorSettings().replay_workers,
+        help="processes the timed catch-ups split the read models over (Projector.processes;"
+        " default: as `appstore replay`)",
     )
     return p
 
@@ -264,9 +271,7 @@ def run(args: argparse.Namespace) -> list[Row]:
     with progress_bar(console) as progress:
         head = fill(store, args.events, progress)
         if not args.replay_only:
-            caught, raws, written, transactions = interleaved(
-                store, url, head, args.runs, progress, args.batch, args.lanes
-            )
+            caught, raws, written, transactions = interleaved(store, url, head, args, progress)
             for way, goal in (("INSERT", 0.7), ("COPY", None)):
                 ratios = sorted(r / c for c, r in zip(caught, raws[way], strict=True))
                 middle = ratios[len(ratios) // 2]  # the median run's
@@ -274,7 +279,8 @@ def run(args: argparse.Namespace) -> list[Row]:
                     Row(
                         "catch-up",
                         f"projector from 0, {head:,} events → {written:,} rows,"
-                        f" {transactions} transactions, {args.lanes} lane(s); vs batched {way}"
+                        f" {transactions} transactions, {args.processes} process(es) of"
+                        f" {args.lanes} lane(s); vs batched {way}"
                         f" step by step beside it, median of {args.runs} runs"
                         f" (runs: {', '.join(f'{r:.2f}' for r in ratios)})",
                         f"{median(caught):.1f} s = {head / median(caught):,.0f} ev/s",

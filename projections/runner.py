@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from functools import partial
 
-import sqlalchemy as sa
 from eventsourcing.utils import get_topic
 from sqlalchemy.engine import Connection, Engine
 
@@ -29,7 +28,9 @@ from application.store import Store
 from projections.batch import Batch
 from projections.lanes import Lanes
 from projections.log_pages import LogPages
+from projections.process_lanes import ProcessLanes, Spawn, groups
 from projections.projection import Handler, Projection
+from projections.schema_upkeep import SchemaUpkeep
 from projections.tracking import (
     ADVANCE,
     POSITION,
@@ -39,7 +40,6 @@ from projections.tracking import (
     POSITIONS_OF_FOR_UPDATE,
     Measured,
     StepResult,
-    built_as,
     lock_and_advance,
     tracking,
 )
@@ -54,7 +54,7 @@ DEFAULT_LANES = 2
 MEASURE_EVERY = 1.0
 
 
-class Projector:
+class Projector(SchemaUpkeep):
     """Runs a set of projections against one store and one read-model engine."""
 
     def __init__(
@@ -93,93 +93,9 @@ class Projector:
         self.wake = threading.Event()
         self.progressed = threading.Condition()
         self.measured: Measured | None = None
-
-    # --- schema -----------------------------------------------------------------------
-    def setup(self) -> list[str]:
-        """Creates the tracking tables, every projection's tables and tracking rows; rebuilds
-        (from position 0) each read model built by an older definition. Returns those names."""
-        with self._begin() as conn:
-            tracking.create(conn, checkfirst=True)
-            built_as.create(conn, checkfirst=True)
-            for projection in self.projections.values():
-                exists = conn.execute(
-                    sa.select(tracking.c.name).where(tracking.c.name == projection.name)
-                ).first()
-                if exists is None:
-                    conn.execute(tracking.insert().values(name=projection.name, position=0))
-        return [name for name in self.projections if self._rebuild_if_changed(name)]
-
-    def _rebuild_if_changed(self, name: str) -> bool:
-        projection = self.projections[name]
-        with self._begin() as conn:
-            position = self._lock(conn, name, wait=True)  # one process decides, others wait
-            wanted = projection.fingerprint(conn)
-            built = conn.execute(
-                sa.select(built_as.c.fingerprint).where(built_as.c.name == name)
-            ).scalar()
-            inspector = sa.inspect(conn)
-            complete = all(inspector.has_table(t.name) for t in projection.tables)
-            if built == wanted and complete:
-                projection.create(conn)  # idempotent (the search tables, the indexes)
-                return False
-            projection.drop(conn)
-            projection.create(conn)
-            conn.execute(tracking.update().where(tracking.c.name == name).values(position=0))
-            conn.execute(built_as.delete().where(built_as.c.name == name))
-            conn.execute(built_as.insert().values(name=name, fingerprint=wanted))
-        self._seen.pop(name, None)
-        return bool(position)  # a read model with rows, now rebuilt from the log
-
-    def reset(self, name: str) -> None:
-        """Drops and recreates one projection's tables and sets its position to 0."""
-        projection = self.projections[name]
-        with self._begin() as conn:
-            self._lock(conn, name, wait=True)
-            projection.drop(conn)
-            projection.create(conn)
-            conn.execute(tracking.update().where(tracking.c.name == name).values(position=0))
-        self._seen.pop(name, None)
-
-    def defer_indexes(self, name: str) -> list[str]:
-        """Before a rebuild from position 0 on PostgreSQL: drops the read model's secondary
-        indexes (those enforcing nothing: no primary key, no unique one) and returns the
-        statements that create them again (`build_indexes`). Building an index once over
-        all the rows costs the server far less than updating it row by row. The model's
-        fingerprint is forgotten meanwhile, so one whose rebuild dies (without its indexes)
-        is rebuilt from the log, indexes and all, by the next `setup`."""
-        if not self._is_postgres:
-            return []
-        tables = [t.name for t in self.projections[name].tables]
-        with self._begin() as conn:
-            self._lock(conn, name, wait=True)
-            found = conn.execute(
-                sa.text(
-                    "SELECT i.indexname, i.indexdef FROM pg_indexes i"
-                    " JOIN pg_class c ON c.relname = i.indexname"
-                    " AND c.relnamespace = to_regnamespace(i.schemaname)"
-                    " JOIN pg_index x ON x.indexrelid = c.oid"
-                    " WHERE i.schemaname = current_schema() AND i.tablename = ANY(:tables)"
-                    " AND NOT x.indisunique AND NOT x.indisprimary ORDER BY i.indexname"
-                ),
-                {"tables": tables},
-            ).all()
-            conn.execute(built_as.delete().where(built_as.c.name == name))
-            for index, _ in found:
-                conn.exec_driver_sql(f'DROP INDEX "{index}"')
-        return [definition for _, definition in found]
-
-    def build_indexes(self, name: str, statements: Sequence[str]) -> None:
-        """Creates the indexes `defer_indexes` dropped and remembers the model as built."""
-        if not self._is_postgres:
-            return
-        projection = self.projections[name]
-        with self._begin() as conn:
-            self._lock(conn, name, wait=True)
-            for statement in statements:
-                conn.exec_driver_sql(statement)
-            wanted = projection.fingerprint(conn)
-            conn.execute(built_as.delete().where(built_as.c.name == name))
-            conn.execute(built_as.insert().values(name=name, fingerprint=wanted))
+        # Builds this projector's like in another process (`processes`), if set.
+        self.spawn: Spawn | None = None
+        self._remote: ProcessLanes | None = None
 
     # --- positions ----------------------------------------------------------------------
     def head(self) -> int:
@@ -319,14 +235,35 @@ class Projector:
     ) -> int:
         """Runs the projections until they reach the head of the log (a projection another
         thread or process is stepping meanwhile: after its step, from where it left it)."""
-        pending = list(dict.fromkeys(names or self.projections))  # a lane per name
+        pending = list(dict.fromkeys(names or self.projections))
         total = 0
-        # Round robin, so the projections share decoded events of the same range; on
-        # PostgreSQL the next range is read and decoded meanwhile (projections/log_pages.py)
-        # and a round's steps run on `lanes` connections at once (projections/lanes.py).
-        topics = {topic for name in pending for topic in self._topics[name]}
+        # Round robin, so the projections share decoded events of the same range. Within
+        # `processes`, the other processes step their shares (projections/process_lanes.py).
+        remote = self._remote
+        theirs = set() if remote is None else remote.names
+        with self.rounds([n for n in pending if n not in theirs]) as here:
+            while pending:
+                ended = here(pending) if remote is None else remote.run(pending, here, self.durable)
+                for result in ended:
+                    total += result.applied
+                    if on_progress is not None:
+                        on_progress(result)
+                    if result.applied == 0:
+                        pending.remove(result.projection)
+        if total:
+            with self.progressed:
+                self.progressed.notify_all()
+        return total
+
+    @contextmanager
+    def rounds(self, names: Sequence[str]) -> Iterator[Callable[[list[str]], list[StepResult]]]:
+        """Within the block, a function stepping each of the names it is given once (a round;
+        the results in that order). On PostgreSQL the page after the current one is read and
+        decoded meanwhile (projections/log_pages.py), for these names' topics, and a round's
+        steps run on `lanes` connections at once (projections/lanes.py)."""
+        topics = {topic for name in names for topic in self._topics[name]}
         ahead = self.pages.reading_ahead(topics) if self._is_postgres else nullcontext()
-        extra = min(self.lanes, len(pending)) - 1 if self._is_postgres else 0
+        extra = min(self.lanes, len(names)) - 1 if self._is_postgres else 0
         with self._holding(), ahead as shared:
 
             @contextmanager
@@ -335,17 +272,38 @@ class Projector:
                     yield
 
             with Lanes(extra, partial(self.step, wait=True), lane) as lanes:
-                while pending:
-                    for result in lanes.run(pending, self._cost):
-                        total += result.applied
-                        if on_progress is not None:
-                            on_progress(result)
-                        if result.applied == 0:
-                            pending.remove(result.projection)
-        if total:
-            with self.progressed:
-                self.progressed.notify_all()
-        return total
+                yield lambda wanted: lanes.run(wanted, self._cost) if wanted else []
+
+    @contextmanager
+    def processes(self, count: int) -> Iterator[int]:
+        """Within the block, catch-ups step the read models in `count` processes, this one
+        among them, each over a share of about equal cost (projections/process_lanes.py):
+        on PostgreSQL, with `spawn` set by the composition root; else in this one. Yields
+        the number of processes."""
+        projections = list(self.projections.values())
+        shares = groups(projections, count)
+        if len(shares) < 2 or not self._is_postgres or self.spawn is None:
+            yield 1
+            return
+        with ProcessLanes(self.spawn, shares[1:], self.batch_size) as remote:
+            self._remote = remote
+            try:
+                yield len(shares)
+            finally:
+                self._remote = None
+
+    def settle(self) -> None:
+        """Waits until the read-aheads of this process's catch-up and of its other processes
+        have read their pages: a benchmark timing its own work between rounds times none of
+        theirs."""
+        self.pages.settle()
+        if self._remote is not None:
+            self._remote.settle()
+
+    def close(self) -> None:
+        """Releases the projector's connections and its store's."""
+        self.engine.dispose()
+        self.store.close()
 
     def _cost(self, name: str) -> float:
         return self.projections[name].replay_cost

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appstore.replay import groups
+from projections.process_lanes import groups
 from projections.projection import Projection
 from projections.read_side import all_projections
 
