@@ -175,14 +175,9 @@ class ProcessLanes:
 
 def _answer(conn: Connection, process: Any) -> list[StepResult] | BaseException:
     """A process's answer to its round, or StepFailed if it died first."""
-    while True:
-        ready = wait([conn, process.sentinel])
-        if conn in ready:
-            try:
-                answer: list[StepResult] | BaseException = conn.recv()
-            except (EOFError, OSError):  # it died while answering
-                break
+    if conn in wait([conn, process.sentinel]):  # an answer sent just before ending counts
+        with suppress(EOFError, OSError):  # else it died while answering
+            answer: list[StepResult] | BaseException = conn.recv()
             return answer
-        if process.sentinel in ready:
-            break
+    process.join(timeout=10)  # its end seen on the pipe may come before its exit code
     return StepFailed(f"a projector process ended (exit code {process.exitcode})")

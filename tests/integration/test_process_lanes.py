@@ -19,8 +19,6 @@ from projections.read_side import all_projections, snapshot
 from projections.runner import Projector, StepResult
 from tests import factories as f
 
-pytestmark = pytest.mark.postgres
-
 
 def _recording(path: Path, settings: Settings, names: list[str], batch_size: int) -> Projector:
     """In the spawned process: the composition root's projector, its pid and share noted."""
@@ -65,6 +63,7 @@ def _store_with_apps(settings: Settings) -> Projector:
     return read_side(store, settings, batch_size=4)
 
 
+@pytest.mark.postgres
 def test_a_catch_up_in_two_processes_builds_what_one_builds(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -90,6 +89,7 @@ def test_a_catch_up_in_two_processes_builds_what_one_builds(
     projector.close()
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("how", ["raises", "dies"])
 def test_a_step_failing_in_the_other_process_fails_the_catch_up(
     postgres_url: str, how: str
