@@ -39,7 +39,7 @@ from consumers.skips import parse_target, skip_to
 from consumers.worker import SyncEventWorker
 from domain.errors import DomainError
 from projections.due_installations import DueInstallations
-from projections.runner import Projector
+from projections.runner import Projector, StepResult
 
 console = Console(stderr=True)
 log = logging.getLogger("appstore")
@@ -116,12 +116,55 @@ def project(
     console.print(f"[green]projecting[/green] {', '.join(projector.projections)}")
     try:
         with fewer_collections():  # as a replay: applying events allocates dicts by the dozen
+            catch_up_first(projector, settings, health, stop)
             projector.loop(settings.projector.poll_interval, health).run(stop)
     finally:
         if server is not None:
             server.shutdown()
     console.print("[dim]projector stopped[/dim]")
     store.close()
+
+
+# Events a read model must be behind for `project` to catch up in processes first.
+CATCH_UP_FIRST_FROM = 50_000
+
+
+def catch_up_first(
+    projector: Projector,
+    settings: Settings,
+    health: LoopHealth,
+    stop: threading.Event,
+    at_least: int = CATCH_UP_FIRST_FROM,
+) -> int:
+    """A projector `at_least` events behind (a read model rebuilt from the log after its
+    definition changed, a restored database) first catches up as a replay does, in
+    `APPSTORE_PROJECTOR_REPLAY_WORKERS` processes (`Projector.processes`), each step still a
+    transaction of its read model; it reports its lag meanwhile and stops at the end of a
+    round once `stop` is set. Returns the events applied. Whatever fails here, the polling
+    loop takes over from where it left (the failure shows in `health`)."""
+    try:
+        head = projector.head()
+        positions = projector.positions()
+        if head - min(positions.values(), default=head) < at_least:
+            return 0
+        health.started()
+        health.report_lag(head - min(positions.values()))
+        console.print(f"[yellow]catching up[/yellow] to position {head:,} first")
+
+        def advance(result: StepResult) -> None:
+            health.succeeded()
+            if result.position >= 0:
+                positions[result.projection] = result.position
+                health.report_lag(max(0, head - min(positions.values())))
+
+        with projector.processes(settings.projector.replay_workers) as used:
+            applied = projector.catch_up(on_progress=advance, stop=stop)
+        console.print(f"[green]caught up[/green] {applied:,} events in {used} process(es)")
+        return applied
+    except Exception as error:  # the loop retries with backoff
+        health.failed(error)
+        log.warning("catching up first failed, the polling loop goes on: %r", error)
+        return 0
 
 
 def _positions(projector: Projector) -> dict[str, Any]:

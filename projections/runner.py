@@ -232,9 +232,11 @@ class Projector(SchemaUpkeep):
         self,
         names: Iterable[str] | None = None,
         on_progress: Callable[[StepResult], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> int:
         """Runs the projections until they reach the head of the log (a projection another
-        thread or process is stepping meanwhile: after its step, from where it left it)."""
+        thread or process is stepping meanwhile: after its step, from where it left it), or
+        until `stop` is set (at the end of a round)."""
         pending = list(dict.fromkeys(names or self.projections))
         total = 0
         # Round robin, so the projections share decoded events of the same range. Within
@@ -242,7 +244,7 @@ class Projector(SchemaUpkeep):
         remote = self._remote
         theirs = set() if remote is None else remote.names
         with self.rounds([n for n in pending if n not in theirs]) as here:
-            while pending:
+            while pending and not (stop is not None and stop.is_set()):
                 ended = here(pending) if remote is None else remote.run(pending, here, self.durable)
                 for result in ended:
                     total += result.applied

@@ -1,10 +1,12 @@
 """A catch-up split over processes (`Projector.processes`, projections/process_lanes.py):
 the other process steps its share of the read models, what it builds is what one process
-builds, and a step failing there (or that process dying) fails the catch-up, no hang."""
+builds, and a step failing there (or that process dying) fails the catch-up, no hang.
+`appstore project` far behind catches up so first (`catch_up_first`)."""
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -12,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from application.loops import LoopHealth
 from appstore.bootstrap import build_store, projector_in_a_lane, read_side
+from appstore.processes import catch_up_first
 from appstore.settings import Settings
 from projections.process_lanes import Round, StepFailed, groups
 from projections.read_side import all_projections, snapshot
@@ -116,4 +120,39 @@ def test_on_sqlite_a_catch_up_stays_in_one_process(tmp_path: Path) -> None:
         projector.catch_up()
     assert used == 1
     assert set(projector.positions().values()) == {projector.head()}
+    projector.close()
+
+
+@pytest.mark.postgres
+def test_appstore_project_far_behind_catches_up_in_processes_first(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(database_url=postgres_url, fast_password_hashing=True)
+    projector = _store_with_apps(settings)
+    noted = tmp_path / "lane"
+    projector.spawn = partial(_recording, noted, settings)
+    health, stop = LoopHealth("projector"), threading.Event()
+    head = projector.head()
+    assert catch_up_first(projector, settings, health, stop, at_least=head + 1) == 0
+    assert not noted.exists()  # not that far behind: the polling loop will do
+    applied = catch_up_first(projector, settings, health, stop, at_least=head)
+    assert applied == head * len(projector.projections)
+    assert set(projector.positions().values()) == {head}
+    assert noted.exists() and health.snapshot()["lag"] == 0
+    projector.close()
+
+
+@pytest.mark.postgres
+def test_a_catch_up_first_stops_between_rounds_and_a_failing_one_leaves_it_to_the_loop(
+    postgres_url: str,
+) -> None:
+    settings = Settings(database_url=postgres_url, fast_password_hashing=True)
+    projector = _store_with_apps(settings)
+    health, stop = LoopHealth("projector"), threading.Event()
+    stop.set()
+    assert catch_up_first(projector, settings, health, stop, at_least=1) == 0
+    assert set(projector.positions().values()) == {0}
+    projector.spawn = partial(_failing, "raises")
+    assert catch_up_first(projector, settings, health, threading.Event(), at_least=1) == 0
+    assert "LookupError: no such row" in health.snapshot()["last_error"]
     projector.close()
