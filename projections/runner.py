@@ -14,6 +14,7 @@ migrated by hand).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -280,10 +281,10 @@ class Projector(SchemaUpkeep):
     def processes(self, count: int) -> Iterator[int]:
         """Within the block, catch-ups step the read models in `count` processes, this one
         among them, each over a share of about equal cost (projections/process_lanes.py):
-        on PostgreSQL, with `spawn` set by the composition root; else in this one. Yields
-        the number of processes."""
+        on PostgreSQL, with `spawn` set by the composition root, and no more processes than
+        cores; else in this one. Yields the number of processes."""
         projections = list(self.projections.values())
-        shares = groups(projections, count)
+        shares = groups(projections, min(count, os.cpu_count() or 1))  # a core each at most
         if len(shares) < 2 or not self._is_postgres or self.spawn is None:
             yield 1
             return
