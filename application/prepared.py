@@ -79,10 +79,17 @@ class Prepared:
         return Part(name, prepare, b"EXECUTE %s (%s)" % (name, arguments))
 
     def run(
-        self, conn: psycopg.Connection[Any], statement: bytes, parts: Sequence[Part]
+        self,
+        conn: psycopg.Connection[Any],
+        statement: bytes,
+        parts: Sequence[Part],
+        *,
+        again: bool = True,
     ) -> list[int]:
         """Prepares on `conn` the parts it lacks, then runs `statement` (a simple query);
-        answers the positions its INSERT … RETURNING gave."""
+        answers the positions its INSERT … RETURNING gave. A statement found gone (even
+        beside one just prepared) has the session's names read again, and the append
+        tried once more."""
         names = self._on.get(conn.pgconn.backend_pid)
         if names is None:
             names = self._session(conn)
@@ -93,11 +100,11 @@ class Prepared:
         try:
             return [int(position) for position in simple_query(conn, statement)]
         except psycopg.errors.InvalidSqlStatementName:
-            if missing:
+            if not again:  # read from the server a moment ago: not a stale name
                 raise
             conn.rollback()  # (nothing was written: the EXECUTE failed)
             self._on.pop(conn.pgconn.backend_pid, None)
-            return self.run(conn, statement, parts)
+            return self.run(conn, statement, parts, again=False)
 
     def _session(self, conn: psycopg.Connection[Any]) -> set[bytes]:
         """The names prepared in a session not met yet (a new one has none; a server

@@ -18,6 +18,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from application import installations, sync_events, tokens
+from application.prepared import Prepared, Values
 from application.store import Store
 from appstore.bootstrap import build_store
 from appstore.settings import Settings
@@ -200,6 +201,25 @@ def test_an_append_prepares_its_statement_once_per_connection_and_again_when_it_
     for installation in installed:
         found = cached.load(installation.id, Installation)
         assert found is not None and found.status is InstallationStatus.PENDING_AUTHORIZATION
+
+
+def test_a_statement_gone_beside_one_never_prepared_is_prepared_again(postgres_url: str) -> None:
+    """An append of two statements: one prepared earlier on the connection and deallocated
+    since (psycopg's DEALLOCATE ALL after another append's rollback, as when racing requests
+    lose), one of a shape the connection never had. Preparing the second must not hide that
+    the first is gone (a race of four code exchanges once failed so)."""
+    prepared = Prepared()
+
+    def total(rows: Values, probes: Values) -> bytes:
+        return b"SELECT " + b" + ".join(row[0] for row in rows)
+
+    with psycopg.connect(postgres_url) as conn:
+        one = prepared.part(b"test", (b"bigint",), total, [[b"1"]], [])
+        assert prepared.run(conn, one.run, [one]) == [1]
+        conn.execute("DEALLOCATE ALL")  # what psycopg's rollback sends
+        conn.commit()
+        two = prepared.part(b"test", (b"bigint",), total, [[b"2"], [b"3"]], [])
+        assert prepared.run(conn, one.run + b"; " + two.run, [one, two]) == [5]
 
 
 def test_an_append_larger_than_any_prepared_shape_is_written_whole(
