@@ -184,7 +184,7 @@ class Batch:
                 self._insert(table, fresh)
 
 
-_DEFAULTS: dict[str, dict[str, Any]] = {}
+_DEFAULTS: dict[sa.Table, dict[str, Any]] = {}
 _PKS: dict[sa.Table, sa.Column[Any]] = {}
 
 
@@ -254,12 +254,12 @@ def _among_of(table: sa.Table, column: str, postgres: bool) -> Any:
 
 def _defaults(table: sa.Table) -> dict[str, Any]:
     """Every column of a new row (so multi-row INSERTs see the same keys)."""
-    cached = _DEFAULTS.get(table.name)
+    cached = _DEFAULTS.get(table)  # by table, not name: two tables may share a name
     if cached is None:
         cached = {}
         for column in table.columns:
             default = column.default
             scalar = isinstance(default, sa.ColumnDefault) and default.is_scalar
             cached[column.name] = default.arg if scalar else None  # type: ignore[union-attr]
-        _DEFAULTS[table.name] = cached
+        _DEFAULTS[table] = cached
     return cached
