@@ -9,7 +9,8 @@ Appends a log of --events events (apps, installations, authorizations, incidents
      untimed catch-up of 1., and each steps its share on --lanes connections at once,
      projections/lanes.py; the raw writes of a round's steps come once the round has
      ended, while no step runs and no page is being read ahead) writes that step's share
-     of the same rows into empty twins of the tables (same columns and indexes), in a transaction of their own, once by a batched INSERT
+     of the same rows into empty twins of the tables (same columns and indexes), in a
+     transaction of their own, once by a batched INSERT
      (psycopg's executemany: the issue's "raw batched INSERT") and once by COPY (as the
      projector writes new rows on PostgreSQL: the floor). Each model's rows are split over
      as many transactions as the projector used for that model, one statement per table
@@ -192,17 +193,17 @@ class Raw:
 
 def interleaved(
     store: Store, url: str, head: int, args: argparse.Namespace, progress: Progress
-) -> tuple[list[float], dict[str, list[float]], int, int]:
+) -> tuple[list[float], dict[str, list[float]], int, int, int]:
     """A first catch-up (untimed: it gives the rows and each model's transactions; the
     other processes of the catch-up start meanwhile), then `runs` catch-ups from 0, each
     with the raw writes of the same rows done beside it, step by step: (catch-up seconds,
-    raw seconds by way, rows, transactions) per run."""
+    raw seconds by way, rows, transactions) per run, and the processes used."""
     projector = read_side(store, Settings(database_url=url), batch_size=args.batch)
     projector.lanes = args.lanes
     caught: list[float] = []
     raws: dict[str, list[float]] = {way: [] for way in WAYS}
     written = 0
-    with projector.processes(args.processes):
+    with projector.processes(args.processes) as used:
         _, steps = catch_up(projector, head, progress, "projector catch-up (rows to write)")
         data = read_rows(projector)
         for run in range(args.runs):
@@ -219,7 +220,7 @@ def interleaved(
                 raws[way].append(raw.seconds[way])
             written = raw.written
     projector.engine.dispose()
-    return caught, raws, written, sum(steps.values())
+    return caught, raws, written, sum(steps.values()), used
 
 
 def replay(url: str) -> float:
@@ -271,7 +272,9 @@ def run(args: argparse.Namespace) -> list[Row]:
     with progress_bar(console) as progress:
         head = fill(store, args.events, progress)
         if not args.replay_only:
-            caught, raws, written, transactions = interleaved(store, url, head, args, progress)
+            caught, raws, written, transactions, used = interleaved(
+                store, url, head, args, progress
+            )
             for way, goal in (("INSERT", 0.7), ("COPY", None)):
                 ratios = sorted(r / c for c, r in zip(caught, raws[way], strict=True))
                 middle = ratios[len(ratios) // 2]  # the median run's
@@ -279,7 +282,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                     Row(
                         "catch-up",
                         f"projector from 0, {head:,} events → {written:,} rows,"
-                        f" {transactions} transactions, {args.processes} process(es) of"
+                        f" {transactions} transactions, {used} process(es) of"
                         f" {args.lanes} lane(s); vs batched {way}"
                         f" step by step beside it, median of {args.runs} runs"
                         f" (runs: {', '.join(f'{r:.2f}' for r in ratios)})",
