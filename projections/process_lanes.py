@@ -98,6 +98,7 @@ class ProcessLanes:
             raise
         self.names = {name for _, _, names in self._lanes for name in names}
         self._asked: list[list[str]] = [[] for _ in self._lanes]
+        self._settled = True  # no step since the last `settle`: nothing read ahead since
 
     def run(self, names: list[str], here: Round, durable: bool) -> list[StepResult]:
         """One round: the names of the other processes' shares stepped there, the others by
@@ -121,6 +122,9 @@ class ProcessLanes:
 
     def settle(self) -> None:
         """Waits until each other process has read the page it reads ahead (if any)."""
+        if self._settled:
+            return
+        self._settled = True
         for conn, _, _ in self._lanes:
             conn.send((True, []))
         for conn, process, _ in self._lanes:
@@ -129,6 +133,7 @@ class ProcessLanes:
 
     def send(self, names: Sequence[str], durable: bool) -> None:
         """Starts a round of those of `names` the other processes step (theirs only)."""
+        self._settled = False
         for i, (conn, _, share) in enumerate(self._lanes):
             wanted = [n for n in names if n in share]
             self._asked[i] = wanted

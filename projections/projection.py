@@ -42,7 +42,8 @@ class Projection:
     tables: tuple[sa.Table, ...] = ()
     version: int = 1
     # What applying one event of the log costs, relative to the others (measured on the
-    # bench log): `appstore replay` splits the read models into groups of equal cost.
+    # bench log): a catch-up in several processes (`appstore replay`, projections/
+    # process_lanes.py) splits the read models into shares of equal cost.
     replay_cost: float = 1.0
 
     def handlers(self) -> Sequence[On[Any]]:
