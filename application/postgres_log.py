@@ -128,19 +128,17 @@ class OneTripApplicationRecorder(PostgresApplicationRecorder):
         begin, _, _, commit = self._rendered()
         rows = [
             (
-                b"'%s'::uuid" % str(e.originator_id).encode(),
+                _uuid_literal(e.originator_id),
                 b"%d" % e.originator_version,
                 self._topic_literal(e.topic),
-                b"E'\\\\x%s'::bytea" % e.state.hex().encode(),
+                _bytea_literal(e.state),
             )
             for e in stored_events
         ]
         # Under the table lock taken just before (every append takes it), the statement's
         # snapshot holds every event committed: none can come in between the probes and the
         # insert. One primary-key probe per aggregate, each evaluated once (an InitPlan).
-        probes = [
-            (b"'%s'::uuid" % str(i).encode(), b"%d" % v) for i, v in (unchanged or {}).items()
-        ]
+        probes = [(_uuid_literal(i), b"%d" % v) for i, v in (unchanged or {}).items()]
         parts = [self._prepared.part(b"events", _EVENT_TYPES, self._events_sql, rows, probes)]
         if facts:  # the same condition: both go in, or neither
             fact_rows = _fact_literals(facts)
@@ -344,15 +342,21 @@ def _fact_literals(facts: Sequence[FactRow]) -> list[tuple[bytes, ...]]:
     """Each row's values as SQL literals."""
     return [
         (
-            b"'%s'::uuid" % str(row.id).encode(),
+            _uuid_literal(row.id),
             b"%d::bigint" % row.version,
-            _uuid_literal(row.installation_id) + b"::uuid",
-            _uuid_literal(row.grant_id) + b"::uuid",
-            b"E'\\\\x%s'::bytea" % row.facts.hex().encode(),
+            _uuid_literal(row.installation_id),
+            _uuid_literal(row.grant_id),
+            _bytea_literal(row.facts),
         )
         for row in facts
     ]
 
 
-def _uuid_literal(value: UUID | None) -> bytes:
-    return b"'%s'" % str(value).encode() if value is not None else b"NULL"
+def _uuid_literal(value: UUID | str | None) -> bytes:
+    """A uuid (or NULL) as a typed SQL literal."""
+    return b"'%s'::uuid" % str(value).encode() if value is not None else b"NULL::uuid"
+
+
+def _bytea_literal(value: bytes) -> bytes:
+    """Bytes as a typed SQL literal (hex)."""
+    return b"E'\\\\x%s'::bytea" % value.hex().encode()
