@@ -143,19 +143,20 @@ def catch_up_first(
     round once `stop` is set. Returns the events applied. Whatever fails here, the polling
     loop takes over from where it left (the failure shows in `health`)."""
     try:
-        head = projector.head()
-        positions = projector.positions()
-        if head - min(positions.values(), default=head) < at_least:
+        start = projector.measure()  # /readyz's details show where it starts
+        behind = max(start.lag.values(), default=0)
+        if behind < at_least:
             return 0
         health.started()
-        health.report_lag(head - min(positions.values()))
-        console.print(f"[yellow]catching up[/yellow] to position {head:,} first")
+        health.report_lag(behind)
+        console.print(f"[yellow]catching up[/yellow] to position {start.head:,} first")
+        lag = dict(start.lag)
 
         def advance(result: StepResult) -> None:
             health.succeeded()
             if result.position >= 0:
-                positions[result.projection] = result.position
-                health.report_lag(max(0, head - min(positions.values())))
+                lag[result.projection] = max(0, start.head - result.position)
+                health.report_lag(max(lag.values()))
 
         with projector.processes(settings.projector.replay_workers) as used:
             applied = projector.catch_up(on_progress=advance, stop=stop)
