@@ -67,20 +67,21 @@ def _store_with_apps(settings: Settings) -> Projector:
     return read_side(store, settings, batch_size=4)
 
 
-def _recorded(postgres_url: str, noted: Path) -> tuple[Settings, Projector]:
-    """A store with apps, and its projector whose other processes note who they are."""
+def _recorded(postgres_url: str, folder: Path) -> tuple[Settings, Projector, Path]:
+    """A store with apps, and its projector whose other processes note who they are (in
+    the file answered)."""
     settings = Settings(database_url=postgres_url, fast_password_hashing=True)
     projector = _store_with_apps(settings)
+    noted = folder / "lane"
     projector.spawn = partial(_recording, noted, settings)
-    return settings, projector
+    return settings, projector, noted
 
 
 @pytest.mark.postgres
 def test_a_catch_up_in_two_processes_builds_what_one_builds(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    noted = tmp_path / "lane"
-    _, projector = _recorded(postgres_url, noted)
+    _, projector, noted = _recorded(postgres_url, tmp_path)
     projector.catch_up()
     alone = snapshot(projector)
     head = projector.head()
@@ -133,8 +134,7 @@ def test_on_sqlite_a_catch_up_stays_in_one_process(tmp_path: Path) -> None:
 def test_appstore_project_far_behind_catches_up_in_processes_first(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    noted = tmp_path / "lane"
-    settings, projector = _recorded(postgres_url, noted)
+    settings, projector, noted = _recorded(postgres_url, tmp_path)
     health, stop = LoopHealth("projector"), threading.Event()
     head = projector.head()
     assert catch_up_first(projector, settings, health, stop, at_least=head + 1) == 0
