@@ -26,6 +26,7 @@ from starlette.routing import Route
 from api.consistency import POSITION_HEADER, min_position, wait_for_position
 from api.problems import Problem, validation_problem
 from domain.errors import OAuthError
+from projections.db import WouldWait, not_waiting
 
 Handler = Callable[["Call"], Awaitable[Any]]
 # Endpoints whose caller shows a bearer token (checked by the handler; its absence here).
@@ -63,13 +64,21 @@ class Call:
         return await run_in_threadpool(function, *args, **kwargs)
 
     async def read(self, query: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Runs `query(conn, *args)` on a read-model connection in the threadpool."""
+        """Runs `query(conn, *args)` on a read-model connection: here, when the read models
+        are an SQLite file (unless it would wait for another thread), else in the
+        threadpool (projections/db.py)."""
         engine = self.state.projector.engine
 
         def run_query() -> Any:
             with engine.connect() as conn:
                 return query(conn, *args, **kwargs)
 
+        if self.state.inline_reads:
+            try:
+                with not_waiting():
+                    return run_query()
+            except WouldWait:
+                pass  # another thread holds what it needs: waits there, not here
         return await run_in_threadpool(run_query)
 
     async def written(self, position: int | None) -> None:

@@ -43,6 +43,7 @@ from consumers.health import ConsumerHealth
 from domain.clock import Clock
 from domain.credentials import Passwords
 from projections import catalog_text
+from projections.db import reads_in_process
 from projections.due_installations import DueInstallations
 from projections.read_side import build_projector
 from projections.runner import Projector
@@ -244,6 +245,7 @@ def create_app(
     app.state.settings = settings
     app.state.public_url = public_url
     app.state.projector = projector
+    app.state.inline_reads = reads_in_process(projector.engine)  # (projections/db.py)
     app.state.consistency_timeout = consistency_timeout
     app.state.consumer_health = consumer_health
     app.state.loops = loops

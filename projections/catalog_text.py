@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection
 from projections.catalog import CATEGORY_BIT, PLATFORM_BIT
 from projections.catalog_prefixes import Prefixes, bitmap, slots_of
 from projections.catalog_text_rows import HEAD, KEYS, TextApp, changed, listed, text_app
+from projections.db import holding
 
 # A prefix gets a bitmap when at least this share of the listed apps has it (and at least
 # MIN_FREQUENT apps); rarer ones are looked up word by word.
@@ -290,7 +291,7 @@ def index_of(conn: Connection) -> TextIndex:
 def search(conn: Connection, query: TextQuery) -> tuple[list[int], int, dict[str, dict[str, int]]]:
     """(the page's seqs in order, the total, the facet counts) of a query with text."""
     index = index_of(conn)
-    with index.lock:
+    with holding(index.lock):  # (a read on the serving thread does not wait for a build)
         index.refresh(conn)
         return index.answer(query)
 
