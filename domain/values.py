@@ -332,8 +332,7 @@ def text(
         value = ""
     if not isinstance(value, str):
         raise InvalidInput(field, "must be a string")
-    allowed = _TEXT_LAYOUT if multiline else ""
-    if any(_is_control(c) and c not in allowed for c in value):
+    if (_CONTROL_BUT_LAYOUT if multiline else _CONTROL).search(value):
         kind = "control characters" if multiline else "control characters or line breaks"
         raise InvalidInput(field, f"must not contain {kind}")
     result = value.strip()
@@ -344,17 +343,15 @@ def text(
     return result
 
 
-_TEXT_LAYOUT = "\n\r\t"
+# C0/C1 controls, DEL, and the invisible line/paragraph separators and bidi overrides; the
+# layout characters (tab, line feed, carriage return) are C0 controls a multi-line text keeps.
+_CONTROLS = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(rf"[{_CONTROLS}]")
+_CONTROL_BUT_LAYOUT = re.compile(rf"(?![\t\n\r])[{_CONTROLS}]")
 
 
 def _is_control(char: str) -> bool:
-    """C0/C1 controls, DEL, and the invisible line/paragraph separators and bidi overrides."""
-    code = ord(char)
-    return (
-        code < 0x20
-        or 0x7F <= code <= 0x9F
-        or char in "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-    )
+    return _CONTROL.match(char) is not None
 
 
 def _string_list(values: object, field: str) -> list[str]:
