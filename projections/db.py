@@ -70,7 +70,9 @@ def create_read_engine(database_url: str, *, pool_size: int = 5, timeout: int = 
         # The embedded store serialises writers on one file lock: waits there are normal.
         # The pool keeps a connection per API worker thread (anyio's 40 by default): past
         # SQLAlchemy's 5 + 10 overflow, connections were opened (with their PRAGMAs) and
-        # closed per request under load, and threads queued for the 15.
+        # closed per request under load, and threads queued for the 15. The overflow keeps
+        # room beside the worker threads for the serving thread's reads (api/routing.py)
+        # and the background loops.
         sized = {} if ":memory:" in url else {"pool_size": SQLITE_POOL, "max_overflow": SQLITE_POOL}
         engine = sa.create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, **sized

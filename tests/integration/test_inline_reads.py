@@ -35,17 +35,23 @@ def on_serving_thread() -> bool:
     return True
 
 
+def where_called(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> list[bool]:
+    """Replaces `module.name` with a function noting, at each call, `on_serving_thread()`."""
+    seen: list[bool] = []
+    function = getattr(module, name)
+
+    def spy(*args: Any) -> Any:
+        seen.append(on_serving_thread())
+        return function(*args)
+
+    monkeypatch.setattr(module, name, spy)
+    return seen
+
+
 def test_a_read_model_query_runs_on_the_serving_thread_on_sqlite_only(
     settings: Settings, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: list[bool] = []
-    find_app = catalog_search.find_app
-
-    def spy(conn: Any, key: str) -> Any:
-        seen.append(on_serving_thread())
-        return find_app(conn, key)
-
-    monkeypatch.setattr(catalog_search, "find_app", spy)
+    seen = where_called(monkeypatch, catalog_search, "find_app")
     app = create_app(settings, clock=clock)
     try:
         with TestClient(app) as client:
@@ -62,14 +68,7 @@ def test_a_read_model_query_runs_on_the_serving_thread_on_sqlite_only(
 def test_a_search_waiting_for_the_text_index_waits_in_the_threadpool(
     tmp_path: Path, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: list[bool] = []
-    search = catalog_text.search
-
-    def spy(conn: Any, query: Any) -> Any:
-        seen.append(on_serving_thread())
-        return search(conn, query)
-
-    monkeypatch.setattr(catalog_text, "search", spy)
+    seen = where_called(monkeypatch, catalog_text, "search")
     settings = Settings(database_url=f"sqlite:///{tmp_path}/store.db", fast_password_hashing=True)
     app = create_app(settings, clock=clock)
     try:
