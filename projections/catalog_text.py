@@ -33,12 +33,15 @@ from sqlalchemy.engine import Connection
 from projections.catalog import CATEGORY_BIT, PLATFORM_BIT
 from projections.catalog_prefixes import Prefixes, bitmap, slots_of
 from projections.catalog_text_rows import HEAD, KEYS, TextApp, changed, listed, text_app
-from projections.db import holding
+from projections.db import holding, long_work
 
 # A prefix gets a bitmap when at least this share of the listed apps has it (and at least
 # MIN_FREQUENT apps); rarer ones are looked up word by word.
 FREQUENT_SHARE = 100
 MIN_FREQUENT = 8
+# A refresh over more log positions than this is long work (projections/db.py), not done on
+# the serving thread (a position changes one app at most).
+SHORT_REFRESH = 500
 
 
 class TextQuery(Protocol):
@@ -89,8 +92,11 @@ class TextIndex:
         if head == self.head:
             return
         if head < self.head or self.head < 0:
+            long_work("the text index is to be built")  # seconds at 100,000 apps
             self.build(conn.execute(listed(conn.dialect.name)))
         else:
+            if head - self.head > SHORT_REFRESH:
+                long_work("many apps changed since the text index last looked")
             for row in conn.execute(changed(conn.dialect.name), {"since": self.head}):
                 self.apply(row)
         self.head = head
@@ -291,7 +297,7 @@ def index_of(conn: Connection) -> TextIndex:
 def search(conn: Connection, query: TextQuery) -> tuple[list[int], int, dict[str, dict[str, int]]]:
     """(the page's seqs in order, the total, the facet counts) of a query with text."""
     index = index_of(conn)
-    with holding(index.lock):  # (a read on the serving thread does not wait for a build)
+    with holding(index.lock):  # (a read on the serving thread waits for no build)
         index.refresh(conn)
         return index.answer(query)
 

@@ -7,7 +7,8 @@ Reads on the serving thread: on an embedded SQLite file a read model's query is 
 this process (no network to wait on; in WAL mode a reader never waits for the writer), so
 the API runs it where the request is, not in the threadpool, whose hand-over both ways was
 a fifth of a read's CPU (`reads_in_process`). Such a read must not wait for other threads'
-work either: a lock it would wait for (`holding`) raises `WouldWait` instead, and the
+work either, nor do long work (other requests would wait for it): a lock it would wait for
+(`holding`) or long work it would start (`long_work`) raises `WouldWait` instead, and the
 caller runs the read again in the threadpool.
 """
 
@@ -111,7 +112,8 @@ def reads_in_process(engine: Engine) -> bool:
 
 
 class WouldWait(Exception):
-    """A read run `not_waiting` met a lock another thread holds (see `holding`)."""
+    """A read run `not_waiting` met a lock another thread holds (see `holding`), or long
+    work (`long_work`)."""
 
 
 _reading = threading.local()
@@ -137,3 +139,10 @@ def holding(lock: threading.Lock) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def long_work(what: str) -> None:
+    """Said before work that takes long (building an index): within `not_waiting`, raises
+    WouldWait, so that the caller does it in the threadpool."""
+    if getattr(_reading, "not_waiting", False):
+        raise WouldWait(what)

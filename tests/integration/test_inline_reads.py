@@ -18,6 +18,7 @@ from appstore.bootstrap import create_app
 from appstore.settings import Settings
 from domain.clock import FixedClock
 from projections import catalog_search, catalog_text
+from projections.catalog_text_rows import HEAD
 from projections.db import WouldWait, holding, not_waiting, reads_in_process
 from tests import factories as f
 
@@ -101,6 +102,52 @@ def test_a_search_waiting_for_the_text_index_waits_in_the_threadpool(
     assert [item["name"] for item in answers["search"].json()["items"]] == ["Parcel Labels"]
     # Tried here first (on the serving thread), answered from the threadpool once free.
     assert seen[-2:] == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("last_looked", "elsewhere"),
+    [
+        ("after the head: the read models were rebuilt", True),
+        ("many positions ago", True),
+        ("one position ago", False),
+    ],
+)
+def test_a_search_that_would_build_the_text_index_or_catch_much_up_runs_in_the_threadpool(
+    tmp_path: Path,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+    last_looked: str,
+    elsewhere: bool,
+) -> None:
+    seen = where_called(monkeypatch, catalog_text, "search")
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/store.db", fast_password_hashing=True)
+    app = create_app(settings, clock=clock)
+    try:
+        with TestClient(app) as client:
+            f.app(app.state.store, f.developer(app.state.store), name="Parcel Labels")
+            app.state.projector.catch_up()
+            assert client.get("/v1/apps", params={"q": "parcel"}).json()["total"] == 1
+            for thread in threading.enumerate():
+                if thread.name == "text-index":  # the start-up build: done before we go on
+                    thread.join(timeout=30)
+            with app.state.projector.engine.connect() as conn:
+                index = catalog_text.index_of(conn)
+                head = conn.execute(HEAD).scalar_one()
+            monkeypatch.setattr(catalog_text, "SHORT_REFRESH", 1)  # more is many here
+            assert head >= 2
+            index.head = {
+                "after the head: the read models were rebuilt": head + 1,
+                "many positions ago": head - 2,
+                "one position ago": head - 1,
+            }[last_looked]
+            answer = client.get("/v1/apps", params={"q": "label"})
+    finally:
+        app.state.store.close()
+        app.state.projector.engine.dispose()
+    assert [item["name"] for item in answer.json()["items"]] == ["Parcel Labels"]
+    assert index.head == head
+    # On the serving thread first; in the threadpool when that would have been long work.
+    assert seen[-2:] == [True, False] if elsewhere else seen[-1:] == [True]
 
 
 def test_holding_a_lock_another_thread_holds_raises_only_when_not_waiting() -> None:
