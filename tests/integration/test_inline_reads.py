@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +68,10 @@ def test_a_read_model_query_runs_on_the_serving_thread_on_sqlite_only(
     assert seen == [settings.database_url.startswith("sqlite")]
 
 
-def test_a_search_waiting_for_the_text_index_waits_in_the_threadpool(
-    tmp_path: Path, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    seen = where_called(monkeypatch, catalog_text, "search")
+@contextmanager
+def serving_one_app(tmp_path: Path, clock: FixedClock) -> Iterator[tuple[Any, TestClient]]:
+    """`appstore serve`'s app on an SQLite file with one app listed ("Parcel Labels"), its
+    read models caught up and its text index built by a first search."""
     settings = Settings(database_url=f"sqlite:///{tmp_path}/store.db", fast_password_hashing=True)
     app = create_app(settings, clock=clock)
     try:
@@ -77,27 +79,35 @@ def test_a_search_waiting_for_the_text_index_waits_in_the_threadpool(
             f.app(app.state.store, f.developer(app.state.store), name="Parcel Labels")
             app.state.projector.catch_up()
             assert client.get("/v1/apps", params={"q": "parcel"}).json()["total"] == 1
-            with app.state.projector.engine.connect() as conn:
-                index = catalog_text.index_of(conn)
-            answers: dict[str, Any] = {}
-
-            def ask(name: str, path: str, params: dict[str, str] | None = None) -> None:
-                answers[name] = client.get(path, params=params)
-
-            searching = threading.Thread(target=ask, args=("search", "/v1/apps", {"q": "label"}))
-            probing = threading.Thread(target=ask, args=("health", "/healthz"))
-            with index.lock:  # as a build of the index in another thread holds it
-                searching.start()
-                searching.join(timeout=0.5)
-                probing.start()
-                probing.join(timeout=10)
-                # The serving thread stayed free: another request was answered meanwhile.
-                assert answers.get("health") is not None and answers["health"].status_code == 200
-                assert searching.is_alive()  # the search waits for the index, elsewhere
-            searching.join(timeout=10)
+            yield app, client
     finally:
         app.state.store.close()
         app.state.projector.engine.dispose()
+
+
+def test_a_search_waiting_for_the_text_index_waits_in_the_threadpool(
+    tmp_path: Path, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = where_called(monkeypatch, catalog_text, "search")
+    with serving_one_app(tmp_path, clock) as (app, client):
+        with app.state.projector.engine.connect() as conn:
+            index = catalog_text.index_of(conn)
+        answers: dict[str, Any] = {}
+
+        def ask(name: str, path: str, params: dict[str, str] | None = None) -> None:
+            answers[name] = client.get(path, params=params)
+
+        searching = threading.Thread(target=ask, args=("search", "/v1/apps", {"q": "label"}))
+        probing = threading.Thread(target=ask, args=("health", "/healthz"))
+        with index.lock:  # as a build of the index in another thread holds it
+            searching.start()
+            searching.join(timeout=0.5)
+            probing.start()
+            probing.join(timeout=10)
+            # The serving thread stayed free: another request was answered meanwhile.
+            assert answers.get("health") is not None and answers["health"].status_code == 200
+            assert searching.is_alive()  # the search waits for the index, elsewhere
+        searching.join(timeout=10)
     assert answers["search"].status_code == 200
     assert [item["name"] for item in answers["search"].json()["items"]] == ["Parcel Labels"]
     # Tried here first (on the serving thread), answered from the threadpool once free.
@@ -120,30 +130,21 @@ def test_a_search_that_would_build_the_text_index_or_catch_much_up_runs_in_the_t
     elsewhere: bool,
 ) -> None:
     seen = where_called(monkeypatch, catalog_text, "search")
-    settings = Settings(database_url=f"sqlite:///{tmp_path}/store.db", fast_password_hashing=True)
-    app = create_app(settings, clock=clock)
-    try:
-        with TestClient(app) as client:
-            f.app(app.state.store, f.developer(app.state.store), name="Parcel Labels")
-            app.state.projector.catch_up()
-            assert client.get("/v1/apps", params={"q": "parcel"}).json()["total"] == 1
-            for thread in threading.enumerate():
-                if thread.name == "text-index":  # the start-up build: done before we go on
-                    thread.join(timeout=30)
-            with app.state.projector.engine.connect() as conn:
-                index = catalog_text.index_of(conn)
-                head = conn.execute(HEAD).scalar_one()
-            monkeypatch.setattr(catalog_text, "SHORT_REFRESH", 1)  # more is many here
-            assert head >= 2
-            index.head = {
-                "after the head: the read models were rebuilt": head + 1,
-                "many positions ago": head - 2,
-                "one position ago": head - 1,
-            }[last_looked]
-            answer = client.get("/v1/apps", params={"q": "label"})
-    finally:
-        app.state.store.close()
-        app.state.projector.engine.dispose()
+    with serving_one_app(tmp_path, clock) as (app, client):
+        for thread in threading.enumerate():
+            if thread.name == "text-index":  # the start-up build: done before we go on
+                thread.join(timeout=30)
+        with app.state.projector.engine.connect() as conn:
+            index = catalog_text.index_of(conn)
+            head = conn.execute(HEAD).scalar_one()
+        monkeypatch.setattr(catalog_text, "SHORT_REFRESH", 1)  # more is many here
+        assert head >= 2
+        index.head = {
+            "after the head: the read models were rebuilt": head + 1,
+            "many positions ago": head - 2,
+            "one position ago": head - 1,
+        }[last_looked]
+        answer = client.get("/v1/apps", params={"q": "label"})
     assert [item["name"] for item in answer.json()["items"]] == ["Parcel Labels"]
     assert index.head == head
     # On the serving thread first; in the threadpool when that would have been long work.
