@@ -311,6 +311,12 @@ def run(args: argparse.Namespace) -> list[Row]:
     name = "http_load"
     client_ms = mix_cpu / max(1, len(reads) + len(writes)) * 1000
     one_metrics = args.workers == 1  # else each scrape reads whichever worker answers it
+    server_time = [
+        Row(name, "server time per read (mean, /metrics)", f"{read_ms:.2f} ms",
+            f"/healthz {health_s / max(health_n, 1) * 1000:.2f} ms", None, "≤ 2 ms", read_ms <= 2),
+        Row(name, "  per route", ", ".join(
+            f"{r.split('/')[-1] or r} {s / n:.2f} ms" for r, (s, n) in per_route.items())),
+    ] if one_metrics else [Row(name, "server time per read (mean, /metrics)", ONE_WORKER_ONLY)]  # fmt: skip
     rows = [
         Row(name, f"mix p50 at {args.rate:.0f} req/s ({where})",
             f"{percentile(reads + writes, 50):.1f} ms", f"/healthz {percentile(raw_all, 50):.1f} ms"),
@@ -324,15 +330,7 @@ def run(args: argparse.Namespace) -> list[Row]:
             p99_reads <= 2 * p99_raw and errors == 0),
         Row(name, "p99 of reads and writes together",
             f"{percentile(reads + writes, 99):.1f} ms"),
-        *(
-            [Row(name, "server time per read (mean, /metrics)", f"{read_ms:.2f} ms",
-                 f"/healthz {health_s / max(health_n, 1) * 1000:.2f} ms", None, "≤ 2 ms",
-                 read_ms <= 2),
-             Row(name, "  per route", ", ".join(
-                 f"{r.split('/')[-1] or r} {s / n:.2f} ms" for r, (s, n) in per_route.items()))]
-            if one_metrics else
-            [Row(name, "server time per read (mean, /metrics)", ONE_WORKER_ONLY)]
-        ),
+        *server_time,
         Row(name, "writes (install + decline, waiting for the read models) p50 / p99",
             f"{percentile(writes, 50):.0f} / {percentile(writes, 99):.0f} ms" if writes else "none"),
         Row(name, "server CPU per request (all its threads and workers)",
